@@ -1,0 +1,3 @@
+from bench.cli import target_main
+
+target_main()

@@ -1,0 +1,392 @@
+"""The reference target: the Neptun chat route (and an OpenAI-compatible twin) over real HTTP.
+
+It speaks the route as deployed or as documented (``flavor``), streams on the schedule of
+``engine.py``, injects faults on demand, and keeps the server's own truth per request (stamps on
+the same monotonic clock a client on this host reads) so the harness can measure its own error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from bench.target.auth import AuthConfig
+from bench.target.engine import ModelEngine, Plan, make_plan
+from bench.target.faults import FAULT_HEADER, FaultPlan, FaultShares, parse_header
+from bench.target.profiles import Profiles, load_profiles
+
+ROUTE = "/api/ai/huggingface/{publisher}/{name}/chat"
+INVALID_MODEL = {"deployed": "Invalid model name- or publisher", "documented": "Invalid model name or publisher"}
+CONTENT_TYPES = {"plain": "text/plain; charset=utf-8", "event-stream": "text/event-stream"}
+BAD_BODY = "Bad Request. Invalid body(message | messages)."
+_INT = re.compile(r"^-?\d+$")
+
+
+@dataclass
+class TargetConfig:
+    """Everything that shapes the target's behaviour. Secrets live only in ``auth``."""
+
+    flavor: str = "deployed"  # deployed | documented
+    content_type: str | None = None  # plain | event-stream; default follows the flavor
+    framing: str = "aisdk"  # aisdk: 0:"text" lines; sse: each part as an SSE data: event
+    finish_part: bool = False  # send d:{finishReason, usage} at the end (AI SDK finish part)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    profiles_path: str | None = None
+    seed: int = 0
+    faults: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_messages: int = 1000
+    truth_limit: int = 1_000_000
+
+    def resolved_content_type(self) -> str:
+        key = self.content_type or ("plain" if self.flavor == "deployed" else "event-stream")
+        return CONTENT_TYPES[key]
+
+
+@dataclass(slots=True)
+class Truth:
+    """The server's own account of one request, on the host's monotonic clock (ns)."""
+
+    request_id: str
+    route: str
+    model: str
+    status: int = 0
+    faults: str = ""
+    recv_ns: int = 0
+    recv_wall: float = 0.0
+    headers_ns: int = 0
+    first_due_ns: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    parts: int = 0
+    tokens: int = 0
+    prompt_tokens: int = 0
+    queue_wait_ms: float = 0.0
+    outcome: str = ""
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = json.dumps({"statusCode": status, "statusMessage": message})
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+def _openai_error(status: int, message: str, kind: str) -> web.Response:
+    body = json.dumps({"error": {"message": message, "type": kind, "code": status}})
+    return web.Response(status=status, text=body, content_type="application/json")
+
+
+class Framer:
+    """Bytes of the route's stream: AI SDK data-stream lines, optionally inside SSE events."""
+
+    def __init__(self, sse: bool, finish_part: bool) -> None:
+        self.sse = sse
+        self.finish_part = finish_part
+
+    def _wrap(self, line: bytes) -> bytes:
+        return b"data: " + line + b"\n\n" if self.sse else line + b"\n"
+
+    def start(self) -> bytes:
+        return b""
+
+    def text(self, text: str) -> bytes:
+        return self._wrap(b"0:" + json.dumps(text, ensure_ascii=False).encode())
+
+    def error(self, message: str) -> bytes:
+        return self._wrap(b"3:" + json.dumps(message).encode())
+
+    def malformed(self) -> bytes:
+        return self._wrap(b'0:"unterminated')
+
+    def finish(self, prompt_tokens: int, tokens: int) -> bytes:
+        if not self.finish_part:
+            return b""
+        usage = {"promptTokens": prompt_tokens, "completionTokens": tokens}
+        return self._wrap(b"d:" + json.dumps({"finishReason": "stop", "usage": usage}).encode())
+
+
+class OpenAIFramer(Framer):
+    """Bytes of an OpenAI chat-completions stream: SSE chunks, optional usage, ``[DONE]``."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        super().__init__(sse=True, finish_part=True)
+        self.model = model
+        self.include_usage = include_usage
+        self.id = "chatcmpl-" + uuid.uuid4().hex[:16]
+        self.created = int(time.time())
+
+    def _chunk(self, delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
+        obj = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        obj["choices"] = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        if usage:
+            obj["usage"] = usage
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+    def start(self) -> bytes:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def text(self, text: str) -> bytes:
+        return self._chunk({"content": text})  # json.dumps below keeps ASCII escapes, as OpenAI does
+
+    def error(self, message: str) -> bytes:
+        return b"data: " + json.dumps({"error": {"message": message}}).encode() + b"\n\n"
+
+    def malformed(self) -> bytes:
+        return b'data: {"choices": [\n\n'
+
+    def finish(self, prompt_tokens: int, tokens: int) -> bytes:
+        out = self._chunk({}, finish="stop")
+        if self.include_usage:
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens}
+            out += self._chunk({}, usage=usage)
+        return out + b"data: [DONE]\n\n"
+
+
+class Target:
+    """The aiohttp application and the state behind it (engines, truth, fault RNG)."""
+
+    def __init__(self, config: TargetConfig, profiles: Profiles | None = None) -> None:
+        self.config = config
+        self.profiles = profiles or load_profiles(config.profiles_path)
+        self.engines = {name: ModelEngine(p) for name, p in self.profiles.models.items()}
+        self.fault_shares = FaultShares.parse(config.faults)
+        self.rng = random.Random(config.seed)
+        self.truth: OrderedDict[str, Truth] = OrderedDict()
+        self.content_type = config.resolved_content_type()
+        self.app = web.Application(client_max_size=config.max_body_bytes)
+        self.app.router.add_post(ROUTE, self.route_chat)
+        self.app.router.add_post("/v1/chat/completions", self.openai_chat)
+        self.app.router.add_get("/v1/models", self.openai_models)
+        self.app.router.add_get("/_bench/health", self.health)
+        self.app.router.add_get("/_bench/truth", self.get_truth)
+        self.app.router.add_delete("/_bench/truth", self.clear_truth)
+        self.app.router.add_get("/_bench/stats", self.stats)
+
+    # --- control plane -------------------------------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "models": sorted(self.profiles.models)})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {name: {"active": e.active, "queued": e.queued, "max_batch": e.profile.max_batch} for name, e in self.engines.items()}
+        )
+
+    async def get_truth(self, request: web.Request) -> web.Response:
+        ids = request.query.get("ids")
+        if ids:
+            rows = [asdict(self.truth[i]) for i in ids.split(",") if i in self.truth]
+        else:
+            rows = [asdict(t) for t in self.truth.values()]
+        return web.json_response(rows)
+
+    async def clear_truth(self, request: web.Request) -> web.Response:
+        self.truth.clear()
+        return web.json_response({"ok": True})
+
+    def write_truth(self, path: str | Path) -> None:
+        with open(path, "w") as fh:
+            for t in self.truth.values():
+                fh.write(json.dumps(asdict(t)) + "\n")
+
+    def _truth(self, request: web.Request, route: str, model: str) -> Truth:
+        rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        t = Truth(request_id=rid, route=route, model=model, recv_ns=time.monotonic_ns(), recv_wall=time.time())
+        self.truth[rid] = t
+        if len(self.truth) > self.config.truth_limit:
+            self.truth.popitem(last=False)
+        return t
+
+    def _faults(self, request: web.Request) -> FaultPlan | web.Response:
+        raw = request.headers.get(FAULT_HEADER)
+        if raw:
+            try:
+                return parse_header(raw)
+            except ValueError as exc:
+                return _error(400, f"Bad {FAULT_HEADER} header: {exc}")
+        return self.fault_shares.draw(self.rng)
+
+    # --- the route -----------------------------------------------------------------------
+    async def route_chat(self, request: web.Request) -> web.StreamResponse:
+        model = f"{request.match_info['publisher']}/{request.match_info['name']}"
+        truth = self._truth(request, "route", model)
+        resp = await self._route_checks(request, model)
+        if isinstance(resp, web.Response):
+            truth.status, truth.outcome = resp.status, "rejected"
+            return resp
+        messages, faults = resp
+        truth.faults = ",".join(faults.names)
+        sse = self.config.framing == "sse"
+        return await self._stream(request, truth, model, messages, faults, Framer(sse, self.config.finish_part), self.content_type)
+
+    async def _route_checks(self, request: web.Request, model: str):
+        if not self.config.auth.check(request.headers.get("Authorization"), request.cookies):
+            return _error(401, "Invalid user session")
+        if model in self.profiles.retired:
+            return _error(400, "Service not available anymore.")
+        if model not in self.engines:
+            return _error(400, INVALID_MODEL[self.config.flavor])
+        chat_id = request.query.get("chat_id", "")
+        if not _INT.match(chat_id):
+            return _error(400, "Bad Request. Invalid chat_id.")
+        body = await self._read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not messages:
+            return _error(400, BAD_BODY)
+        if len(messages) > self.config.max_messages:
+            return _error(413, f"Too many messages (at most {self.config.max_messages}).")
+        for m in messages:
+            if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+                return _error(400, BAD_BODY)
+            content = m.get("content")
+            if not isinstance(content, str) or not content.strip():
+                return _error(400, BAD_BODY)
+        faults = self._faults(request)
+        if isinstance(faults, web.Response):
+            return faults
+        return messages, faults
+
+    async def _read_json(self, request: web.Request):
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"Request body larger than {self.config.max_body_bytes} bytes.")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return _error(400, BAD_BODY)
+
+    # --- the OpenAI-compatible twin ------------------------------------------------------
+    async def openai_models(self, request: web.Request) -> web.Response:
+        data = [{"id": name, "object": "model", "owned_by": name.split("/")[0]} for name in sorted(self.engines)]
+        return web.json_response({"object": "list", "data": data})
+
+    async def openai_chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read_json(request)
+        model = body.get("model", "") if isinstance(body, dict) else ""
+        truth = self._truth(request, "openai", model)
+        if isinstance(body, web.Response):
+            truth.status = body.status
+            return body
+        if not self.config.auth.check(request.headers.get("Authorization"), request.cookies):
+            truth.status = 401
+            return _openai_error(401, "Invalid API key", "invalid_request_error")
+        if model not in self.engines:
+            truth.status = 404
+            return _openai_error(404, f"The model '{model}' does not exist", "invalid_request_error")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            truth.status = 400
+            return _openai_error(400, "messages must be a non-empty list", "invalid_request_error")
+        faults = self._faults(request)
+        if isinstance(faults, web.Response):
+            return faults
+        if body.get("max_tokens") or body.get("max_completion_tokens"):
+            faults.tokens = faults.tokens or int(body.get("max_completion_tokens") or body["max_tokens"])
+        truth.faults = ",".join(faults.names)
+        if not body.get("stream"):
+            return await self._complete(truth, model, messages, faults)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return await self._stream(request, truth, model, messages, faults, OpenAIFramer(model, include_usage), "text/event-stream")
+
+    async def _complete(self, truth: Truth, model: str, messages: list, faults: FaultPlan) -> web.Response:
+        parts = []
+        plan = self._plan(model, messages, faults)
+        engine = self.engines[model]
+        await engine.acquire()
+        try:
+            async for _, text, _, _ in engine.schedule(plan, random.Random(self.rng.random()), faults.ttft_ms, faults.step_ms):
+                parts.append(text)
+        finally:
+            engine.release()
+        truth.status, truth.tokens, truth.outcome = 200, plan.tokens, "ok"
+        usage = {"prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.tokens, "total_tokens": plan.prompt_tokens + plan.tokens}
+        msg = {"role": "assistant", "content": "".join(parts)}
+        return web.json_response({"id": "chatcmpl-x", "object": "chat.completion", "model": model, "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}], "usage": usage})
+
+    # --- streaming, shared by both routes ------------------------------------------------
+    def _plan(self, model: str, messages: list, faults: FaultPlan) -> Plan:
+        key = json.dumps(messages[-1:], sort_keys=True) + str(len(messages))
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+        return make_plan(self.engines[model].profile, self.config.seed, key, prompt_chars, faults.tokens)
+
+    async def _stream(self, request, truth: Truth, model, messages, faults: FaultPlan, framer: Framer, content_type: str):
+        if faults.status == 500:
+            truth.status, truth.outcome = 500, "fault:500"
+            return _error(500, "Internal Server Error")
+        if faults.status == 429:
+            truth.status, truth.outcome = 429, "fault:429"
+            return _error(429, "Too Many Requests", {"Retry-After": str(int(faults.retry_after))})
+        engine = self.engines[model]
+        plan = self._plan(model, messages, faults)
+        truth.prompt_tokens = plan.prompt_tokens
+        rng = random.Random(self.rng.random())
+        t_queue = time.monotonic_ns()
+        await engine.acquire()
+        try:
+            truth.queue_wait_ms = (time.monotonic_ns() - t_queue) / 1e6
+            if faults.slow_headers_s:
+                await asyncio.sleep(faults.slow_headers_s)
+            resp = web.StreamResponse(status=200, headers={"Content-Type": content_type, "Cache-Control": "no-cache", "X-Request-ID": truth.request_id})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            truth.headers_ns, truth.status = time.monotonic_ns(), 200
+            truth.outcome = await self._write_parts(request, resp, truth, plan, faults, framer, engine, rng)
+            if truth.outcome == "dropped":
+                return resp
+            await resp.write_eof()
+            return resp
+        except (ConnectionResetError, asyncio.CancelledError):
+            truth.outcome = "client_gone"
+            raise
+        finally:
+            engine.release()
+
+    async def _write_parts(self, request, resp, truth, plan, faults, framer, engine, rng) -> str:
+        if faults.garbage:
+            await resp.write(b"<html><body>502 Bad Gateway</body></html>\n")
+            return "fault:garbage"
+        start = framer.start()
+        if start:
+            await resp.write(start)
+        i = -1
+        async for i, text, ntok, due in engine.schedule(plan, rng, faults.ttft_ms, faults.step_ms):
+            if i == 0 and faults.huge_part:
+                text = "x" * faults.huge_part
+            await resp.write(framer.text(text))
+            now = time.monotonic_ns()
+            if i == 0:
+                truth.first_ns, truth.first_due_ns = now, int(due * 1e9)
+            truth.last_ns = now
+            truth.parts += 1
+            truth.tokens += ntok
+            done = i + 1
+            if faults.stall_s and i == 0:
+                await asyncio.sleep(faults.stall_s)
+            if faults.drop_after is not None and done >= faults.drop_after:
+                request.transport.close()  # no closing zero-length chunk: the body is cut off
+                return "dropped"
+            if faults.malformed_after is not None and done == faults.malformed_after:
+                await resp.write(framer.malformed())
+            if faults.error_after is not None and done >= faults.error_after:
+                await resp.write(framer.error("The model backend failed mid-stream."))
+                return "fault:error_part"
+        if faults.never_end_s:
+            n = 0
+            while True:  # until the client gives up and the write fails
+                await asyncio.sleep(faults.never_end_s)
+                await resp.write(framer.text(f" more{n}"))
+                n += 1
+        finish = framer.finish(plan.prompt_tokens, truth.tokens)
+        if finish:
+            await resp.write(finish)
+        return "ok" if i >= 0 else "empty"

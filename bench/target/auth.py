@@ -1,0 +1,38 @@
+"""Authentication as the route does it: a bearer JWT (documented) or a session cookie (deployed).
+
+JWTs are verified for real with PyJWT, HS256 pinned, ``exp`` required, so a harness that sends
+expired or forged tokens sees the same 401 it would see from the deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jwt
+
+SESSION_COOKIE = "nuxt-session"
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """``mode``: ``jwt`` (bearer or cookie holding a JWT), ``none`` (accept everything)."""
+
+    mode: str = "jwt"
+    secret: str | None = None
+    cookie_name: str = SESSION_COOKIE
+
+    def check(self, authorization: str | None, cookies: dict[str, str]) -> bool:
+        if self.mode == "none":
+            return True
+        token = None
+        if authorization and authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+        elif self.cookie_name in cookies:
+            token = cookies[self.cookie_name]
+        if not token or not self.secret:
+            return False
+        try:
+            jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp"]})
+        except jwt.PyJWTError:
+            return False
+        return True

@@ -1,0 +1,153 @@
+"""A continuous-batching stand-in for an inference server: queue, batch slots, decode schedule.
+
+Each model has ``max_batch`` slots. A request takes a slot (or waits in a FIFO queue), then its
+first token comes after the prefill time and every next token one decode step later, where the
+step grows with the number of active streams. Past ``max_batch`` concurrent requests the queue
+grows and time to first chunk rises sharply: the knee that capacity planning must find.
+
+Replies are generated from a seeded RNG keyed by the conversation, so the same conversation
+gets the same reply on every run with the same seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from bench.target.profiles import ModelProfile
+
+_WORDS = (
+    "the model answer stream token latency server request batch queue prompt context reply "
+    "throughput decode prefill cache memory result value function return list string number "
+    "python code example test error case first second next then because which where when "
+    "should could would simple fast slow large small every each other more less data file "
+    "user system time window step chunk part line byte buffer socket client route chat"
+).split()
+# A few tokens that exercise JSON escaping and multi-byte UTF-8 in every decoder downstream.
+_ODD = [' "quoted"', " back\\slash", " café", " naïve", " →", " 😀", "\n", " 100%", " a\tb"]
+
+
+def prompt_tokens_of(chars: int) -> int:
+    """Rough token count of a prompt: about four characters per token for English text."""
+    return max(1, chars // 4)
+
+
+@dataclass
+class Plan:
+    """Everything one reply will be: its parts (text, tokens in the part) and its total tokens."""
+
+    parts: list[tuple[str, int]]
+    tokens: int
+    prompt_tokens: int
+
+
+def make_plan(profile: ModelProfile, seed: int, key: str, prompt_chars: int, tokens: int | None = None) -> Plan:
+    digest = hashlib.blake2b(f"{seed}|{profile.name}|{key}".encode(), digest_size=8).digest()
+    rng = random.Random(int.from_bytes(digest, "little"))
+    if tokens is None:
+        mu = math.log(profile.output_tokens_median)
+        tokens = int(round(rng.lognormvariate(mu, profile.output_tokens_sigma)))
+    n = max(1, min(tokens, profile.max_new_tokens))
+    words = [(_ODD[rng.randrange(len(_ODD))] if rng.random() < 0.03 else " " + rng.choice(_WORDS)) for _ in range(n)]
+    # Sentences: a full stop every 8-20 tokens makes the R1 sentence buffering meaningful.
+    i = rng.randint(8, 20)
+    while i < n:
+        words[i - 1] += "."
+        i += rng.randint(8, 20)
+    words[-1] += "."
+    if profile.reasoning:
+        think = max(1, n * 2 // 5)
+        words[0] = "<think>\n" + words[0].lstrip()
+        words[think - 1] = words[think - 1].rstrip(".") + ".\n</think>\n\n"
+        words[think] = words[think].lstrip()
+        parts = _sentences(words)
+    else:
+        words[0] = words[0].lstrip()
+        step = profile.tokens_per_part
+        parts = [("".join(words[j : j + step]), len(words[j : j + step])) for j in range(0, n, step)]
+    return Plan(parts=parts, tokens=n, prompt_tokens=prompt_tokens_of(prompt_chars))
+
+
+def _sentences(words: list[str]) -> list[tuple[str, int]]:
+    """Group tokens into sentence- or paragraph-sized parts, as the deployed R1 route buffers them."""
+    parts: list[tuple[str, int]] = []
+    buf: list[str] = []
+    for w in words:
+        buf.append(w)
+        if w.endswith((".", "?", "!", "\n")):
+            parts.append(("".join(buf), len(buf)))
+            buf = []
+    if buf:
+        parts.append(("".join(buf), len(buf)))
+    return parts
+
+
+class ModelEngine:
+    """Batch slots and a FIFO queue for one model."""
+
+    def __init__(self, profile: ModelProfile) -> None:
+        self.profile = profile
+        self.active = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiting)
+
+    async def acquire(self) -> None:
+        if self.active < self.profile.max_batch and not self._waiting:
+            self.active += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if not fut.done():
+                self._waiting.remove(fut)
+            elif not fut.cancelled():
+                self.release()  # the slot was handed to us as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            fut = self._waiting.popleft()
+            if not fut.done():
+                fut.set_result(None)  # hand the slot over; ``active`` stays the same
+                return
+        self.active -= 1
+
+    def jittered(self, ms: float, rng: random.Random) -> float:
+        j = self.profile.jitter
+        return ms * (1.0 + rng.uniform(-j, j)) if j else ms
+
+    async def schedule(
+        self,
+        plan: Plan,
+        rng: random.Random,
+        ttft_ms: float | None = None,
+        step_ms: float | None = None,
+    ) -> AsyncIterator[tuple[int, str, int, float]]:
+        """Yield (index, text, tokens, scheduled loop time) for each part, sleeping until it is due.
+
+        Times are absolute on the loop clock, so a late wake-up does not push later parts back:
+        the schedule is the server-side truth the harness is compared against.
+        """
+        loop = asyncio.get_running_loop()
+        first = ttft_ms if ttft_ms is not None else self.profile.first_token_ms(plan.prompt_tokens)
+        due = loop.time() + self.jittered(first, rng) / 1000.0
+        for i, (text, ntok) in enumerate(plan.parts):
+            # a part of n tokens is ready when its last token is decoded
+            steps = ntok if i > 0 else ntok - 1
+            if steps:
+                step = step_ms if step_ms is not None else self.profile.step_time_ms(self.active)
+                due += self.jittered(step, rng) * steps / 1000.0
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield i, text, ntok, due

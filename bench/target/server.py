@@ -1,0 +1,99 @@
+"""Run the reference target: in this process (``serve``) or as a child process (``TargetProcess``).
+
+A child process keeps the target's event loop off the load generator's cores and clock; it
+announces its address on stdout (``READY http://host:port``) so callers can bind port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from bench.target.app import Target, TargetConfig
+
+READY = "READY "
+
+
+async def _serve(target: Target, host: str, port: int, truth_file: str | None) -> None:
+    runner = web.AppRunner(target.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    site = web.SockSite(runner, sock, backlog=4096)
+    await site.start()
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"{READY}http://{shown}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    if truth_file:
+        target.write_truth(truth_file)
+    await runner.cleanup()
+
+
+def serve(config: TargetConfig, host: str = "127.0.0.1", port: int = 8000, truth_file: str | None = None) -> None:
+    asyncio.run(_serve(Target(config), host, port, truth_file))
+
+
+class TargetProcess:
+    """The target as a child process, started with the given ``bench target`` arguments.
+
+    The JWT secret travels in the environment, never in argv, so it does not show in ``ps``.
+    """
+
+    def __init__(self, args: list[str] | None = None, secret: str | None = None, cpu: int | None = None, log: Path | None = None) -> None:
+        env = dict(os.environ)
+        if secret is not None:
+            env["BENCH_JWT_SECRET"] = secret
+        cmd = [sys.executable, "-m", "bench.target", "--host", "127.0.0.1", "--port", "0", *(args or [])]
+        if cpu is not None and _can_pin():
+            cmd = ["taskset", "-c", str(cpu), *cmd]
+        self._log = open(log, "w") if log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
+        self.url = self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith(READY):
+                return line[len(READY):].strip()
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"reference target did not start (exit code {self.proc.returncode})")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+
+    def __enter__(self) -> "TargetProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _can_pin() -> bool:
+    return (os.cpu_count() or 1) > 1 and any(Path(p, "taskset").exists() for p in os.environ.get("PATH", "").split(os.pathsep))
