@@ -1,0 +1,251 @@
+"""Incremental decoders for the streams a chat route sends, safe under any split of the bytes.
+
+Three framings reach us: the route's AI SDK data stream (``0:"text"\\n`` lines, either content
+type), the same parts inside SSE ``data:`` events, and OpenAI chat-completion chunks over SSE.
+``StreamDecoder`` detects which from the first line unless told. Lines are split on the raw
+``\\n`` byte before any UTF-8 decoding, so a character spread over two reads is never cut.
+
+The decoder never raises on bad input: it sets ``error`` to an error class of METRICS.md
+(``decode_error`` or ``stream_error``) and the caller stops reading. That keeps the hot loop
+free of exception handling and makes the fuzz contract simple.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+PROTOCOLS = ("auto", "aisdk", "sse", "openai")
+_AISDK_LINE = re.compile(rb"^[0-9a-z]:")
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_THINK, _END_THINK = "<think>", "</think>"
+
+
+class StreamDecoder:
+    """Feed raw body bytes; read back content parts, usage, errors and whether the end was proper.
+
+    ``feed`` returns how many content parts the bytes completed, so the caller can stamp each
+    with the time of the read that delivered it.
+    """
+
+    __slots__ = (
+        "protocol", "texts", "reasoning_parts", "usage_prompt", "usage_completion", "error", "error_detail",
+        "done", "first_visible", "_buf", "_sse", "_data", "_pre", "saw_openai",
+    )
+
+    def __init__(self, protocol: str = "auto") -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+        self.protocol = protocol
+        self.texts: list[str] = []  # every content part, reasoning included, in order
+        self.reasoning_parts = 0  # parts that came as a reasoning field (not counted visible)
+        self.usage_prompt: int | None = None
+        self.usage_completion: int | None = None
+        self.error: str | None = None
+        self.error_detail = ""
+        self.done = False  # a terminal part ([DONE]) was seen
+        self.first_visible: int | None = None  # index in ``texts`` of the first visible part
+        self.saw_openai = protocol == "openai"
+        self._buf = bytearray()
+        self._sse = protocol in ("sse", "openai")
+        self._data: list[bytes] = []
+        self._pre = ""
+
+    # --- public -----------------------------------------------------------------------------
+    def feed(self, data: bytes) -> int:
+        if self.error:
+            return 0
+        before = len(self.texts)
+        buf = self._buf
+        if b"\n" not in data:
+            buf += data
+            if len(buf) > MAX_LINE_BYTES:
+                self._fail("decode_error", f"a part longer than {MAX_LINE_BYTES} bytes")
+            return 0
+        if buf:
+            buf += data
+            lines = bytes(buf).split(b"\n")
+            buf.clear()
+        else:
+            lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            buf += tail
+        if self._sse:
+            for line in lines:
+                self._sse_line(line)
+                if self.error:
+                    break
+        else:
+            for i, line in enumerate(lines):
+                if line[:2] == b'0:':  # the hot path: one text part
+                    try:
+                        text = json.loads(line[2:])
+                    except ValueError:
+                        self._fail("decode_error", f"malformed text part {line[:60]!r}")
+                        break
+                    if not isinstance(text, str):
+                        self._fail("decode_error", f"text part is not a string: {line[:60]!r}")
+                        break
+                    if text:
+                        self._text(text)
+                else:
+                    self._other_line(line)
+                    if self.error:
+                        break
+                    if self._sse:  # auto-detected SSE on this line: the rest are SSE lines too
+                        for rest in lines[i + 1:]:
+                            self._sse_line(rest)
+                            if self.error:
+                                break
+                        break
+        return len(self.texts) - before
+
+    def finish(self) -> str | None:
+        """Called at the clean end of the body: the error class if the stream did not end properly."""
+        if self.error:
+            return self.error
+        if self._buf.strip():
+            if self._sse:
+                self._fail("truncated", "the body ended inside an event")
+            else:
+                # a last line without its newline: accept it if it parses, as the AI SDK client does
+                line = bytes(self._buf)
+                self._buf.clear()
+                self.feed(line + b"\n")
+                if self.error:
+                    self.error = "truncated"
+                    self.error_detail = "the body ended with a half line"
+            return self.error
+        if self._sse and self._data:
+            self._dispatch()
+        if self.saw_openai and not self.done and not self.error:
+            self._fail("truncated", "the stream ended without data: [DONE]")
+        return self.error
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    # --- internals ----------------------------------------------------------------------------
+    def _fail(self, cls: str, detail: str) -> None:
+        self.error, self.error_detail = cls, detail
+
+    def _text(self, text: str, reasoning: bool = False) -> None:
+        idx = len(self.texts)
+        self.texts.append(text)
+        if reasoning:
+            self.reasoning_parts += 1
+            return
+        if self.first_visible is None:
+            self._pre += text
+            s = self._pre.lstrip()
+            if s.startswith(_THINK):
+                end = s.find(_END_THINK)
+                if end >= 0 and s[end + len(_END_THINK):].strip():
+                    self.first_visible = idx
+            elif not _THINK.startswith(s):  # not (the start of) an opening tag
+                self.first_visible = idx
+
+    def _other_line(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            return
+        if self.protocol == "auto" and not self.texts and (line.startswith((b"data:", b":", b"event:", b"id:", b"retry:"))):
+            self._sse = True
+            self._sse_line(line)
+            return
+        if not _AISDK_LINE.match(line):
+            self._fail("decode_error", f"not an AI SDK data-stream line: {line[:60]!r}")
+            return
+        self._aisdk_part(line[:1], line[2:])
+
+    def _aisdk_part(self, kind: bytes, payload: bytes) -> None:
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            self._fail("decode_error", f"malformed {kind.decode()}: part {payload[:60]!r}")
+            return
+        if kind == b"0" or kind == b"g":
+            if not isinstance(value, str):
+                self._fail("decode_error", f"{kind.decode()}: part is not a string")
+            elif value:
+                self._text(value, reasoning=kind == b"g")
+        elif kind == b"3":
+            self._fail("stream_error", f"error part: {str(value)[:200]}")
+        elif kind in (b"d", b"e") and isinstance(value, dict):
+            usage = value.get("usage") or {}
+            if isinstance(usage, dict):
+                if isinstance(usage.get("completionTokens"), int):
+                    self.usage_completion = usage["completionTokens"]
+                if isinstance(usage.get("promptTokens"), int):
+                    self.usage_prompt = usage["promptTokens"]
+        # other part types (data, annotations, tool calls, step markers) carry no reply text
+
+    def _sse_line(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            if self._data:
+                self._dispatch()
+            return
+        if line.startswith(b"data:"):
+            payload = line[5:]
+            self._data.append(payload[1:] if payload[:1] == b" " else payload)
+        elif line.startswith(b":") or line.startswith((b"event:", b"id:", b"retry:")):
+            return
+        else:
+            self._fail("decode_error", f"not an SSE line: {line[:60]!r}")
+
+    def _dispatch(self) -> None:
+        payload = b"\n".join(self._data)
+        self._data = []
+        if payload == b"[DONE]":
+            self.done = True
+            return
+        if payload[:1] == b"{":
+            self._openai_chunk(payload)
+        elif _AISDK_LINE.match(payload):
+            self._aisdk_part(payload[:1], payload[2:])
+        else:
+            self._fail("decode_error", f"unknown SSE payload {payload[:60]!r}")
+
+    def _openai_chunk(self, payload: bytes) -> None:
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            self._fail("decode_error", f"malformed JSON chunk {payload[:60]!r}")
+            return
+        if not isinstance(obj, dict):
+            self._fail("decode_error", "chunk is not a JSON object")
+            return
+        self.saw_openai = True
+        if "error" in obj:
+            err = obj["error"]
+            self._fail("stream_error", str(err.get("message", err) if isinstance(err, dict) else err)[:200])
+            return
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            if isinstance(usage.get("completion_tokens"), int):
+                self.usage_completion = usage["completion_tokens"]
+            if isinstance(usage.get("prompt_tokens"), int):
+                self.usage_prompt = usage["prompt_tokens"]
+        for choice in obj.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                self._text(reasoning, reasoning=True)
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                self._text(content)
+
+
+def decode_all(data: bytes, protocol: str = "auto") -> StreamDecoder:
+    """Decode a whole body at once (tests, post-processing)."""
+    d = StreamDecoder(protocol)
+    d.feed(data)
+    d.finish()
+    return d

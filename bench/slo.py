@@ -1,0 +1,49 @@
+"""SLOs: ``ttfc_ms:p95<=1000``, ``gaps_ms:p99<=200``, ``error_rate<=1%``.
+
+A latency SLO with a percentile is judged on the run (or load level); for goodput each request is
+judged on its own value of the metric (for ``gaps_ms``, the request's own p99 gap).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bench.errors import InputError
+
+LATENCY = {"ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "gaps_ms"}
+HIGHER_IS_BETTER = {"decode_tps", "output_tps", "goodput", "requests_per_s"}
+RATES = {"error_rate"}
+METRICS = LATENCY | HIGHER_IS_BETTER | RATES
+STATS = {"p50", "p90", "p95", "p99", "max", "mean"}
+_RE = re.compile(r"^\s*(?P<metric>[a-z_]+)(?::(?P<stat>[a-z0-9]+))?\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<pct>%)?\s*$")
+
+
+@dataclass(frozen=True)
+class Slo:
+    metric: str
+    stat: str
+    op: str
+    value: float
+    text: str
+
+    def ok(self, observed: float | None) -> bool:
+        if observed is None or observed != observed:
+            return False
+        return {"<=": observed <= self.value, "<": observed < self.value, ">=": observed >= self.value, ">": observed > self.value}[self.op]
+
+
+def parse_slo(text: str) -> Slo:
+    m = _RE.match(text)
+    if not m:
+        raise InputError(f"SLO {text!r}: expected METRIC[:STAT]<=VALUE, e.g. ttfc_ms:p95<=1000 or error_rate<=1%")
+    metric, stat, op, value = m["metric"], m["stat"], m["op"], float(m["value"])
+    if metric not in METRICS:
+        raise InputError(f"SLO {text!r}: unknown metric {metric!r} (known: {', '.join(sorted(METRICS))})")
+    if stat is None:
+        stat = "p95" if metric in LATENCY else "mean"
+    if stat not in STATS:
+        raise InputError(f"SLO {text!r}: unknown statistic {stat!r} (known: {', '.join(sorted(STATS))})")
+    if m["pct"]:
+        value /= 100.0
+    return Slo(metric, stat, op, value, text.strip())
