@@ -105,3 +105,107 @@ _append_fault_help()
 def target_main() -> None:
     """``python -m bench.target``: the same as ``bench target``."""
     main(["target", *sys.argv[1:]], prog_name="bench target")
+
+
+def _run_options(f):
+    opts = [
+        click.option("--host", default=None, help="Base URL of the app to test, e.g. https://neptun.example (default: start the embedded reference target on loopback)."),
+        click.option("-u", "--users", default=12, show_default=True, type=int, help="Concurrent users (closed loop) or the cap on concurrent conversations (open loop)."),
+        click.option("-r", "--spawn-rate", default=12.0, show_default=True, type=float, help="Users started per second."),
+        click.option("-t", "--duration", default="30s", show_default=True, help="How long to load: 30s, 2m, 1h30m."),
+        click.option("--scenario", default="default", show_default=True, help="Scenario file or bundled name (default, short-qa, coding-help, long-context, long-chat)."),
+        click.option("--models", default="", help="Comma-separated publisher/model list; overrides the scenario's model mix."),
+        click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Folder that receives the run folder."),
+        click.option("--processes", default=1, show_default=True, type=int, help="Load-generator processes (Locust --processes); add more when one CPU saturates."),
+        click.option("--load-mode", type=click.Choice(["closed", "open"]), default="closed", show_default=True, help="closed: users replay back to back; open: conversations arrive at --arrival-rate."),
+        click.option("--arrival-rate", default=1.0, show_default=True, type=float, help="Open loop: new conversations per second."),
+        click.option("--arrival-dist", type=click.Choice(["poisson", "gamma", "constant"]), default="poisson", show_default=True),
+        click.option("--auth", type=click.Choice(["auto", "none", "bearer", "jwt", "cookie"]), default="auto", show_default=True,
+                     help="With --host: bearer (BENCH_TOKEN / --token-file), jwt minted from BENCH_JWT_SECRET / --jwt-secret-file, cookie (BENCH_COOKIE / --cookie-file)."),
+        click.option("--token-file", type=click.Path(dir_okay=False), default=None, help="File holding the bearer token."),
+        click.option("--jwt-secret-file", type=click.Path(dir_okay=False), default=None, help="File holding the HS256 secret."),
+        click.option("--cookie-file", type=click.Path(dir_okay=False), default=None, help="File holding the session cookie."),
+        click.option("--route", type=click.Choice(["neptun", "openai"]), default="neptun", show_default=True, help="neptun: the chat route; openai: /v1/chat/completions."),
+        click.option("--protocol", type=click.Choice(["auto", "aisdk", "sse", "openai"]), default="auto", show_default=True, help="Stream format; auto detects it."),
+        click.option("--persist", is_flag=True, help="Let the deployment store the chats (default: playground mode, nothing stored)."),
+        click.option("--chat-id", default=-1, show_default=True, type=int, help="chat_id to send (a real chat's id with --persist)."),
+        click.option("--first-chunk-timeout", default=60.0, show_default=True, type=float),
+        click.option("--stall-timeout", default=30.0, show_default=True, type=float),
+        click.option("--total-timeout", default=300.0, show_default=True, type=float),
+        click.option("--target-profiles", type=click.Path(dir_okay=False), default=None, help="Embedded target: model profile YAML."),
+        click.option("--target-seed", default=0, show_default=True, type=int, help="Embedded target: seed."),
+        click.option("--target-faults", default=None, help='Embedded target: fault shares, e.g. "500=0.01,stall=0.01:2".'),
+        click.option("--warmup", default=None, type=float, help="Seconds excluded from headline numbers (default: the ramp-up)."),
+        click.option("--seed", default=0, show_default=True, type=int, help="Seed for conversation and model choice and think times."),
+        click.option("--no-report", is_flag=True, help="Write records and run.json only."),
+        click.option("--fail-on-slo", is_flag=True, help="Exit 1 when a scenario SLO is missed."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@main.command(context_settings={"max_content_width": 100})
+@_run_options
+def run(host, users, spawn_rate, duration, scenario, models, out, processes, load_mode, arrival_rate, arrival_dist, auth,
+        token_file, jwt_secret_file, cookie_file, route, protocol, persist, chat_id, first_chunk_timeout, stall_timeout,
+        total_timeout, target_profiles, target_seed, target_faults, warmup, seed, no_report, fail_on_slo, quiet) -> None:
+    """Run a benchmark and report it.
+
+    Without --host the embedded reference target is started on a free loopback port, so this
+    works on a fresh machine. Writes results/<run-id>/ with requests.parquet (one row per
+    request, failures included), run.json and report.html, and prints a per-model summary.
+
+    \b
+    Examples:
+      bench run                                          # 30 s on the embedded target
+      bench run -u 50 -t 2m --scenario coding-help
+      BENCH_TOKEN=... bench run --host https://neptun.example --models qwen/Qwen2.5-72B-Instruct
+      bench run --load-mode open --arrival-rate 5 -u 200 -t 1m
+    """
+    from bench.report import console_table, write_report
+    from bench.runner import RunOptions, run as do_run
+
+    o = RunOptions(host=host, users=users, spawn_rate=spawn_rate, duration=duration, scenario=scenario, models=models, out=out,
+                   processes=processes, load_mode=load_mode, arrival_rate=arrival_rate, arrival_dist=arrival_dist, auth=auth,
+                   token_file=token_file, jwt_secret_file=jwt_secret_file, cookie_file=cookie_file, route=route,
+                   protocol=protocol, persist=persist, chat_id=chat_id, first_chunk_timeout=first_chunk_timeout,
+                   stall_timeout=stall_timeout, total_timeout=total_timeout, target_profiles=target_profiles,
+                   target_seed=target_seed, target_faults=target_faults, warmup=warmup, seed=seed, quiet=quiet)
+    run_dir = do_run(o)
+    click.echo(f"records: {run_dir / 'requests.parquet'}")
+    if no_report:
+        return
+    from bench.report import build_summary
+
+    path = write_report(run_dir)
+    summary, _ = build_summary(run_dir)
+    click.echo("")
+    click.echo(console_table(summary))
+    for w in summary["warnings"]:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"\nreport: {path}")
+    if fail_on_slo and summary["slo_ok"] is False:
+        click.echo("SLOs missed (see report)", err=True)
+        sys.exit(1)
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--warmup", default=None, type=float, help="Seconds excluded from headline numbers (default: from run.json).")
+def report(run_dir, warmup) -> None:
+    """Build report.html, summary.md/json/csv and charts from a run folder's records.
+
+    \b
+    Example:
+      bench report results/20261125-101500-ab12cd
+    """
+    from pathlib import Path
+
+    from bench.report import build_summary, console_table, write_report
+
+    path = write_report(Path(run_dir), warmup)
+    summary, _ = build_summary(Path(run_dir), warmup)
+    click.echo(console_table(summary))
+    click.echo(f"\nreport: {path}")

@@ -132,7 +132,7 @@ class ChatUser(User):
             o.error, o.detail = "truncated", "the stream ended with no content part"
         row = build_row(o, ctx, self.s.count_tokens)
         failed = o.error is not None
-        self.collector.add(row, failed)
+        self.collector.add(row, failed and o.error != "cancelled")
         if o.error == "cancelled":
             return  # cut off by the run's end: kept in the records, not a failure of the target
         fire = self.environment.events.request.fire

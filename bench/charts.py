@@ -1,0 +1,129 @@
+"""matplotlib charts of a run, each saved as PNG and SVG, one colour per model across all of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.analysis import gaps_of  # noqa: E402
+
+
+def colours(models: list[str]) -> dict[str, str]:
+    cmap = plt.get_cmap("tab10")
+    return {m: matplotlib.colors.to_hex(cmap(i % 10)) for i, m in enumerate(sorted(models))}
+
+
+def _save(fig, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / f"{name}.png", dpi=110)
+    fig.savefig(out / f"{name}.svg")
+    plt.close(fig)
+    return name
+
+
+def _short(model: str) -> str:
+    return model.split("/", 1)[-1]
+
+
+def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None) -> list[tuple[str, str]]:
+    """Draw every chart of the report; return (file stem, title) pairs."""
+    out.mkdir(parents=True, exist_ok=True)
+    live = df[df["error"] != "cancelled"]
+    ok = live[live["error"].isna()]
+    models = sorted(df["model"].unique())
+    col = colours(models)
+    made = []
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for m in models:
+        v = np.sort(ok.loc[ok["model"] == m, "ttfc_ms"].dropna().to_numpy())
+        if v.size:
+            ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", color=col[m], label=f"{_short(m)} (n={v.size})")
+    if slo_ttfc:
+        ax.axvline(slo_ttfc, color="crimson", ls="--", lw=1, label=f"SLO {slo_ttfc:g} ms")
+    ax.set_xscale("log")
+    ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC distribution per model (CDF)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    made.append((_save(fig, out, "ttfc_cdf"), "TTFC distribution per model"))
+
+    if not ts.empty:
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        for m in models:
+            s = ts[ts["model"] == m]
+            a1.plot(s["t"], s["ttfc_p95_ms"], color=col[m], label=f"{_short(m)} p95")
+            a1.plot(s["t"], s["ttfc_p50_ms"], color=col[m], ls=":", label=f"{_short(m)} p50")
+            a2.plot(s["t"], s["output_tps"], color=col[m], label=_short(m))
+        a1.set(ylabel="TTFC (ms)", title="TTFC and output throughput over time")
+        a2.set(xlabel="seconds since start", ylabel="output tokens/s")
+        for a in (a1, a2):
+            a.grid(alpha=0.3)
+        a1.legend(fontsize=7, ncol=2)
+        made.append((_save(fig, out, "over_time"), "TTFC and throughput over time"))
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for m in models:
+        s = ok[ok["model"] == m]
+        ax.scatter(s["prompt_chars"], s["ttfc_ms"], s=8, alpha=0.5, color=col[m], label=_short(m))
+    ax.set(xlabel="prompt size (characters of the whole history)", ylabel="TTFC (ms)", title="TTFC against prompt size")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    made.append((_save(fig, out, "ttfc_vs_prompt"), "TTFC against prompt size"))
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for m in models:
+        g = gaps_of(ok[ok["model"] == m])
+        g = g[g > 0]
+        if g.size:
+            v = np.sort(g)
+            ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", color=col[m], label=_short(m))
+    ax.set_xscale("log")
+    ax.set(xlabel="inter-chunk gap (ms, log scale; gaps of parts read together omitted)", ylabel="share of gaps", title="Inter-chunk gap distribution")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    made.append((_save(fig, out, "gaps_cdf"), "Inter-chunk gap distribution"))
+
+    errs = live[live["error"].notna()]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    if len(errs):
+        table = errs.groupby(["error", "model"]).size().unstack(fill_value=0)
+        left = np.zeros(len(table))
+        for m in table.columns:
+            ax.barh(table.index, table[m], left=left, color=col[m], label=_short(m))
+            left += table[m].to_numpy()
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no errors", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="failed requests", title="Errors by class")
+    made.append((_save(fig, out, "errors"), "Errors by class"))
+    return made
+
+
+def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float | None, capacity: dict[str, float] | None,
+                x: str = "level", xlabel: str = "concurrent conversations") -> str:
+    """Latency percentiles and throughput against load, with the SLO line and the found capacity."""
+    models = sorted(levels["model"].unique())
+    col = colours(models)
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    for m in models:
+        s = levels[levels["model"] == m].sort_values(x)
+        a1.plot(s[x], s[f"{metric}_p95"], marker="o", color=col[m], label=f"{_short(m)} p95")
+        a1.plot(s[x], s[f"{metric}_p50"], marker=".", ls=":", color=col[m], label=f"{_short(m)} p50")
+        a2.plot(s[x], s["output_tps"], marker="o", color=col[m], label=_short(m))
+        if capacity and capacity.get(m):
+            for a in (a1, a2):
+                a.axvline(capacity[m], color=col[m], ls="--", lw=1)
+    if slo_value:
+        a1.axhline(slo_value, color="crimson", ls="--", lw=1, label=f"SLO {slo_value:g}")
+    a1.set(ylabel=metric, title=f"{metric} and throughput against load (dashed: capacity found)")
+    a2.set(xlabel=xlabel, ylabel="output tokens/s")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    a1.legend(fontsize=7, ncol=2)
+    return _save(fig, out, "capacity")

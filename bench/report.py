@@ -1,0 +1,145 @@
+"""``bench report RUN_DIR``: tables, charts and documents from a run's raw records.
+
+Writes ``report.html`` (self-contained: charts inlined as SVG), ``summary.md`` (fits a
+pull-request comment), ``summary.json`` and ``summary.csv`` (for machines) and the charts as PNG
+and SVG under ``charts/``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from bench.analysis import (
+    by_group, load_records, model_summary, prompt_buckets, slo_verdicts, split_warmup, time_series,
+)
+from bench.errors import InputError
+from bench.results import read_run_json
+from bench.slo import parse_slo
+
+METRICS_URL = "METRICS.md"  # copied into the run folder beside report.html
+METRICS_DOC = Path(__file__).resolve().parent.parent / "docs" / "METRICS.md"
+CPU_UNTRUSTED = 90.0
+
+
+def build_summary(run_dir: Path, warmup: float | None = None) -> tuple[dict, pd.DataFrame]:
+    run_dir = Path(run_dir)
+    if not (run_dir / "requests.parquet").is_file():
+        raise InputError(f"{run_dir}: no requests.parquet (is this a run folder?)")
+    meta = read_run_json(run_dir)
+    df = load_records(run_dir)
+    slos = [parse_slo(s) for s in meta.get("slos", [])]
+    warm = warmup if warmup is not None else float(meta.get("warmup_s") or 0.0)
+    measured, warm_df = split_warmup(df, warm)
+    cpu = (meta.get("collector") or {}).get("cpu_max") or 0.0
+    warnings = list(meta.get("warnings") or [])
+    untrusted = cpu >= CPU_UNTRUSTED
+    if untrusted:
+        warnings.insert(0, f"The load generator's CPU reached {cpu:.0f}%: timings are not trustworthy. Add worker processes (--processes) or lower the load.")
+    models = {}
+    for model, g in measured.groupby("model"):
+        s = model_summary(g, slos)
+        s["slo_verdicts"] = slo_verdicts(s, slos)
+        models[model] = s
+    overall = model_summary(measured, slos) if len(measured) else {}
+    summary = {
+        "run_id": meta.get("run_id", run_dir.name), "scenario": (meta.get("scenario") or {}).get("name"),
+        "host": meta.get("host"), "warmup_s": warm, "records": int(len(df)),
+        "measured_requests": int(len(measured)), "warmup_requests": int(len(warm_df)),
+        "generator_cpu_max": cpu, "untrusted": untrusted, "warnings": warnings,
+        "slos": [s.text for s in slos], "models": models, "overall": overall,
+        "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
+    }
+    return summary, df
+
+
+def headline_table(summary: dict) -> pd.DataFrame:
+    rows = []
+    for model, s in summary["models"].items():
+        rows.append({
+            "model": model, "requests": s["requests"], "errors": s["errors"],
+            "ttfc_p50_ms": s["ttfc_ms"]["p50"], "ttfc_p95_ms": s["ttfc_ms"]["p95"], "ttfc_p99_ms": s["ttfc_ms"]["p99"],
+            "e2e_p50_ms": s["e2e_ms"]["p50"], "tpot_p50_ms": s["tpot_ms"]["p50"], "gap_p99_ms": s["gaps_ms"]["p99"],
+            "decode_tps_p50": s["decode_tps"]["p50"], "output_tps": s["output_tps"], "goodput_rps": s["goodput"],
+        })
+    return pd.DataFrame(rows)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def console_table(summary: dict) -> str:
+    t = headline_table(summary)
+    if t.empty:
+        return "(no measured requests)"
+    cols = ["model", "requests", "errors", "ttfc_p50_ms", "ttfc_p95_ms", "ttfc_p99_ms", "decode_tps_p50", "output_tps"]
+    heads = ["model", "requests", "errors", "TTFC p50 ms", "p95", "p99", "decode tok/s p50", "output tok/s"]
+    cells = [[_fmt(r[c]) for c in cols] for _, r in t.iterrows()]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
+    line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
+    return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def markdown(summary: dict) -> str:
+    t = headline_table(summary)
+    out = [f"### Benchmark {summary['run_id']} ({summary['scenario']})", ""]
+    if summary["untrusted"]:
+        out += ["> **Numbers not trustworthy:** the load generator saturated its CPU.", ""]
+    out.append("| model | req | err | TTFC p50 | TTFC p95 | TTFC p99 | gap p99 | decode tok/s | output tok/s | goodput/s |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for _, r in t.iterrows():
+        out.append(f"| {r['model']} | {r['requests']} | {r['errors']} | {_fmt(r['ttfc_p50_ms'])} | {_fmt(r['ttfc_p95_ms'])} | "
+                   f"{_fmt(r['ttfc_p99_ms'])} | {_fmt(r['gap_p99_ms'])} | {_fmt(r['decode_tps_p50'])} | {_fmt(r['output_tps'])} | {_fmt(r['goodput_rps'])} |")
+    if summary["slos"]:
+        out += ["", "SLOs: " + ", ".join(
+            f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {_fmt(v['observed'])})"
+            for m, s in summary["models"].items() for v in s["slo_verdicts"])]
+    out += ["", f"Times in ms; warm-up of {summary['warmup_s']:.0f} s excluded. Definitions: docs/METRICS.md."]
+    return "\n".join(out) + "\n"
+
+
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape(["html"]))
+
+
+def write_report(run_dir: Path, warmup: float | None = None) -> Path:
+    """Build every output of the report; return the path of report.html."""
+    from bench.charts import make_charts
+
+    run_dir = Path(run_dir)
+    summary, df = build_summary(run_dir, warmup)
+    meta = read_run_json(run_dir)
+    duration = float(meta.get("duration_s") or max(1.0, df["t_wall_end"].max() - df["t_wall_start"].min() if len(df) else 1.0))
+    ts = time_series(df, max(1.0, round(duration / 40))) if len(df) else pd.DataFrame()
+    ttfc_slo = next((parse_slo(s).value for s in summary["slos"] if s.startswith("ttfc_ms")), None)
+    charts_dir = run_dir / "charts"
+    charts = make_charts(df, ts, charts_dir, ttfc_slo) if len(df) else []
+    measured, warm_df = split_warmup(df, summary["warmup_s"])
+    by_turn = by_group(measured, "turn", "turn")
+    by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
+    warm_table = headline_table({"models": {m: model_summary(g, []) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
+
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    headline_table(summary).to_csv(run_dir / "summary.csv", index=False)
+    (run_dir / "summary.md").write_text(markdown(summary))
+    svgs = [(title, (charts_dir / f"{stem}.svg").read_text()) for stem, title in charts]
+    page = _env().get_template("report.html").render(
+        s=summary, meta=meta, charts=svgs, fmt=_fmt, metrics_url=METRICS_URL,
+        headline=headline_table(summary), by_turn=by_turn, by_prompt=by_prompt, warm=warm_table,
+        meta_json=html.escape(json.dumps({k: v for k, v in meta.items() if k != "collector"}, indent=2, default=str)),
+    )
+    path = run_dir / "report.html"
+    path.write_text(page)
+    if METRICS_DOC.is_file():
+        (run_dir / "METRICS.md").write_text(METRICS_DOC.read_text())
+    return path

@@ -1,0 +1,122 @@
+"""A run's folder: spooled rows become ``requests.parquet``; ``run.json`` says how they were made.
+
+Runs after the load has stopped, in the ``bench`` process, never in a load generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.records import COLUMNS, read_spool
+from bench.secrets import redact
+
+_TYPES = {
+    "run_id": pa.string(), "request_id": pa.string(), "worker": pa.string(), "user": pa.int64(),
+    "conversation_id": pa.string(), "conversation": pa.string(), "turn": pa.int32(), "model": pa.string(),
+    "tags": pa.string(), "t_wall_start": pa.float64(), "t_start_ns": pa.int64(), "intended_delay_ms": pa.float64(),
+    "status": pa.int32(), "error": pa.string(), "error_detail": pa.string(), "protocol": pa.string(),
+    "chunks": pa.int32(), "gaps_us": pa.binary(), "output_chars": pa.int64(), "output_tokens": pa.int64(),
+    "token_source": pa.string(), "prompt_chars": pa.int64(), "prompt_tokens": pa.int64(), "prompt_messages": pa.int32(),
+    "bytes_in": pa.int64(),
+}
+GAP_COLUMNS = ["gap_p50_ms", "gap_p99_ms", "gap_max_ms"]
+
+
+def schema() -> pa.Schema:
+    fields = [pa.field(c, _TYPES.get(c, pa.float64())) for c in COLUMNS]
+    fields += [pa.field(c, pa.float64()) for c in GAP_COLUMNS]
+    return pa.schema(fields)
+
+
+def gap_stats(gaps: list[bytes]) -> dict[str, np.ndarray]:
+    """Per-request p50/p99/max of inter-chunk gaps (ms), vectorised over all requests at once.
+
+    Per-request percentiles use the nearest-rank method on that request's raw gaps.
+    """
+    n = len(gaps)
+    out = {c: np.full(n, np.nan) for c in GAP_COLUMNS}
+    lengths = np.fromiter((len(g) // 4 for g in gaps), dtype=np.int64, count=n)
+    if lengths.sum() == 0:
+        return out
+    vals = np.frombuffer(b"".join(gaps), dtype=np.uint32).astype(np.float64) / 1000.0
+    rows = np.repeat(np.arange(n), lengths)
+    order = np.lexsort((vals, rows))
+    vals = vals[order]
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    has = lengths > 0
+    for col, q in (("gap_p50_ms", 0.50), ("gap_p99_ms", 0.99)):
+        idx = starts + np.maximum(np.ceil(q * lengths).astype(np.int64) - 1, 0)
+        out[col][has] = vals[idx[has]]
+    out["gap_max_ms"][has] = vals[(starts + lengths - 1)[has]]
+    return out
+
+
+def rows_to_table(rows: list[list]) -> pa.Table:
+    sch = schema()
+    cols = list(zip(*rows)) if rows else [[] for _ in COLUMNS]
+    arrays = {c: pa.array(list(cols[i]), type=sch.field(c).type) for i, c in enumerate(COLUMNS)}
+    for c, v in gap_stats(list(cols[COLUMNS.index("gaps_us")])).items():
+        arrays[c] = pa.array(v, type=pa.float64())
+    return pa.table(arrays, schema=sch)
+
+
+def finalize_records(run_dir: Path) -> int:
+    """Spool(s) -> requests.parquet. Returns the number of records."""
+    run_dir = Path(run_dir)
+    rows: list[list] = []
+    for spool in sorted(run_dir.glob("*.spool")):
+        rows.extend(read_spool(spool))
+    pq.write_table(rows_to_table(rows), run_dir / "requests.parquet", compression="zstd")
+    return len(rows)
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_revision() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=5).stdout.strip()
+            return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return None
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def environment_info() -> dict:
+    return {
+        "python": sys.version.split()[0], "platform": platform.platform(), "cpus": __import__("os").cpu_count(),
+        "versions": {p: _version(p) for p in ("neptun-bench", "locust", "geventhttpclient", "gevent", "aiohttp", "pandas", "pyarrow")},
+        "git": git_revision(),
+    }
+
+
+def write_run_json(run_dir: Path, meta: dict) -> Path:
+    path = Path(run_dir) / "run.json"
+    path.write_text(redact(json.dumps(meta, indent=2, default=str)))
+    return path
+
+
+def read_run_json(run_dir: Path) -> dict:
+    path = Path(run_dir) / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

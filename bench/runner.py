@@ -1,0 +1,261 @@
+"""``bench run``: target (embedded or given), preflight, a headless Locust run, records, report.
+
+The load generator is a child ``locust`` process (or several, with ``--processes``); this
+process only watches its progress file, so nothing here competes with the measuring loop.
+All heavy work (Parquet, pandas, charts) happens after the load has stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets as pysecrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from bench.errors import InputError
+from bench.options import new_run_id
+from bench.results import environment_info, file_digest, finalize_records, write_run_json
+from bench.route import RouteConfig, credentials_from
+from bench.scenario import load_scenario, resolve_path
+from bench.secrets import redact
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``2m``, ``1h30m``, ``1m30s`` -> seconds."""
+    m = _DURATION.match(text.strip()) if text else None
+    if not m or not any(m.groups()):
+        raise InputError(f"--duration {text!r}: expected e.g. 30s, 2m, 1h30m")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    total = h * 3600 + mi * 60 + s
+    if total <= 0:
+        raise InputError(f"--duration {text!r} must be positive")
+    return total
+
+
+@dataclass
+class RunOptions:
+    host: str | None = None
+    users: int = 12
+    spawn_rate: float = 12.0
+    duration: str = "30s"
+    scenario: str = "default"
+    models: str = ""
+    out: str = "results"
+    processes: int = 1
+    load_mode: str = "closed"
+    arrival_rate: float = 1.0
+    arrival_dist: str = "poisson"
+    auth: str = "auto"
+    token_file: str | None = None
+    jwt_secret_file: str | None = None
+    cookie_file: str | None = None
+    route: str = "neptun"
+    protocol: str = "auto"
+    persist: bool = False
+    chat_id: int = -1
+    first_chunk_timeout: float = 60.0
+    stall_timeout: float = 30.0
+    total_timeout: float = 300.0
+    target_profiles: str | None = None
+    target_seed: int = 0
+    target_faults: str | None = None
+    target_flavor: str = "deployed"
+    warmup: float | None = None
+    seed: int = 0
+    run_id: str | None = None
+    report: bool = True
+    quiet: bool = False
+    extra: list[str] = field(default_factory=list)
+
+
+def _validate(o: RunOptions) -> tuple[float, list[str]]:
+    if o.users < 1:
+        raise InputError(f"--users must be at least 1, got {o.users}")
+    if o.spawn_rate <= 0:
+        raise InputError(f"--spawn-rate must be positive, got {o.spawn_rate}")
+    if o.processes < 1:
+        raise InputError(f"--processes must be at least 1, got {o.processes}")
+    seconds = parse_duration(o.duration)
+    scenario = load_scenario(o.scenario)
+    models = [m.strip() for m in o.models.split(",") if m.strip()] if o.models else [m.model for m in scenario.models]
+    if not models:
+        raise InputError(f"scenario {scenario.name!r} names no models: pass --models")
+    for m in models:
+        if m.count("/") != 1:
+            raise InputError(f"--models: {m!r} is not publisher/model")
+    if o.host and not re.match(r"^https?://[^/\s]+", o.host):
+        raise InputError(f"--host {o.host!r}: expected http(s)://host[:port]")
+    return seconds, models
+
+
+def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
+           "-u", str(o.users), "-r", str(o.spawn_rate), "-t", f"{seconds:g}s", "--only-summary",
+           "--results-dir", str(run_dir), "--run-id", run_id, "--scenario", str(resolve_path(o.scenario)),
+           "--route", o.route, "--protocol", o.protocol, "--auth", o.auth, "--chat-id", str(o.chat_id),
+           "--first-chunk-timeout", str(o.first_chunk_timeout), "--stall-timeout", str(o.stall_timeout),
+           "--total-timeout", str(o.total_timeout), "--load-mode", o.load_mode,
+           "--arrival-rate", str(o.arrival_rate), "--arrival-dist", o.arrival_dist, "--seed", str(o.seed),
+           "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0"]
+    if o.models:
+        cmd += ["--models", o.models]
+    if o.persist:
+        cmd.append("--persist")
+    for flag, value in (("--token-file", o.token_file), ("--jwt-secret-file", o.jwt_secret_file), ("--cookie-file", o.cookie_file)):
+        if value:
+            cmd += [flag, value]
+    if o.processes > 1:
+        cmd += ["--processes", str(o.processes)]
+    return cmd + list(o.extra)
+
+
+class _Progress:
+    def __init__(self, run_dir: Path, total: float, quiet: bool) -> None:
+        self.path = run_dir / "progress.json"
+        self.total = total
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last_line = 0.0
+        self.t0 = time.monotonic()
+
+    def show(self, final: bool = False) -> None:
+        if self.quiet:
+            return
+        try:
+            p = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            p = {}
+        elapsed = min(time.monotonic() - self.t0, self.total)
+        line = (f"[{elapsed:5.0f}s/{self.total:.0f}s] requests {p.get('records', 0):>6}  errors {p.get('errors', 0):>4}"
+                f"  users {p.get('users', 0):>4}  generator CPU {p.get('cpu_max', 0):3.0f}% max")
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if final else ""))
+            sys.stderr.flush()
+        elif final or time.monotonic() - self.last_line >= 5:
+            sys.stderr.write(line + "\n")
+            self.last_line = time.monotonic()
+
+
+def run(o: RunOptions) -> Path:
+    """Run a benchmark; return the run folder. Raises InputError before any load on bad input."""
+    from bench.preflight import preflight
+    from bench.target import TargetProcess
+
+    seconds, models = _validate(o)
+    run_id = o.run_id or new_run_id()
+    run_dir = Path(o.out) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    target = None
+    target_info: dict = {"embedded": False}
+    try:
+        if o.host:
+            host = o.host.rstrip("/")
+            creds = credentials_from(o.auth, o.token_file, o.jwt_secret_file, o.cookie_file)
+        else:
+            secret = pysecrets.token_hex(32)
+            args = ["--seed", str(o.target_seed), "--flavor", o.target_flavor, "--truth-file", str(run_dir / "target-truth.jsonl")]
+            if o.target_profiles:
+                args += ["--profiles", o.target_profiles]
+            if o.target_faults:
+                args += ["--faults", o.target_faults]
+            cpus = os.cpu_count() or 1
+            target = TargetProcess(args, secret=secret, cpu=cpus - 1 if cpus > 1 and o.processes == 1 else None,
+                                   log=run_dir / "target.log")
+            host = target.url
+            env["BENCH_JWT_SECRET"] = secret
+            for var in ("BENCH_TOKEN", "BENCH_COOKIE"):
+                env.pop(var, None)
+            o.auth = "jwt"
+            os.environ["BENCH_JWT_SECRET"] = secret
+            try:
+                creds = credentials_from("jwt")
+            finally:
+                os.environ.pop("BENCH_JWT_SECRET", None)
+            target_info = {"embedded": True, "url": host, "seed": o.target_seed, "faults": o.target_faults,
+                           "profiles": o.target_profiles, "flavor": o.target_flavor}
+        route = RouteConfig(kind=o.route, playground=not o.persist, chat_id=o.chat_id)
+        if not o.quiet:
+            click.echo(f"preflight: {len(models)} model(s) on {host} ...", err=True)
+        preflight(host, models, route, creds)
+        cmd = _locust_cmd(o, host, seconds, run_dir, run_id)
+        if target is not None and (os.cpu_count() or 1) > 1 and o.processes == 1:
+            from bench.target.server import _can_pin
+
+            if _can_pin():
+                cmd = ["taskset", "-c", "0", *cmd]
+        started = time.time()
+        if not o.quiet:
+            click.echo(f"run {run_id}: {o.users} users, {seconds:g} s, scenario {o.scenario}, models {', '.join(models)}", err=True)
+        interrupted = _run_locust(cmd, env, run_dir, seconds, o.quiet)
+        ended = time.time()
+    finally:
+        if target is not None:
+            target.stop()
+    n = finalize_records(run_dir)
+    collector = _read_json(run_dir / "collector.json")
+    scenario_path = resolve_path(o.scenario)
+    warmup = o.warmup if o.warmup is not None else min(seconds / 3, o.users / o.spawn_rate + 1.0)
+    meta = {
+        "run_id": run_id, "started": started, "ended": ended, "duration_s": seconds, "interrupted": interrupted,
+        "host": host if not target_info["embedded"] else "embedded reference target", "target": target_info,
+        "scenario": {"name": load_scenario(o.scenario).name, "path": str(scenario_path), "sha256": file_digest(scenario_path)},
+        "models": models, "slos": load_scenario(o.scenario).slos, "warmup_s": warmup,
+        "load": {"users": o.users, "spawn_rate": o.spawn_rate, "processes": o.processes, "mode": o.load_mode,
+                 "arrival_rate": o.arrival_rate if o.load_mode == "open" else None, "arrival_dist": o.arrival_dist},
+        "route": {"kind": o.route, "protocol": o.protocol, "playground": not o.persist, "chat_id": o.chat_id},
+        "auth": o.auth, "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},
+        "records": n, "requests_sent": collector.get("sent"), "collector": collector,
+        "warnings": collector.get("warnings", []), "command": redact(" ".join(cmd)), **environment_info(),
+    }
+    if collector.get("sent") is not None and collector.get("sent") != n:
+        meta["warnings"].append(f"{collector.get('sent')} requests sent but {n} records delivered")
+    write_run_json(run_dir, meta)
+    for f in ("records.spool",):
+        if (run_dir / "requests.parquet").is_file() and (run_dir / f).is_file():
+            (run_dir / f).unlink()
+    return run_dir
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet: bool) -> bool:
+    """Run Locust to its end; on Ctrl-C let it shut down cleanly (records flushed). True if interrupted."""
+    progress = _Progress(run_dir, seconds, quiet)
+    interrupted = False
+    with open(run_dir / "locust.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            while proc.poll() is None:
+                progress.show()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            interrupted = True
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        progress.show(final=True)
+    if proc.returncode not in (0, None) and not interrupted:
+        tail = (run_dir / "locust.log").read_text()[-2000:]
+        if "error:" in tail and not (run_dir / "collector.json").exists():
+            msg = [line for line in tail.splitlines() if line.startswith("error:")]
+            raise InputError(msg[-1][7:] if msg else f"locust failed, see {run_dir / 'locust.log'}")
+    return interrupted
