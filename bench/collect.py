@@ -45,6 +45,7 @@ class Collector:
         self.warnings: list[str] = []
         self.cpu_max = 0.0
         self.cpu_samples: list[float] = []
+        self.meta: dict = {}  # scenario, models, SLOs: so a plain-locust run folder explains itself
         self.started = time.time()
         self._final_sent = False
         self._flusher = None
@@ -89,7 +90,7 @@ class Collector:
                 cpu = self._proc.cpu_percent(None)
                 self.cpu_samples.append(cpu)
                 self.cpu_max = max(self.cpu_max, cpu)
-                if not self._final_sent:
+                if not self._final_sent and not self.is_master:
                     self.flush(final=False)
                 if not self.is_worker:
                     self._progress()
@@ -191,7 +192,8 @@ class Collector:
             "workers": workers, "warnings": self.warnings,
             "cpu_max": max([self.cpu_max] + [w.get("cpu_max", 0.0) for w in self.workers.values()]),
             "cpu_p50": sorted(self.cpu_samples)[len(self.cpu_samples) // 2] if self.cpu_samples else None,
-            "runner": type(self.env.runner).__name__,
+            "runner": type(self.env.runner).__name__, "started": self.started, "ended": time.time(),
+            "host": self.env.host, **self.meta,
         })
         self._progress()
 

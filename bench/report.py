@@ -28,7 +28,10 @@ CPU_UNTRUSTED = 90.0
 
 
 def build_summary(run_dir: Path, warmup: float | None = None) -> tuple[dict, pd.DataFrame]:
+    from bench.results import ensure_records
+
     run_dir = Path(run_dir)
+    ensure_records(run_dir)
     if not (run_dir / "requests.parquet").is_file():
         raise InputError(f"{run_dir}: no requests.parquet (is this a run folder?)")
     meta = read_run_json(run_dir)

@@ -120,3 +120,20 @@ def write_run_json(run_dir: Path, meta: dict) -> Path:
 def read_run_json(run_dir: Path) -> dict:
     path = Path(run_dir) / "run.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def ensure_records(run_dir: Path) -> None:
+    """A run made with plain ``locust`` leaves a spool: turn it into Parquet and a minimal run.json."""
+    run_dir = Path(run_dir)
+    if (run_dir / "requests.parquet").is_file() or not any(run_dir.glob("*.spool")):
+        return
+    n = finalize_records(run_dir)
+    if not (run_dir / "run.json").is_file():
+        collector = json.loads((run_dir / "collector.json").read_text()) if (run_dir / "collector.json").is_file() else {}
+        meta = {"run_id": collector.get("run_id", run_dir.name), "records": n, "scenario": collector.get("scenario"),
+                "slos": collector.get("slos", []), "models": collector.get("models"), "requests_sent": collector.get("sent"), "collector": collector,
+                "warnings": collector.get("warnings", []), "host": collector.get("host"), "started": collector.get("started"),
+                "ended": collector.get("ended"), "warmup_s": 0.0, **environment_info()}
+        if collector.get("sent") is not None and collector["sent"] != n:
+            meta["warnings"].append(f"{collector['sent']} requests sent but {n} records delivered")
+        write_run_json(run_dir, meta)

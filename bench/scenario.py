@@ -108,7 +108,10 @@ class Scenario(_Strict):
     @classmethod
     def _slos(cls, v: list[str]) -> list[str]:
         for s in v:
-            parse_slo(s)
+            try:
+                parse_slo(s)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     def parsed_slos(self) -> list[Slo]:

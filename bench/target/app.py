@@ -362,8 +362,9 @@ class Target:
         async for i, text, ntok, due in engine.schedule(plan, rng, faults.ttft_ms, faults.step_ms):
             if i == 0 and faults.huge_part:
                 text = "x" * faults.huge_part
-            await resp.write(framer.text(text))
-            now = time.monotonic_ns()
+            data = framer.text(text)
+            now = time.monotonic_ns()  # stamped as the part is handed to the socket
+            await resp.write(data)
             if i == 0:
                 truth.first_ns, truth.first_due_ns = now, int(due * 1e9)
             truth.last_ns = now

@@ -1,0 +1,149 @@
+"""End to end: ``bench run`` and plain Locust against the real target, bounded and on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.scenario import load_scenario
+from conftest import FAST, SECRET, bench_cmd, bench_env
+
+METRICS_COLUMNS = ["run_id", "request_id", "conversation_id", "turn", "model", "t_wall_start", "ttfb_ms", "ttfc_ms", "e2e_ms",
+                   "output_chars", "output_tokens", "token_source", "chunks", "prompt_chars", "status", "error", "worker",
+                   "ttfv_ms", "tpot_ms", "ttfc_sched_ms", "gaps_us", "intended_delay_ms"]
+
+
+def run_bench(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    cmd = bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-q", *args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=bench_env())
+
+
+def only_run(tmp_path: Path) -> Path:
+    runs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    r = run_bench(tmp, "-t", "8s", "-u", "8", "-r", "8")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return only_run(tmp), r
+
+
+def test_run_writes_records_metadata_and_report(default_run):
+    run_dir, r = default_run
+    for name in ("requests.parquet", "run.json", "report.html", "summary.md", "summary.json", "summary.csv"):
+        assert (run_dir / name).is_file(), name
+    df = pd.read_parquet(run_dir / "requests.parquet")
+    assert set(METRICS_COLUMNS) <= set(df.columns)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["records"] == len(df) == meta["requests_sent"]
+    assert df["model"].nunique() >= 3
+    ok = df[df["error"].isna()]
+    assert len(ok) > 20 and (ok["ttfc_ms"] > 0).all() and (ok["e2e_ms"] >= ok["ttfc_ms"]).all()
+    assert df["request_id"].is_unique
+    assert "report:" in r.stdout and "TTFC p50" in r.stdout
+    for model in df["model"].unique():
+        assert model in r.stdout
+
+
+def test_multi_turn_prompts_grow_with_real_replies(default_run):
+    run_dir, _ = default_run
+    df = pd.read_parquet(run_dir / "requests.parquet")
+    scenario = {c.name: c for c in load_scenario("default").conversations}
+    checked = 0
+    for _, g in df[df["error"].isna()].groupby("conversation_id"):
+        g = g.sort_values("turn")
+        turns = scenario[g["conversation"].iloc[0]].turns
+        for (_, a), (_, b) in zip(g.iterrows(), g.iloc[1:].iterrows()):
+            if b["turn"] == a["turn"] + 1:
+                assert b["prompt_chars"] == a["prompt_chars"] + a["output_chars"] + len(turns[b["turn"]].user)
+                assert b["prompt_messages"] == a["prompt_messages"] + 2
+                checked += 1
+    assert checked >= 3
+
+
+def test_no_secret_in_any_output(default_run):
+    run_dir, r = default_run
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in r.stdout + r.stderr
+
+
+def test_plain_locust_two_processes_delivers_every_record(target, tmp_path):
+    out = tmp_path / "plain"
+    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "8", "-r", "8", "-t", "6s",
+           "--processes", "2", "--results-dir", str(out), "--auth", "jwt", "--scenario", "default", "--only-summary"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=bench_env(), cwd=Path(__file__).parent.parent)
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    col = json.loads((out / "collector.json").read_text())
+    assert len(col["workers"]) == 2 and all(w["final"] for w in col["workers"].values())
+    rep = subprocess.run(bench_cmd("report", str(out)), capture_output=True, text=True, timeout=120, env=bench_env())
+    assert rep.returncode == 0, rep.stderr
+    df = pd.read_parquet(out / "requests.parquet")
+    assert col["sent"] == col["records"] == len(df) > 10
+    assert df["worker"].nunique() == 2
+    assert (df["error"] == "cancelled").sum() >= 1  # streams in flight at the end are kept, as cancelled
+
+
+def test_project_options_are_on_locusts_parser():
+    """Locust prints --help before it imports a locustfile, so check its parser after the import."""
+    code = ("import locustfile; from locust.argument_parser import get_parser; "
+            "print(get_parser().format_help())")
+    r = subprocess.run(["python", "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    for opt in ("--scenario", "--models", "--results-dir", "--auth", "--token-file", "--load-mode", "--stall-timeout"):
+        assert opt in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["-u", "-3"], "--users must be at least 1"),
+        (["-t", "soon"], "--duration 'soon'"),
+        (["--scenario", "nope"], "scenario file not found"),
+        (["--models", "nobody/none"], "does not exist"),
+        (["--host", "http://127.0.0.1:9"], "cannot connect"),
+        (["--host", "ftp://x"], "--host"),
+    ],
+)
+def test_bad_input_refused_before_load(tmp_path, args, needle):
+    r = run_bench(tmp_path, *args, timeout=60)
+    assert r.returncode == 2
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_preflight_rejected_token_sends_no_load(target, tmp_path):
+    httpx = pytest.importorskip("httpx")
+    httpx.delete(f"{target.url}/_bench/truth")
+    cmd = bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path), "-q", "-t", "5s")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=bench_env(BENCH_TOKEN="not-a-valid-token"))
+    assert r.returncode == 2 and "401 from" in r.stderr and "rejected" in r.stderr
+    seen = httpx.get(f"{target.url}/_bench/truth").json()
+    assert all(t["request_id"].startswith("preflight") for t in seen) and len(seen) <= 3
+    assert "not-a-valid-token" not in r.stderr
+
+
+def test_sigint_keeps_records_and_report_builds(tmp_path):
+    cmd = bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-q", "-t", "60s", "-u", "6")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env())
+    time.sleep(9)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=90)
+    assert p.returncode == 0, err[-2000:]
+    run_dir = only_run(tmp_path)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["interrupted"] is True
+    df = pd.read_parquet(run_dir / "requests.parquet")
+    assert meta["records"] == len(df) == meta["requests_sent"]
+    assert (df["error"] == "cancelled").sum() >= 1
+    assert (run_dir / "report.html").is_file()

@@ -1,0 +1,90 @@
+"""Scenario files: the bundled ones load, bad ones are refused with file, line and field."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from bench.errors import InputError
+from bench.scenario import SCENARIO_DIR, load_scenario
+from bench.slo import parse_slo
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIO_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_bundled_scenarios_load(path):
+    s = load_scenario(path)
+    assert s.conversations and s.models
+
+
+def test_bundled_set_covers_the_promised_shapes():
+    names = {p.stem for p in SCENARIO_DIR.glob("*.yaml")}
+    assert {"default", "coding-help", "short-qa", "long-context", "long-chat"} <= names
+    assert max(len(c.turns) for c in load_scenario("long-chat").conversations) >= 10
+    assert len(load_scenario("default").models) >= 3
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return p
+
+
+GOOD = """name: x
+models: [{model: a/b}]
+conversations:
+  - name: c
+    turns: [hi]
+"""
+
+
+@pytest.mark.parametrize(
+    "text,line,needle",
+    [
+        ("name: x\nconversations: [\n", 3, "not valid YAML"),
+        (GOOD + "bogus: 1\n", 6, "'bogus'"),
+        ("name: x\nmodels: [{model: a/b, weight: -1}]\nconversations:\n  - {name: c, turns: [hi]}\n", 2, "models.0.weight"),
+        ("name: x\nmodels: [{model: a/b}]\nconversations: []\n", 3, "conversations"),
+        ("name: x\nmodels: [{model: a/b}]\nconversations:\n  - name: c\n    turns: []\n", 5, "conversations.0.turns"),
+        ("name: x\nmodels: [{model: a/b}]\nconversations:\n  - name: c\n    turns: ['   ']\n", 5, "blank"),
+        ("name: x\nmodels: [{model: nopublisher}]\nconversations:\n  - {name: c, turns: [hi]}\n", 2, "models.0.model"),
+        (GOOD + "think_time: {kind: uniform, min: 3, max: 1}\n", 6, "think_time"),
+        (GOOD + "think_time: {kind: sometimes}\n", 6, "think_time"),
+        (GOOD + "slos: ['ttfc_ms:p95<=abc']\n", 6, "slos"),
+        (GOOD + "slos: ['latency<=3']\n", 6, "unknown metric"),
+        ("name: x\nmodels: [{model: a/b}]\nconversations:\n  - name: c\n    turns: [hi]\n    weight: lots\n", 6, "weight"),
+    ],
+)
+def test_bad_scenarios_name_file_line_field(tmp_path, text, line, needle):
+    p = write(tmp_path, text)
+    with pytest.raises(InputError) as exc:
+        load_scenario(p)
+    msg = str(exc.value)
+    assert str(p) in msg
+    assert f"line {line}" in msg
+    assert needle in msg
+
+
+def test_missing_file():
+    with pytest.raises(InputError, match="not found"):
+        load_scenario("no-such-scenario")
+
+
+def test_think_time_models():
+    s = load_scenario("default")
+    rng = random.Random(1)
+    vals = [s.think(rng, 100, 10) for _ in range(200)]
+    assert 0.2 <= min(vals) and max(vals) <= 1.0
+    c = load_scenario("coding-help")  # content-tied: reading the reply plus typing the message
+    short, long_ = c.think(rng, 60, 8), c.think(rng, 600, 8)
+    assert long_ > short
+    assert c.think(rng, 0, 0) == 1.0  # min
+
+
+def test_slo_parsing():
+    s = parse_slo("gaps_ms:p99<=200")
+    assert (s.metric, s.stat, s.op, s.value) == ("gaps_ms", "p99", "<=", 200.0)
+    assert parse_slo("error_rate<=1%").value == pytest.approx(0.01)
+    with pytest.raises(InputError):
+        parse_slo("ttfc_ms:p42<=1")

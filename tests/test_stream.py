@@ -1,0 +1,166 @@
+"""The measuring hot path against the real target: true timings, every error class, accuracy."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import gevent
+import httpx
+import numpy as np
+import pytest
+from geventhttpclient import HTTPClient
+
+from bench.records import COLUMNS, RequestContext, build_row
+from bench.route import RouteConfig
+from bench.stream import Outcome, Timeouts, stream_request
+from conftest import token
+
+MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
+MSGS = [{"role": "user", "content": "hello"}]
+
+
+def client_for(url: str, first_chunk: float = 10.0, connect: float = 2.0) -> HTTPClient:
+    return HTTPClient.from_url(url, concurrency=1, connection_timeout=connect, network_timeout=first_chunk)
+
+
+def send(url, fault: str = "", model: str = MODEL, timeouts: Timeouts = Timeouts(2, 10, 5, 30), body: bytes | None = None,
+         rid: str = "r", route: RouteConfig = RouteConfig(), auth: bool = True, protocol: str = "auto") -> Outcome:
+    headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
+    if auth:
+        headers["Authorization"] = f"Bearer {token()}"
+    if fault:
+        headers["X-Bench-Fault"] = fault
+    c = client_for(url, timeouts.first_chunk, timeouts.connect)
+    try:
+        return stream_request(Outcome(), c, route.path(model), body or route.body(model, MSGS), headers, timeouts, protocol)
+    finally:
+        c.close()
+
+
+def ms(a: int, b: int) -> float:
+    return (a - b) / 1e6
+
+
+def test_first_part_timed_when_it_arrives(target):
+    """First part at ~300 ms, the rest a second later: TTFC must be ~300 ms, not the stream's end."""
+    o = send(target.url, "ttft_ms=300,stall=1.0,tokens=10,step_ms=1")
+    assert o.error is None, o.detail
+    ttfc = ms(o.stamps[0], o.t_start)
+    assert 290 <= ttfc < 360
+    assert ms(o.t_end, o.t_start) >= 1290
+    assert sum(o.stamps[1::2]) == 10
+
+
+def test_success_record_fields(target):
+    o = send(target.url, "tokens=30,step_ms=5")
+    ctx = RequestContext("run", "r", "w", 1, "c", "conv", 0, MODEL, "", o.t_start - 1_000_000, 0.0, 5, 1, "auto")
+    row = dict(zip(COLUMNS, build_row(o, ctx)))
+    assert row["error"] is None and row["status"] == 200
+    assert row["chunks"] == 30 and row["output_tokens"] == 30 and row["token_source"] == "chunks"
+    assert row["ttfb_ms"] <= row["ttfc_ms"] <= row["e2e_ms"]
+    assert row["ttfc_sched_ms"] == pytest.approx(row["ttfc_ms"] + 1.0, abs=0.01)
+    gaps = np.frombuffer(row["gaps_us"], dtype=np.uint32)
+    assert len(gaps) == 29 and 3000 < np.median(gaps) < 15000
+    assert row["tpot_ms"] == pytest.approx((row["e2e_ms"] - row["ttfc_ms"]) / 29, rel=1e-6)
+    assert row["decode_tps"] == pytest.approx(1000 / row["tpot_ms"], rel=1e-6)
+
+
+def test_usage_from_finish_part(documented_target):
+    o = send(documented_target.url, "tokens=12", auth=False)
+    row = dict(zip(COLUMNS, build_row(o, RequestContext("r", "r", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"))))
+    assert row["token_source"] == "usage" and row["output_tokens"] == 12
+
+
+def test_openai_route_decoded(target):
+    o = send(target.url, "tokens=8", route=RouteConfig(kind="openai"))
+    assert o.error is None and o.decoder.usage_completion == 8 and o.decoder.done
+
+
+def test_reasoning_model_ttfv_after_ttfc(target):
+    o = send(target.url, "tokens=60,step_ms=3", model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
+    row = dict(zip(COLUMNS, build_row(o, RequestContext("r", "r", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"))))
+    assert row["ttfv_ms"] > row["ttfc_ms"] + 20
+
+
+@pytest.mark.parametrize(
+    "fault,expected",
+    [
+        ("500", "server_error"),
+        ("429", "rate_limited"),
+        ("drop=3,tokens=10", "truncated"),
+        ("error_part=2,tokens=10", "stream_error"),
+        ("malformed=2,tokens=10", "decode_error"),
+        ("garbage", "decode_error"),
+    ],
+)
+def test_fault_classes(target, fault, expected):
+    o = send(target.url, fault)
+    assert o.error == expected, (o.error, o.detail)
+
+
+def test_http_error_classes(target):
+    assert send(target.url, model="nobody/none").error == "invalid_model"
+    assert send(target.url, model="meta-llama/Llama-3.3-70B-Instruct").error == "retired_model"
+    assert send(target.url, auth=False).error == "unauthorized"
+    bad = json.dumps({"messages": [{"role": "user", "content": " "}]}).encode()
+    assert send(target.url, body=bad).error == "bad_request"
+
+
+def test_timeouts_classes(target):
+    t = Timeouts(connect=2, first_chunk=0.3, stall=0.3, total=1.0)
+    assert send(target.url, "slow_headers=1.0", timeouts=t).error == "timeout_first_chunk"
+    assert send(target.url, "ttft_ms=800", timeouts=t).error == "timeout_first_chunk"
+    assert send(target.url, "stall=1.0,tokens=5", timeouts=t).error == "stall"
+    assert send(target.url, "never_end=0.05,tokens=2", timeouts=t).error == "timeout_total"
+
+
+def test_connect_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    o = send(f"http://127.0.0.1:{port}")
+    assert o.error == "connect_error"
+
+
+def test_cancelled_in_flight(target):
+    o = Outcome()
+    c = client_for(target.url)
+    headers = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=50,step_ms=20"}
+    g = gevent.spawn(stream_request, o, c, RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS), headers, Timeouts())
+    gevent.sleep(0.3)
+    g.kill()
+    assert o.error == "cancelled" and o.t_end > 0 and o.stamps  # kept what it saw
+
+
+def test_connection_reused_after_clean_stream_and_dropped_after_error(target):
+    c = client_for(target.url)
+    path, body = RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS)
+    h = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=3"}
+    for _ in range(3):
+        assert stream_request(Outcome(), c, path, body, h, Timeouts()).error is None
+    assert stream_request(Outcome(), c, path, body, {**h, "X-Bench-Fault": "drop=1,tokens=3"}, Timeouts()).error == "truncated"
+    assert stream_request(Outcome(), c, path, body, h, Timeouts()).error is None
+    c.close()
+
+
+def test_ttfc_matches_target_truth_at_100_streams(target):
+    """100 concurrent streams, 20 parts/s each: client TTFC vs the server's own stamps, p99 within 2 ms."""
+    n = 100
+    outs = [Outcome() for _ in range(n)]
+    clients = [client_for(target.url) for _ in range(n)]
+    ids = [f"acc-{i}-{id(outs)}" for i in range(n)]
+
+    def one(i):
+        gevent.sleep(i * 0.01)  # spread starts as the user class does
+        h = {"Authorization": f"Bearer {token()}", "X-Request-ID": ids[i], "X-Bench-Fault": "tokens=40,step_ms=50,ttft_ms=100"}
+        stream_request(outs[i], clients[i], RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS), h, Timeouts())
+
+    gevent.joinall([gevent.spawn(one, i) for i in range(n)], timeout=60)
+    for c in clients:
+        c.close()
+    truth = {t["request_id"]: t for t in httpx.get(f"{target.url}/_bench/truth", params={"ids": ",".join(ids)}, timeout=10).json()}
+    assert all(o.error is None for o in outs)
+    err = np.array([ms(o.stamps[0], truth[i]["first_ns"]) for o, i in zip(outs, ids)])
+    assert (err >= 0).all()  # the client cannot see a part before the server wrote it
+    assert np.percentile(err, 99) < 2.0, f"p50 {np.percentile(err, 50):.3f} p99 {np.percentile(err, 99):.3f}"
