@@ -108,6 +108,7 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
 def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float | None, capacity: dict[str, float] | None,
                 x: str = "level", xlabel: str = "concurrent conversations") -> str:
     """Latency percentiles and throughput against load, with the SLO line and the found capacity."""
+    out.mkdir(parents=True, exist_ok=True)
     models = sorted(levels["model"].unique())
     col = colours(models)
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
@@ -127,3 +128,43 @@ def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float |
         a.grid(alpha=0.3)
     a1.legend(fontsize=7, ncol=2)
     return _save(fig, out, "capacity")
+
+
+def compare_chart(base: pd.DataFrame, cand: pd.DataFrame, out: Path) -> str:
+    """Overlaid TTFC CDFs, baseline solid and candidate dashed, per model; returns the SVG text."""
+    models = sorted(set(base["model"]) | set(cand["model"]))
+    col = colours(models)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for m in models:
+        for df, ls, tag in ((base, "-", "baseline"), (cand, "--", "candidate")):
+            v = np.sort(df[(df["model"] == m) & df["error"].isna()]["ttfc_ms"].dropna().to_numpy())
+            if v.size:
+                ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", ls=ls, color=col[m], label=f"{_short(m)} {tag}")
+    ax.set_xscale("log")
+    ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC: baseline (solid) vs candidate (dashed)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    _save(fig, out, "compare_ttfc")
+    return (out / "compare_ttfc.svg").read_text()
+
+
+def models_chart(ranking: list[dict], out: Path) -> str:
+    """Median TTFC and decode speed per model with 95% bootstrap intervals."""
+    out.mkdir(parents=True, exist_ok=True)
+    models = [r["model"] for r in ranking]
+    col = colours(models)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 0.6 * len(models) + 2))
+    for ax, metric, label in ((a1, "ttfc_ms", "median TTFC (ms)"), (a2, "decode_tps", "median decode speed (tokens/s)")):
+        for i, r in enumerate(ranking):
+            v, (lo, hi) = r[metric], r[f"{metric}_ci"]
+            if v is None:
+                continue
+            ax.barh(i, v, color=col[r["model"]])
+            if lo == lo:
+                ax.errorbar(v, i, xerr=[[max(0, v - lo)], [max(0, hi - v)]], color="black", capsize=3)
+        ax.set_yticks(range(len(models)), [_short(m) for m in models])
+        ax.invert_yaxis()
+        ax.set(xlabel=label)
+        ax.grid(alpha=0.3, axis="x")
+    a1.set_title("Models ranked by TTFC (95% CI)")
+    return _save(fig, out, "models")

@@ -209,3 +209,107 @@ def report(run_dir, warmup) -> None:
     summary, _ = build_summary(Path(run_dir), warmup)
     click.echo(console_table(summary))
     click.echo(f"\nreport: {path}")
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.argument("baseline", type=click.Path(exists=True, file_okay=False))
+@click.argument("candidate", type=click.Path(exists=True, file_okay=False))
+@click.option("--tolerance", "tolerances", multiple=True,
+              help="Allowed worsening, repeatable: ttfc_ms:p95:+10%, e2e_ms:p99:+50ms, decode_tps:p50:-10%, error_rate:+0.5pp.")
+@click.option("--tolerance-file", type=click.Path(dir_okay=False), default=None, help="One tolerance per line (# comments).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for compare.md/json/html (default: CANDIDATE/compare).")
+@click.option("--warmup", default=None, type=float, help="Seconds excluded from both runs (default: each run's own).")
+def compare(baseline, candidate, tolerances, tolerance_file, out, warmup) -> None:
+    """Latency regression gate: compare a candidate run with a baseline run.
+
+    Per model and metric: percentiles, the difference with a 95% bootstrap interval, a
+    Mann-Whitney test, and a verdict. Exit 0: no regression; 1: a metric regressed beyond its
+    tolerance with statistical significance; 2: the runs cannot be compared (other scenario or
+    models, too few samples).
+
+    \b
+    Example (CI):
+      bench run -t 2m --scenario default --out results/ci && \\
+      bench compare baseline-run/ results/ci/<run-id> --tolerance 'ttfc_ms:p95:+10%'
+    """
+    from pathlib import Path
+
+    from bench.compare import NotComparable, compare_runs, load_tolerances, markdown, write_outputs
+
+    tols = load_tolerances(list(tolerances), tolerance_file)
+    try:
+        result = compare_runs(Path(baseline), Path(candidate), tols, warmup)
+    except NotComparable as exc:
+        click.echo(f"cannot compare: {exc}", err=True)
+        sys.exit(2)
+    paths = write_outputs(result, Path(out) if out else Path(candidate) / "compare")
+    click.echo(markdown(result))
+    click.echo(f"written: {paths['md']}, {paths['html']}, {paths['json']}")
+    sys.exit(1 if result["regressions"] else 0)
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--warmup", default=None, type=float, help="Seconds excluded (default: from run.json).")
+def models(run_dir, warmup) -> None:
+    """Rank the models of a multi-model run, paired by conversation and turn.
+
+    \b
+    Example:
+      bench run --models qwen/Qwen2.5-72B-Instruct,google/gemma-2-27b-it -t 2m
+      bench models results/<run-id>
+    """
+    from pathlib import Path
+
+    from bench.models_cmp import compare_models, markdown, write_outputs
+
+    result = compare_models(Path(run_dir), warmup)
+    if len(result["ranking"]) < 2:
+        click.echo("only one model in this run: nothing to compare", err=True)
+        sys.exit(2)
+    path = write_outputs(result, Path(run_dir))
+    click.echo(markdown(result))
+    click.echo(f"written: {path}")
+
+
+@main.command(context_settings={"max_content_width": 100})
+@_run_options
+@click.option("--levels", default="2,4,8,16,32", show_default=True,
+              help="Load levels: concurrent conversations (closed loop) or conversations/s (open loop).")
+@click.option("--level-duration", default="30s", show_default=True, help="How long each level is held.")
+@click.option("--level-warmup", default=5.0, show_default=True, type=float, help="Seconds of each level excluded.")
+@click.option("--slo", "slos", multiple=True, help="Repeatable: ttfc_ms:p95<=1000, gaps_ms:p99<=200, error_rate<=1%. Default: the scenario's.")
+@click.option("--adaptive", default=0, show_default=True, type=int, help="Extra rounds that bisect between the last passing and first failing level.")
+@click.option("--population", default=None, type=int, help="Users to plan for (with --conversations-per-user-hour and --headroom).")
+@click.option("--conversations-per-user-hour", default=2.0, show_default=True, type=float)
+@click.option("--headroom", default="30%", show_default=True, help="Spare capacity to keep, e.g. 30%.")
+def capacity(levels, level_duration, level_warmup, slos, adaptive, population, conversations_per_user_hour, headroom, **kw) -> None:
+    """Sweep load levels and find, per model, the highest load that meets every SLO.
+
+    \b
+    Examples:
+      bench capacity --models mistralai/Mistral-7B-Instruct-v0.3 --levels 8,16,32,64 --slo 'ttfc_ms:p95<=1000'
+      bench capacity --load-mode open --levels 1,2,4,8 --population 10000 --headroom 30%
+    """
+    from bench.capacity import CapacityOptions, parse_levels, sweep
+    from bench.runner import RunOptions
+
+    try:
+        room = float(str(headroom).rstrip("%")) / (100.0 if str(headroom).endswith("%") else 1.0)
+    except ValueError:
+        raise InputError(f"--headroom {headroom!r}: expected e.g. 30%") from None
+    for s in slos:
+        from bench.slo import parse_slo
+
+        parse_slo(s)
+    kw.pop("no_report", None)
+    kw.pop("fail_on_slo", None)
+    kw.pop("duration", None)
+    kw.pop("users", None)
+    kw.pop("spawn_rate", None)
+    ro = RunOptions(**kw)
+    out = sweep(CapacityOptions(run=ro, levels=parse_levels(levels), level_duration=level_duration, level_warmup=level_warmup,
+                                slos=list(slos), adaptive=adaptive, population=population,
+                                conversations_per_user_hour=conversations_per_user_hour, headroom=room))
+    click.echo((out / "capacity.md").read_text())
+    click.echo(f"capacity report: {out / 'capacity.html'}")

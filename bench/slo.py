@@ -16,7 +16,7 @@ HIGHER_IS_BETTER = {"decode_tps", "output_tps", "goodput", "requests_per_s"}
 RATES = {"error_rate"}
 METRICS = LATENCY | HIGHER_IS_BETTER | RATES
 STATS = {"p50", "p90", "p95", "p99", "max", "mean"}
-_RE = re.compile(r"^\s*(?P<metric>[a-z_]+)(?::(?P<stat>[a-z0-9]+))?\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<pct>%)?\s*$")
+_RE = re.compile(r"^\s*(?P<metric>[a-z0-9_]+)(?::(?P<stat>[a-z0-9]+))?\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<pct>%)?\s*$")
 
 
 @dataclass(frozen=True)

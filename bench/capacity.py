@@ -1,0 +1,278 @@
+"""``bench capacity``: step through load levels, find the highest load within every SLO, and size it.
+
+Each level is a run of its own (its own folder, warm-up excluded), all against one target that
+stays up for the whole sweep. Per model: the highest level that meets every SLO, interpolated
+between the last passing and the first failing level on the metric that fails; the knee, where
+TTFC p50 departs from its floor; and, by Little's law with the scenario's turns and think time,
+concurrent conversations per replica and the replicas a population needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets as pysecrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from bench.analysis import load_records, model_summary, slo_verdicts, split_warmup
+from bench.errors import InputError
+from bench.options import new_run_id
+from bench.runner import RunOptions, parse_duration, run as run_level
+from bench.scenario import load_scenario
+from bench.slo import Slo, parse_slo
+
+KNEE_FACTOR = 1.5
+
+
+@dataclass
+class CapacityOptions:
+    run: RunOptions
+    levels: list[float]
+    level_duration: str = "30s"
+    level_warmup: float = 5.0
+    slos: list[str] = field(default_factory=list)
+    adaptive: int = 0
+    population: int | None = None
+    conversations_per_user_hour: float = 2.0
+    headroom: float = 0.3
+
+
+def parse_levels(text: str) -> list[float]:
+    try:
+        levels = sorted({float(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise InputError(f"--levels {text!r}: expected numbers, e.g. 4,8,16,32") from None
+    if not levels or levels[0] <= 0:
+        raise InputError("--levels must be positive numbers")
+    return levels
+
+
+def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> list[dict]:
+    df = load_records(run_dir)
+    measured, _ = split_warmup(df, warmup)
+    rows = []
+    for model, g in measured.groupby("model"):
+        s = model_summary(g, slos)
+        row = {"model": model, "level": level, "requests": s["requests"], "error_rate": s["error_rate"],
+               "output_tps": s["output_tps"], "requests_per_s": s["requests_per_s"], "goodput": s["goodput"],
+               "e2e_mean_ms": s["e2e_ms"]["mean"], "run_dir": str(run_dir)}
+        for metric in ("ttfc_ms", "ttfv_ms", "e2e_ms", "gaps_ms", "tpot_ms", "decode_tps"):
+            for stat in ("p50", "p95", "p99"):
+                row[f"{metric}_{stat}"] = s[metric][stat]
+        verdicts = slo_verdicts(s, slos)
+        row["slo_ok"] = all(v["ok"] for v in verdicts)
+        row["slo_observed"] = {v["slo"]: v["observed"] for v in verdicts}
+        rows.append(row)
+    return rows
+
+
+def _observed(row: pd.Series, slo: Slo) -> float | None:
+    return row["slo_observed"].get(slo.text)
+
+
+def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
+    """Per model: capacity (interpolated), bounds, the SLO that limits it, and the knee."""
+    out = {}
+    for model, g in levels.groupby("model"):
+        g = g.sort_values("level").reset_index(drop=True)
+        last_ok, first_bad = None, None
+        for i, r in g.iterrows():
+            if r["slo_ok"]:
+                last_ok = i
+            else:
+                first_bad = i
+                break
+        res = {"last_passing_level": None, "first_failing_level": None, "capacity": None, "limited_by": None, "bound": None}
+        if first_bad is None:
+            res.update(last_passing_level=float(g["level"].iloc[-1]), capacity=float(g["level"].iloc[-1]), bound="at least")
+        elif last_ok is None:
+            res.update(first_failing_level=float(g["level"].iloc[0]), capacity=None, bound="below the lowest level")
+        else:
+            p, f = g.iloc[last_ok], g.iloc[first_bad]
+            cands = []
+            for s in slos:
+                vp, vf = _observed(p, s), _observed(f, s)
+                if vf is None or s.ok(vf) or vp is None:
+                    continue
+                if vf == vp:
+                    cands.append((float(p["level"]), s.text))
+                else:
+                    frac = min(max((s.value - vp) / (vf - vp), 0.0), 1.0)
+                    cands.append((float(p["level"] + frac * (f["level"] - p["level"])), s.text))
+            cap, limit = min(cands) if cands else (float(p["level"]), None)
+            res.update(last_passing_level=float(p["level"]), first_failing_level=float(f["level"]), capacity=cap,
+                       limited_by=limit, bound="interpolated")
+        res["knee"] = _knee(g)
+        out[model] = res
+    return out
+
+
+def _knee(g: pd.DataFrame) -> float | None:
+    v = g["ttfc_ms_p50"].astype(float)
+    if v.isna().all():
+        return None
+    floor = v.min()
+    for i in range(1, len(g)):
+        if v.iloc[i] > KNEE_FACTOR * floor:
+            a, b = v.iloc[i - 1], v.iloc[i]
+            la, lb = g["level"].iloc[i - 1], g["level"].iloc[i]
+            frac = (KNEE_FACTOR * floor - a) / (b - a) if b != a else 0.0
+            return float(la + min(max(frac, 0.0), 1.0) * (lb - la))
+    return None
+
+
+def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, think_s: float, mode: str) -> dict:
+    """Little's law: L = lambda * W, per replica and for the population."""
+    out = {}
+    for model, c in cap.items():
+        if not c["capacity"]:
+            out[model] = None
+            continue
+        g = levels[levels["model"] == model].sort_values("level")
+        near = g.iloc[(g["level"] - c["capacity"]).abs().argsort()[:1]]
+        e2e_s = float(near["e2e_mean_ms"].iloc[0] or 0) / 1000.0
+        w_conv = turns * e2e_s + max(turns - 1, 0) * think_s  # seconds one conversation lasts
+        if mode == "open":
+            conv_per_s = c["capacity"]
+            concurrent = conv_per_s * w_conv
+        else:
+            concurrent = c["capacity"]
+            conv_per_s = concurrent / w_conv if w_conv else None
+        res = {"conversation_seconds": w_conv, "concurrent_conversations_per_replica": concurrent,
+               "conversations_per_s_per_replica": conv_per_s}
+        if o.population:
+            lam = o.population * o.conversations_per_user_hour / 3600.0
+            needed = lam * w_conv
+            res.update(population=o.population, conversations_per_user_hour=o.conversations_per_user_hour,
+                       concurrent_conversations_needed=needed, headroom=o.headroom,
+                       replicas=math.ceil(needed * (1 + o.headroom) / concurrent) if concurrent else None)
+        out[model] = res
+    return out
+
+
+def sweep(o: CapacityOptions) -> Path:
+    from bench.target import TargetProcess
+
+    scenario = load_scenario(o.run.scenario)
+    slos = [parse_slo(s) for s in (o.slos or scenario.slos)]
+    if not slos:
+        raise InputError("no SLOs: pass --slo (e.g. --slo 'ttfc_ms:p95<=1000') or add slos: to the scenario")
+    seconds = parse_duration(o.level_duration)
+    if o.level_warmup >= seconds:
+        raise InputError("--level-warmup must be shorter than --level-duration")
+    sweep_id = o.run.run_id or ("capacity-" + new_run_id())
+    out = Path(o.run.out) / sweep_id
+    out.mkdir(parents=True, exist_ok=True)
+    target = None
+    saved_env = os.environ.get("BENCH_JWT_SECRET")
+    base = replace(o.run, duration=o.level_duration, warmup=o.level_warmup, out=str(out), quiet=True)
+    try:
+        if not o.run.host:
+            secret = pysecrets.token_hex(32)
+            args = ["--seed", str(o.run.target_seed)] + (["--profiles", o.run.target_profiles] if o.run.target_profiles else [])
+            cpus = os.cpu_count() or 1
+            target = TargetProcess(args, secret=secret, cpu=cpus - 1 if cpus > 1 else None, log=out / "target.log")
+            os.environ["BENCH_JWT_SECRET"] = secret
+            base = replace(base, host=target.url, auth="jwt")
+        rows: list[dict] = []
+        todo = list(o.levels)
+        done: set[float] = set()
+        rounds = 0
+        while todo:
+            level = todo.pop(0)
+            if level in done:
+                continue
+            done.add(level)
+            r = _one_level(base, level, slos, o.level_warmup)
+            click.echo(f"level {level:g}: " + "  ".join(_brief(x) for x in r), err=True)
+            rows.extend(r)
+            if not todo and rounds < o.adaptive:
+                rounds += 1
+                todo = _refine(pd.DataFrame(rows), slos, done)
+    finally:
+        if target is not None:
+            target.stop()
+        if saved_env is None:
+            os.environ.pop("BENCH_JWT_SECRET", None)
+        else:
+            os.environ["BENCH_JWT_SECRET"] = saved_env
+    levels = pd.DataFrame(rows)
+    cap = find_capacity(levels, slos)
+    turns = sum(len(c.turns) * c.weight for c in scenario.conversations) / sum(c.weight for c in scenario.conversations)
+    result = {"sweep": sweep_id, "mode": o.run.load_mode, "slos": [s.text for s in slos], "levels": levels.drop(columns=["slo_observed"]).to_dict(orient="records"),
+              "capacity": cap, "people": people(cap, levels, o, turns, scenario.mean_think_s(), o.run.load_mode),
+              "scenario": scenario.name, "turns_mean": turns, "think_mean_s": scenario.mean_think_s()}
+    write_outputs(result, levels, out, slos)
+    return out
+
+
+def _one_level(base: RunOptions, level: float, slos: list[Slo], warmup: float) -> list[dict]:
+    if base.load_mode == "open":
+        opts = replace(base, arrival_rate=level, users=max(base.users, int(level * 60)), spawn_rate=max(base.users, int(level * 60)),
+                       run_id=f"level-{level:g}")
+    else:
+        n = int(round(level))
+        opts = replace(base, users=n, spawn_rate=max(n, 1), run_id=f"level-{level:g}")
+    run_dir = run_level(opts)
+    return _level_row(run_dir, level, slos, warmup)
+
+
+def _brief(r: dict) -> str:
+    return f"{r['model'].split('/')[-1]} TTFC p95 {r['ttfc_ms_p95'] or float('nan'):.0f} ms {'ok' if r['slo_ok'] else 'SLO missed'}"
+
+
+def _refine(levels: pd.DataFrame, slos: list[Slo], done: set[float]) -> list[float]:
+    new = []
+    for _, c in find_capacity(levels, slos).items():
+        a, b = c["last_passing_level"], c["first_failing_level"]
+        if a is not None and b is not None:
+            mid = round((a + b) / 2, 2)
+            if mid not in done and abs(b - a) > 1:
+                new.append(mid)
+    return sorted(set(new))
+
+
+def markdown(result: dict) -> str:
+    unit = "conversations/s" if result["mode"] == "open" else "concurrent conversations"
+    out = [f"### Capacity ({unit}) against {', '.join(result['slos'])}", "",
+           "| model | capacity | bound | limited by | knee | conv. per replica | replicas needed |", "|---|---:|---|---|---:|---:|---:|"]
+    for m, c in result["capacity"].items():
+        p = result["people"].get(m) or {}
+        cap = "–" if c["capacity"] is None else f"{c['capacity']:.1f}"
+        knee = "–" if c["knee"] is None else f"{c['knee']:.1f}"
+        conc = p.get("concurrent_conversations_per_replica")
+        out.append(f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
+                   f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')} |")
+    out += ["", "| model | level | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | SLOs |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in result["levels"]:
+        f = lambda x: "–" if x is None or x != x else f"{x:.0f}"  # noqa: E731
+        out.append(f"| {r['model'].split('/')[-1]} | {r['level']:g} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | {f(r['gaps_ms_p99'])} | "
+                   f"{100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {'met' if r['slo_ok'] else 'missed'} |")
+    return "\n".join(out) + "\n"
+
+
+def write_outputs(result: dict, levels: pd.DataFrame, out: Path, slos: list[Slo]) -> None:
+    from bench.charts import sweep_chart
+
+    (out / "capacity.json").write_text(json.dumps(result, indent=2, default=float))
+    md = markdown(result)
+    (out / "capacity.md").write_text(md)
+    slo = next((s for s in slos if s.metric == "ttfc_ms"), slos[0])
+    metric = slo.metric if f"{slo.metric}_p95" in levels else "ttfc_ms"
+    caps = {m: c["capacity"] for m, c in result["capacity"].items()}
+    xlabel = "arrival rate (conversations/s)" if result["mode"] == "open" else "concurrent conversations (users)"
+    sweep_chart(levels, out / "charts", metric, slo.value if slo.metric == metric else None, caps, xlabel=xlabel)
+    (out / "capacity.html").write_text(_html(md, (out / "charts" / "capacity.svg").read_text()))
+
+
+def _html(md: str, svg: str) -> str:
+    import html
+
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Capacity</title><style>body{font:14px system-ui;margin:24px auto;max-width:1000px}"
+            "pre{background:#f7f7f7;padding:10px}</style></head><body><h1>Capacity plan</h1>"
+            f"{svg}<pre>{html.escape(md)}</pre></body></html>")

@@ -1,0 +1,239 @@
+"""``bench compare BASELINE CANDIDATE``: the latency regression gate.
+
+For every model and metric: baseline and candidate percentiles, the difference with a bootstrap
+confidence interval, and a Mann-Whitney rank test on the raw samples. A row is a regression
+only when the change is statistically significant *and* beyond its tolerance, so two runs of
+the same build on a noisy machine pass, and a real slowdown fails.
+Exit codes: 0 no regression, 1 regression, 2 the runs cannot be compared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sst
+
+from bench.analysis import gaps_of, load_records, split_warmup
+from bench.errors import InputError
+from bench.results import read_run_json
+
+DEFAULT_TOLERANCES = [
+    "ttfc_ms:p50:+10%", "ttfc_ms:p95:+10%", "ttfc_ms:p99:+15%", "ttfv_ms:p95:+10%", "e2e_ms:p95:+10%",
+    "tpot_ms:p50:+10%", "gaps_ms:p99:+15%", "decode_tps:p50:-10%", "error_rate:+1pp",
+]
+LOWER_IS_BETTER = {"ttfc_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "gaps_ms", "error_rate"}
+_TOL = re.compile(r"^(?P<metric>[a-z0-9_]+)(?::(?P<stat>p50|p90|p95|p99|mean))?:(?P<sign>[+-])(?P<value>[0-9.]+)(?P<unit>%|pp|ms)$")
+MIN_SAMPLES = 20
+ALPHA = 0.05
+
+
+class NotComparable(Exception):
+    """The two runs differ in what they measured; the message says how."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    metric: str
+    stat: str
+    value: float  # allowed worsening, as a fraction (%), percentage points (pp) or ms
+    unit: str
+    text: str
+
+
+def parse_tolerance(text: str) -> Tolerance:
+    m = _TOL.match(text.strip())
+    if not m:
+        raise InputError(f"tolerance {text!r}: expected METRIC:STAT:+N% (e.g. ttfc_ms:p95:+10%), error_rate:+0.5pp or decode_tps:p50:-10%")
+    metric = m["metric"]
+    if metric not in LOWER_IS_BETTER | {"decode_tps"}:
+        raise InputError(f"tolerance {text!r}: unknown metric {metric!r}")
+    value = float(m["value"]) / (100.0 if m["unit"] in ("%", "pp") else 1.0)
+    return Tolerance(metric, m["stat"] or ("mean" if metric == "error_rate" else "p95"), value, m["unit"], text.strip())
+
+
+def load_tolerances(items: list[str], path: str | None) -> list[Tolerance]:
+    texts = list(items)
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: tolerance file not found")
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                try:
+                    parse_tolerance(line)
+                except InputError as exc:
+                    raise InputError(f"{p}, line {i}: {exc}") from None
+                texts.append(line)
+    return [parse_tolerance(t) for t in (texts or DEFAULT_TOLERANCES)]
+
+
+@dataclass
+class Row:
+    model: str
+    metric: str
+    stat: str
+    baseline: float | None
+    candidate: float | None
+    diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    rel_diff: float | None
+    p_value: float | None
+    tolerance: str
+    verdict: str
+    n_base: int
+    n_cand: int
+
+
+def _stat(v: np.ndarray, stat: str) -> float:
+    return float(np.mean(v)) if stat == "mean" else float(np.percentile(v, float(stat[1:])))
+
+
+def bootstrap_diff(a: np.ndarray, b: np.ndarray, stat: str, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of stat(b) - stat(a), resampling each run independently."""
+    rng = np.random.default_rng(seed)
+    q = None if stat == "mean" else float(stat[1:])
+    # resample in blocks to bound memory on large runs
+    diffs = []
+    for _ in range(0, n, 100):
+        ia = rng.integers(0, a.size, size=(100, a.size))
+        ib = rng.integers(0, b.size, size=(100, b.size))
+        if q is None:
+            d = b[ib].mean(axis=1) - a[ia].mean(axis=1)
+        else:
+            d = np.percentile(b[ib], q, axis=1) - np.percentile(a[ia], q, axis=1)
+        diffs.append(d)
+    d = np.concatenate(diffs)
+    return float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+
+
+def _samples(df: pd.DataFrame, metric: str) -> np.ndarray:
+    ok = df[df["error"].isna()]
+    if metric == "gaps_ms":
+        g = gaps_of(ok)
+        return g[g > 0] if g.size else g
+    return ok[metric].dropna().to_numpy(dtype=float)
+
+
+def _verdict(tol: Tolerance, base: float, diff: float, lo: float, hi: float, p: float | None) -> str:
+    lower_better = tol.metric in LOWER_IS_BETTER
+    worse_lo, better_hi = (lo, hi) if lower_better else (-hi, -lo)  # bounds of the worsening
+    significant = (p is None or p < ALPHA)
+    if significant and worse_lo > 0:
+        allowed = tol.value * abs(base) if tol.unit == "%" else tol.value
+        return "regression" if worse_lo > allowed else "worse, within tolerance"
+    if significant and better_hi < 0:
+        return "improvement"
+    return "no significant change"
+
+
+def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], warmup: float | None = None) -> dict:
+    from bench.results import ensure_records
+
+    for d in (base_dir, cand_dir):
+        ensure_records(d)
+        if not (Path(d) / "requests.parquet").is_file():
+            raise InputError(f"{d}: no requests.parquet (is this a run folder?)")
+    mb, mc = read_run_json(base_dir), read_run_json(cand_dir)
+    sb, sc = (mb.get("scenario") or {}), (mc.get("scenario") or {})
+    if sb.get("sha256") and sc.get("sha256") and sb["sha256"] != sc["sha256"]:
+        raise NotComparable(f"different scenarios: {sb.get('name')} ({sb['sha256']}) vs {sc.get('name')} ({sc['sha256']})")
+    db, _ = split_warmup(load_records(base_dir), warmup if warmup is not None else float(mb.get("warmup_s") or 0))
+    dc, _ = split_warmup(load_records(cand_dir), warmup if warmup is not None else float(mc.get("warmup_s") or 0))
+    db, dc = db[db["error"] != "cancelled"], dc[dc["error"] != "cancelled"]
+    models_b, models_c = set(db["model"]), set(dc["model"])
+    if models_b != models_c:
+        raise NotComparable(f"different models: only in baseline {sorted(models_b - models_c)}, only in candidate {sorted(models_c - models_b)}")
+    rows: list[Row] = []
+    for model in sorted(models_b):
+        gb, gc = db[db["model"] == model], dc[dc["model"] == model]
+        nb, nc = int(gb["error"].isna().sum()), int(gc["error"].isna().sum())
+        if min(nb, nc) < MIN_SAMPLES:
+            raise NotComparable(f"too few successful requests for {model}: {nb} in baseline, {nc} in candidate (need {MIN_SAMPLES})")
+        for tol in tolerances:
+            if tol.metric == "error_rate":
+                rows.append(_error_row(model, tol, gb, gc))
+                continue
+            a, b = _samples(gb, tol.metric), _samples(gc, tol.metric)
+            if a.size < MIN_SAMPLES or b.size < MIN_SAMPLES:
+                continue  # e.g. TTFV for a model that does not reason
+            va, vb = _stat(a, tol.stat), _stat(b, tol.stat)
+            lo, hi = bootstrap_diff(a, b, tol.stat)
+            p = float(sst.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+            rows.append(Row(model, tol.metric, tol.stat, va, vb, vb - va, lo, hi, (vb - va) / va if va else None, p, tol.text,
+                            _verdict(tol, va, vb - va, lo, hi, p), int(a.size), int(b.size)))
+    regressions = [r for r in rows if r.verdict == "regression"]
+    return {"baseline": str(base_dir), "candidate": str(cand_dir), "rows": [asdict(r) for r in rows],
+            "regressions": len(regressions), "verdict": "regression" if regressions else "ok",
+            "tolerances": [t.text for t in tolerances]}
+
+
+def _error_row(model: str, tol: Tolerance, gb: pd.DataFrame, gc: pd.DataFrame) -> Row:
+    eb, ec = gb["error"].notna().to_numpy(float), gc["error"].notna().to_numpy(float)
+    pb, pc = eb.mean(), ec.mean()
+    se = np.sqrt(pb * (1 - pb) / eb.size + pc * (1 - pc) / ec.size)
+    lo, hi = (pc - pb) - 1.96 * se, (pc - pb) + 1.96 * se
+    if se > 0:
+        pooled = (eb.sum() + ec.sum()) / (eb.size + ec.size)
+        z = (pc - pb) / np.sqrt(pooled * (1 - pooled) * (1 / eb.size + 1 / ec.size))
+        p = float(2 * sst.norm.sf(abs(z)))
+    else:
+        p = 1.0
+    return Row(model, "error_rate", "mean", float(pb), float(pc), float(pc - pb), float(lo), float(hi), None, p, tol.text,
+               _verdict(tol, pb, pc - pb, lo, hi, p), int(eb.size), int(ec.size))
+
+
+def _f(v, pct=False) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    return f"{100 * v:+.1f}%" if pct else f"{v:,.2f}"
+
+
+MARK = {"regression": "❌ regression", "improvement": "✅ improvement", "no significant change": "no significant change",
+        "worse, within tolerance": "⚠️ worse, within tolerance"}
+
+
+def markdown(result: dict) -> str:
+    out = [f"### Latency comparison: {'❌ regression' if result['regressions'] else '✅ no regression'}", "",
+           f"baseline `{Path(result['baseline']).name}` → candidate `{Path(result['candidate']).name}`", "",
+           "| model | metric | baseline | candidate | diff [95% CI] | rel | p | tolerance | verdict |",
+           "|---|---|---:|---:|---|---:|---:|---|---|"]
+    for r in result["rows"]:
+        unit = " pp" if r["metric"] == "error_rate" else ""
+        scale = 100 if r["metric"] == "error_rate" else 1
+        diff = f"{_f(r['diff'] * scale)}{unit} [{_f(r['ci_low'] * scale)}, {_f(r['ci_high'] * scale)}]"
+        out.append(f"| {r['model'].split('/')[-1]} | {r['metric']} {r['stat']} | {_f(r['baseline'] * scale)} | {_f(r['candidate'] * scale)} | "
+                   f"{diff} | {_f(r['rel_diff'], pct=True)} | {r['p_value']:.3g} | {r['tolerance']} | {MARK[r['verdict']]} |")
+    out += ["", "Times in ms. A regression is a change that is significant (bootstrap CI excludes 0, Mann-Whitney p < 0.05) and larger than its tolerance."]
+    return "\n".join(out) + "\n"
+
+
+def write_outputs(result: dict, out_dir: Path) -> dict[str, Path]:
+    from bench.charts import compare_chart
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "compare.json", "md": out_dir / "compare.md", "html": out_dir / "compare.html"}
+    paths["json"].write_text(json.dumps(result, indent=2))
+    md = markdown(result)
+    paths["md"].write_text(md)
+    db = load_records(Path(result["baseline"]))
+    dc = load_records(Path(result["candidate"]))
+    svg = compare_chart(db, dc, out_dir)
+    rows = "".join(
+        f"<tr><td>{r['model']}</td><td>{r['metric']} {r['stat']}</td><td>{_f(r['baseline'])}</td><td>{_f(r['candidate'])}</td>"
+        f"<td>{_f(r['diff'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]</td><td>{r['p_value']:.3g}</td><td>{r['tolerance']}</td>"
+        f"<td class='{r['verdict'].split(',')[0].replace(' ', '-')}'>{r['verdict']}</td></tr>" for r in result["rows"])
+    paths["html"].write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Comparison</title><style>body{font:14px system-ui;margin:24px auto;max-width:1100px}"
+        "td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td:first-child{text-align:left}.regression{color:#b42318;font-weight:600}"
+        ".improvement{color:#17803d}</style></head><body>"
+        f"<h1>{'Regression' if result['regressions'] else 'No regression'}</h1><p>baseline {result['baseline']} → candidate {result['candidate']}</p>"
+        "<table><tr><th>model</th><th>metric</th><th>baseline</th><th>candidate</th><th>diff [95% CI]</th><th>p</th><th>tolerance</th><th>verdict</th></tr>"
+        f"{rows}</table><h2>Distributions</h2>{svg}</body></html>")
+    return paths

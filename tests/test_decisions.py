@@ -1,0 +1,95 @@
+"""The three decisions end to end: capacity found, regressions gated, models ranked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import bench_cmd, bench_env
+
+DATA = Path(__file__).parent / "data"
+
+
+def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(bench_cmd(*args), capture_output=True, text=True, timeout=timeout, env=bench_env())
+
+
+def one_run(out: Path, profiles: str, *extra: str) -> Path:
+    r = bench("run", "--out", str(out), "--scenario", str(DATA / "two-models.yaml"), "--target-profiles", str(DATA / profiles),
+              "-t", "8s", "-u", "8", "-r", "8", "--warmup", "1", "-q", *extra)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
+    return runs[-1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("decisions")
+    return {"base": one_run(out / "base", "speed-profiles.yaml"), "same": one_run(out / "same", "speed-profiles.yaml"),
+            "slow": one_run(out / "slow", "speed-slower.yaml")}
+
+
+def test_capacity_found_within_15_percent(tmp_path):
+    """test/knee: batch 8, S = 340 ms, so TTFC p95 <= 400 ms holds up to 16.2 users (see the profile)."""
+    r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--target-profiles", str(DATA / "knee-profiles.yaml"),
+              "--levels", "8,12,16,20,24", "--level-duration", "6s", "--level-warmup", "2", "--out", str(tmp_path),
+              "--population", "10000", "--headroom", "30%")
+    assert r.returncode == 0, r.stderr[-3000:]
+    sweep = next(tmp_path.glob("capacity-*"))
+    result = json.loads((sweep / "capacity.json").read_text())
+    cap = result["capacity"]["test/knee"]
+    expected = 8 * (1 + (400 - 50) / 340)
+    assert abs(cap["capacity"] - expected) / expected < 0.15, cap
+    assert cap["limited_by"] == "ttfc_ms:p95<=400"
+    assert 7 <= cap["knee"] <= 12
+    people = result["people"]["test/knee"]
+    assert people["replicas"] >= 1 and people["concurrent_conversations_per_replica"] == pytest.approx(cap["capacity"])
+    for name in ("capacity.md", "capacity.html", "charts/capacity.png", "charts/capacity.svg"):
+        assert (sweep / name).is_file()
+
+
+def test_compare_same_configuration_passes(runs):
+    r = bench("compare", str(runs["base"]), str(runs["same"]), "--out", str(runs["same"] / "cmp"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    result = json.loads((runs["same"] / "cmp" / "compare.json").read_text())
+    assert result["regressions"] == 0
+    ttfc = [row for row in result["rows"] if row["metric"] == "ttfc_ms"]
+    assert ttfc and all(row["verdict"] != "regression" for row in ttfc)
+
+
+def test_compare_20_percent_slower_is_a_regression(runs):
+    r = bench("compare", str(runs["base"]), str(runs["slow"]), "--tolerance", "ttfc_ms:p50:+10%", "--tolerance", "tpot_ms:p50:+10%",
+              "--out", str(runs["slow"] / "cmp"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    result = json.loads((runs["slow"] / "cmp" / "compare.json").read_text())
+    bad = {(row["model"], row["metric"]) for row in result["rows"] if row["verdict"] == "regression"}
+    assert ("test/slow", "ttfc_ms") in bad and ("test/slow", "tpot_ms") in bad
+    assert "regression" in r.stdout
+    assert (runs["slow"] / "cmp" / "compare.html").is_file()
+
+
+def test_compare_refuses_different_scenarios(runs, tmp_path):
+    other = tmp_path / "other"
+    r = bench("run", "--out", str(other), "--target-profiles", str(DATA / "speed-profiles.yaml"), "-t", "3s", "-u", "2", "-q")
+    assert r.returncode == 0
+    r = bench("compare", str(runs["base"]), str(next(other.iterdir())))
+    assert r.returncode == 2 and "cannot compare" in r.stderr
+
+
+def test_bad_tolerance_is_refused(runs):
+    r = bench("compare", str(runs["base"]), str(runs["same"]), "--tolerance", "ttfc:p95:+ten")
+    assert r.returncode == 2 and "tolerance" in r.stderr
+
+
+def test_models_ranked_by_known_speed(runs):
+    r = bench("models", str(runs["base"]))
+    assert r.returncode == 0, r.stderr
+    result = json.loads((runs["base"] / "models.json").read_text())
+    assert [m["model"] for m in result["ranking"]] == ["test/fast", "test/slow"]
+    pair = result["pairs"][0]
+    assert pair["ttfc_ms"]["verdict"] == "test/fast better"
+    assert pair["decode_tps"]["verdict"] == "test/fast better"
+    assert (runs["base"] / "charts" / "models.png").is_file()
