@@ -32,7 +32,10 @@ def _short(model: str) -> str:
 
 
 def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None) -> list[tuple[str, str]]:
-    """Draw every chart of the report; return (file stem, title) pairs."""
+    """Draw every chart of the report; return (file stem, title) pairs.
+
+    ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
+    """
     out.mkdir(parents=True, exist_ok=True)
     live = df[df["error"] != "cancelled"]
     ok = live[live["error"].isna()]

@@ -45,7 +45,10 @@ class Collector:
         self.warnings: list[str] = []
         self.cpu_max = 0.0
         self.cpu_samples: list[float] = []
-        self.meta: dict = {}  # scenario, models, SLOs: so a plain-locust run folder explains itself
+        self.meta: dict = {}
+        from bench.live import LiveStats
+
+        self.live = LiveStats()  # scenario, models, SLOs: so a plain-locust run folder explains itself
         self.started = time.time()
         self._final_sent = False
         self._flusher = None
@@ -72,6 +75,8 @@ class Collector:
     # --- measuring side ----------------------------------------------------------------------
     def add(self, row: list, failed: bool) -> None:
         self.rows.append(row)
+        if not self.is_worker:
+            self.live.add(row)
         self.done += 1
         if failed:
             self.errors += 1
@@ -126,6 +131,8 @@ class Collector:
     def _on_records(self, environment, msg, **kw) -> None:
         data = msg.data
         self.spool.write(data["rows"])
+        for row in data["rows"]:
+            self.live.add(row)
         w = self.workers.setdefault(data["w"], {"received": 0, "sent": 0, "final": False})
         w["received"] += len(data["rows"])
         w["sent"] = data["sent"]

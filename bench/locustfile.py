@@ -43,6 +43,10 @@ def _init(environment, **kw) -> None:
     else:
         run_dir = None
     STATE["collector"] = Collector(environment, run_dir or ".")
+    if not isinstance(environment.runner, WorkerRunner):
+        from bench.live import install
+
+        install(environment, STATE["collector"].live)
     s = STATE["settings"]
     if s is not None:
         STATE["collector"].meta = {"scenario": {"name": s.scenario.name, "path": str(opts.scenario)}, "slos": s.scenario.slos,

@@ -126,8 +126,8 @@ def write_report(run_dir: Path, warmup: float | None = None) -> Path:
     ts = time_series(df, max(1.0, round(duration / 40))) if len(df) else pd.DataFrame()
     ttfc_slo = next((parse_slo(s).value for s in summary["slos"] if s.startswith("ttfc_ms")), None)
     charts_dir = run_dir / "charts"
-    charts = make_charts(df, ts, charts_dir, ttfc_slo) if len(df) else []
     measured, warm_df = split_warmup(df, summary["warmup_s"])
+    charts = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
     by_turn = by_group(measured, "turn", "turn")
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
     warm_table = headline_table({"models": {m: model_summary(g, []) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()

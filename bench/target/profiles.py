@@ -116,19 +116,17 @@ def load_profiles(path: str | Path | None = None, overrides: dict[str, Any] | No
         if not p.is_file():
             raise InputError(f"{p}: profile file not found")
         files.append(_read_yaml(p, p.read_text()))
-    defaults: dict[str, Any] = {}
+    # Each file in turn: its defaults apply to every model, then its per-model entries on top.
     per_model: dict[str, dict[str, Any]] = {}
     retired: list[str] = []
     for f in files:
-        defaults = _merge(defaults, f.defaults)
+        for name in set(per_model) | set(f.models):
+            per_model[name] = _merge(per_model.get(name, {}), f.defaults)
         for name, fields in f.models.items():
-            per_model[name] = _merge(per_model.get(name, {}), fields)
+            per_model[name] = _merge(per_model[name], fields)
         if f.retired is not None:
             retired = list(f.retired)
-    models = {}
-    for name, fields in per_model.items():
-        merged = {**defaults, **fields, **(overrides or {})}
-        models[name] = ModelProfile(name=name, **merged)
+    models = {name: ModelProfile(name=name, **{**fields, **(overrides or {})}) for name, fields in per_model.items()}
     return Profiles(models=models, retired=retired)
 
 

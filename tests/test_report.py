@@ -1,0 +1,133 @@
+"""Reports from a real run, checked against numbers computed here independently; pages rendered in Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FAST, bench_cmd, bench_env
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    r = subprocess.run(bench_cmd("run", "--out", str(out), "--target-profiles", FAST, "-t", "8s", "-u", "8", "-r", "8",
+                                 "--warmup", "2", "--target-faults", "500=0.08,429=0.04", "-q"),
+                       capture_output=True, text=True, timeout=120, env=bench_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    return next(p for p in out.iterdir() if p.is_dir())
+
+
+def measured(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_parquet(run_dir / "requests.parquet")
+    df = df[df["t_wall_start"] >= df["t_wall_start"].min() + 2.0]
+    return df[df["error"] != "cancelled"]
+
+
+def test_summary_numbers_match_numpy(faulty_run):
+    summary = json.loads((faulty_run / "summary.json").read_text())
+    df = measured(faulty_run)
+    assert summary["measured_requests"] + summary["warmup_requests"] == summary["records"]
+    for model, g in df.groupby("model"):
+        s = summary["models"][model]
+        ok = g[g["error"].isna()]
+        ttfc = ok["ttfc_ms"].to_numpy()
+        for q in (50, 90, 95, 99):
+            assert s["ttfc_ms"][f"p{q}"] == pytest.approx(np.percentile(ttfc, q), rel=1e-9)
+        assert s["ttfc_ms"]["max"] == pytest.approx(ttfc.max())
+        assert s["e2e_ms"]["p95"] == pytest.approx(np.percentile(ok["e2e_ms"], 95))
+        assert s["requests"] == len(g) and s["errors"] == int(g["error"].notna().sum())
+        assert s["error_rate"] == pytest.approx(g["error"].notna().mean())
+        assert s["errors_by_class"] == {k: int(v) for k, v in g["error"].value_counts().items()}
+        window = (g["t_wall_start"] + g["e2e_ms"] / 1000).max() - g["t_wall_start"].min()
+        assert s["output_tps"] == pytest.approx(ok["output_tokens"].sum() / window, rel=1e-9)
+        gaps = np.concatenate([np.frombuffer(b, dtype=np.uint32) for b in ok["gaps_us"]]) / 1000
+        assert s["gaps_ms"]["p99"] == pytest.approx(np.percentile(gaps, 99))
+    classes = set(df["error"].dropna())
+    assert {"server_error", "rate_limited"} <= classes
+
+
+def test_report_outputs_exist(faulty_run):
+    for name in ("report.html", "summary.md", "summary.csv", "summary.json", "METRICS.md"):
+        assert (faulty_run / name).is_file(), name
+    for chart in ("ttfc_cdf", "over_time", "ttfc_vs_prompt", "gaps_cdf", "errors"):
+        assert (faulty_run / "charts" / f"{chart}.png").stat().st_size > 1000
+        assert (faulty_run / "charts" / f"{chart}.svg").is_file()
+    md = (faulty_run / "summary.md").read_text()
+    assert "TTFC p95" in md and len(md) < 4000
+    csv = pd.read_csv(faulty_run / "summary.csv")
+    assert set(csv["model"]) == set(measured(faulty_run)["model"])
+
+
+def test_untrusted_banner_when_generator_saturated(faulty_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(faulty_run, copy)
+    meta = json.loads((copy / "run.json").read_text())
+    meta["collector"]["cpu_max"] = 99.0
+    (copy / "run.json").write_text(json.dumps(meta))
+    r = subprocess.run(bench_cmd("report", str(copy)), capture_output=True, text=True, timeout=120, env=bench_env())
+    assert r.returncode == 0
+    assert json.loads((copy / "summary.json").read_text())["untrusted"] is True
+    assert 'id="untrusted"' in (copy / "report.html").read_text()
+    assert 'id="untrusted"' not in (faulty_run / "report.html").read_text()
+
+
+def chromium_dom(url: str, budget_ms: int = 5000) -> str:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={Path('/tmp') / f'bench-chromium-{time.monotonic_ns()}'}",
+           f"--virtual-time-budget={budget_ms}", "--dump-dom", url]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+@needs_chromium
+def test_report_renders_in_chromium(faulty_run):
+    dom = chromium_dom((faulty_run / "report.html").resolve().as_uri(), 1000)
+    assert dom.count("<svg") >= 5
+    assert 'id="headline"' in dom
+    for model in measured(faulty_run)["model"].unique():
+        assert model in dom
+
+
+@needs_chromium
+def test_live_tab_renders_in_locust_web_ui(target, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--web-host", "127.0.0.1", "--web-port", str(port),
+           "--autostart", "-u", "4", "-r", "4", "-t", "20s", "--autoquit", "1", "--results-dir", str(tmp_path / "live"), "--auth", "jwt"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench_env(), cwd=Path(__file__).parent.parent)
+    try:
+        deadline = time.monotonic() + 20
+        rows = []
+        while time.monotonic() < deadline:
+            try:
+                data = httpx.get(f"http://127.0.0.1:{port}/stats/requests", timeout=2).json()
+                rows = data.get("extended_stats", [{}])[0].get("data", [])
+                if rows:
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.5)
+        assert rows and {"model", "ttfc_p50", "ttfc_p95", "decode_tps_p50", "output_tps", "errors"} <= set(rows[0])
+        dom = chromium_dom(f"http://127.0.0.1:{port}/?tab=bench-streams", 6000)
+        assert "TTFC p95 ms" in dom and "Decode tok/s p50" in dom
+        assert rows[0]["model"] in dom
+    finally:
+        p.terminate()
+        p.wait(30)
