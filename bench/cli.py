@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -313,3 +314,39 @@ def capacity(levels, level_duration, level_warmup, slos, adaptive, population, c
                                 conversations_per_user_hour=conversations_per_user_hour, headroom=room))
     click.echo((out / "capacity.md").read_text())
     click.echo(f"capacity report: {out / 'capacity.html'}")
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.option("--streams", default="100,200,400,700,1000", show_default=True, help="Concurrency levels to test.")
+@click.option("--level-duration", default=12.0, show_default=True, type=float, help="Seconds per level (first 3 s excluded).")
+@click.option("--interval-ms", default=33.0, show_default=True, type=float, help="Time between parts of one stream.")
+@click.option("--parts", default=60, show_default=True, type=int, help="Parts per stream.")
+@click.option("--bound-ms", default=5.0, show_default=True, type=float, help="TTFC error (p99) that still counts as trustworthy.")
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
+def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> None:
+    """Measure this machine's measurement error and one worker's capacity.
+
+    The generator (one Locust process, pinned to one core) loads the reference target
+    (pinned to another) at rising concurrency; every request's TTFC is compared with the
+    target's own stamp. Ends with a verdict, and `bench run` warns when a run asks more
+    of its workers than the calibrated capacity.
+
+    \b
+    Example:
+      bench calibrate                       # about 2 minutes
+      bench calibrate --streams 200,500 --interval-ms 20
+    """
+    from pathlib import Path
+
+    from bench.calibrate import calibrate as run_calibration
+
+    try:
+        levels = [int(x) for x in streams.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--streams {streams!r}: expected numbers, e.g. 100,200,400") from None
+    if not levels or min(levels) < 1:
+        raise InputError("--streams must be positive")
+    cal_dir = run_calibration(Path(out), levels, level_duration, interval_ms, parts, bound_ms, echo=lambda s: click.echo(s, err=True))
+    result = json.loads((cal_dir / "calibration.json").read_text())
+    click.echo(f"\nverdict: {result['verdict']['text']}")
+    click.echo(f"report: {cal_dir / 'calibration.md'}")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import gevent
@@ -62,6 +63,8 @@ def _test_start(environment, **kw) -> None:
         # the master's options arrive with the spawn message; build settings from them now
         STATE["settings"] = settings_from(environment.parsed_options)
     s = STATE["settings"]
+    gc.collect()
+    gc.freeze()  # start-up objects leave the collector's sight: shorter full-collection pauses mid-run
     if s.load_mode == "open" and STATE["arrivals"] is None:
         workers = max(1, getattr(environment.parsed_options, "expect_workers", 1) or 1) if isinstance(runner, WorkerRunner) else 1
         q: Queue = Queue()
