@@ -67,6 +67,7 @@ class Truth:
     first_due_ns: int = 0
     first_ns: int = 0
     last_ns: int = 0
+    last_due_ns: int = 0
     parts: int = 0
     tokens: int = 0
     prompt_tokens: int = 0
@@ -367,7 +368,7 @@ class Target:
             await resp.write(data)
             if i == 0:
                 truth.first_ns, truth.first_due_ns = now, int(due * 1e9)
-            truth.last_ns = now
+            truth.last_ns, truth.last_due_ns = now, int(due * 1e9)
             truth.parts += 1
             truth.tokens += ntok
             done = i + 1
