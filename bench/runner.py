@@ -94,6 +94,15 @@ def _validate(o: RunOptions) -> tuple[float, list[str]]:
     for m in models:
         if m.count("/") != 1:
             raise InputError(f"--models: {m!r} is not publisher/model")
+    if not o.host:
+        from bench.target.faults import FaultShares
+        from bench.target.profiles import load_profiles
+
+        FaultShares.parse(o.target_faults)
+        profiles = load_profiles(o.target_profiles)
+        unknown = [m for m in models if m not in profiles.models and m not in profiles.retired]
+        if unknown and not o.models:
+            raise InputError(f"the embedded target has no profile for {', '.join(unknown)} (add them with --target-profiles)")
     if o.host and not re.match(r"^https?://[^/\s]+", o.host):
         raise InputError(f"--host {o.host!r}: expected http(s)://host[:port]")
     return seconds, models

@@ -73,6 +73,7 @@ class TargetProcess:
         cmd = [sys.executable, "-m", "bench.target", "--host", "127.0.0.1", "--port", "0", *(args or [])]
         if cpu is not None and _can_pin():
             cmd = ["taskset", "-c", str(cpu), *cmd]
+        self._log_path = Path(log) if log else None
         self._log = open(log, "w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
         self.url = self._wait_ready()
@@ -87,7 +88,10 @@ class TargetProcess:
             if not line and self.proc.poll() is not None:
                 break
         self.stop()
-        raise RuntimeError(f"reference target did not start (exit code {self.proc.returncode})")
+        tail = ""
+        if self._log_path is not None and self._log_path.is_file():
+            tail = ": " + " ".join(self._log_path.read_text().strip().splitlines()[-2:])[-400:]
+        raise RuntimeError(f"reference target did not start (exit code {self.proc.returncode}){tail}")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:

@@ -1,0 +1,160 @@
+"""Faults survived, workers lost, open-loop arrivals held, bad input refused, secrets kept."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.errors import InputError
+from bench.scenario import load_scenario
+from conftest import FAST, bench_cmd, bench_env, token
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+
+
+def test_faults_on_the_wire_are_classified_and_users_carry_on(tmp_path):
+    faults = "500=0.06,429=0.05,stall=0.05:3,drop=0.05:2,malformed=0.04:2,error_part=0.04:2,garbage=0.04"
+    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "10s", "-u", "10", "-r", "10",
+                                 "--target-faults", faults, "--stall-timeout", "1", "-q"),
+                       capture_output=True, text=True, timeout=120, env=bench_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    df = pd.read_parquet(run_dir / "requests.parquet")
+    classes = set(df["error"].dropna())
+    assert {"server_error", "rate_limited", "stall", "truncated", "decode_error", "stream_error"} <= classes, classes
+    assert df["error"].isna().sum() > 20  # work went on around the failures
+    late = df[df["t_wall_start"] > df["t_wall_start"].min() + 6]
+    assert len(late) > 10  # users kept sending after their failures
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["records"] == meta["requests_sent"] == len(df)
+
+
+def test_worker_killed_mid_run(target, tmp_path):
+    out = tmp_path / "killed"
+    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "8", "-r", "8", "-t", "12s",
+           "--processes", "2", "--results-dir", str(out), "--auth", "jwt", "--only-summary"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=bench_env(), cwd=ROOT)
+    time.sleep(6)
+    workers = psutil.Process(p.pid).children()
+    assert len(workers) == 2
+    workers[0].send_signal(signal.SIGKILL)
+    _, err = p.communicate(timeout=120)
+    col = json.loads((out / "collector.json").read_text())
+    finals = [w["final"] for w in col["workers"].values()]
+    assert sorted(finals) == [False, True], col
+    assert any("no final report" in w for w in col["warnings"])
+    survivor = next(w for w in col["workers"].values() if w["final"])
+    assert survivor["sent"] == survivor["received"]
+    rep = subprocess.run(bench_cmd("report", str(out)), capture_output=True, text=True, timeout=120, env=bench_env())
+    assert rep.returncode == 0, rep.stderr
+    meta = json.loads((out / "run.json").read_text())
+    assert any("no final report" in w for w in meta["warnings"])
+
+
+def test_open_loop_keeps_its_rate_when_the_server_slows(tmp_path):
+    """Conversations arrive at 6/s whether replies take 0.1 s or 2 s; time lost waiting is recorded."""
+    counts = {}
+    for name, profile in (("fast", FAST), ("slow", str(DATA / "slow-profiles.yaml"))):
+        out = tmp_path / name
+        r = subprocess.run(bench_cmd("run", "--out", str(out), "--target-profiles", profile, "-t", "8s", "-u", "60", "-r", "60",
+                                     "--load-mode", "open", "--arrival-rate", "6", "--scenario", str(DATA / "one-turn.yaml"), "-q",
+                                     "--no-report"),
+                           capture_output=True, text=True, timeout=120, env=bench_env())
+        assert r.returncode == 0, r.stderr[-2000:]
+        df = pd.read_parquet(next(p for p in out.iterdir() if p.is_dir()) / "requests.parquet")
+        counts[name] = len(df)
+        assert (df["intended_delay_ms"] >= 0).all()
+    assert 30 <= counts["fast"] <= 70 and 30 <= counts["slow"] <= 70, counts  # 6/s for ~8 s, Poisson
+    assert abs(counts["fast"] - counts["slow"]) <= 25, counts
+
+
+def test_open_loop_records_coordinated_omission(tmp_path):
+    """Two users for 6 arrivals/s of 1 s streams: arrivals queue in the generator, and it shows."""
+    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", str(DATA / "slow-profiles.yaml"), "-t", "8s",
+                                 "-u", "2", "-r", "2", "--load-mode", "open", "--arrival-rate", "6",
+                                 "--scenario", str(DATA / "one-turn.yaml"), "-q", "--no-report"),
+                       capture_output=True, text=True, timeout=120, env=bench_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_parquet(next(p for p in tmp_path.iterdir() if p.is_dir()) / "requests.parquet")
+    ok = df[df["error"].isna()]
+    assert (ok["ttfc_sched_ms"] - ok["ttfc_ms"]).max() > 1000
+    assert (ok["ttfc_sched_ms"] >= ok["ttfc_ms"] - 0.01).all()
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.one_of(st.text(max_size=200), yaml_values.map(lambda v: yaml.safe_dump(v))))
+def test_scenario_loader_only_raises_input_error(tmp_path, doc):
+    p = tmp_path / "fuzz.yaml"
+    p.write_text(doc, encoding="utf-8")
+    try:
+        load_scenario(p)
+    except InputError as exc:
+        assert str(p) in str(exc)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_scenario_loader_mutations_of_a_valid_file(tmp_path, data):
+    text = (ROOT / "scenarios" / "default.yaml").read_text()
+    i = data.draw(st.integers(0, len(text) - 1))
+    j = data.draw(st.integers(i, min(len(text), i + 20)))
+    junk = data.draw(st.text(max_size=10))
+    p = tmp_path / "mut.yaml"
+    p.write_text(text[:i] + junk + text[j:], encoding="utf-8")
+    try:
+        load_scenario(p)
+    except InputError as exc:
+        assert "line" in str(exc) or "not valid YAML" in str(exc) or str(p) in str(exc)
+
+
+def test_bearer_token_never_written(target, tmp_path):
+    secret_token = token()
+    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path), "-t", "4s", "-u", "3", "-q"),
+                       capture_output=True, text=True, timeout=90, env=bench_env(BENCH_TOKEN=secret_token))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert secret_token not in r.stdout + r.stderr
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert secret_token.encode() not in path.read_bytes(), path
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["records"] > 0 and "BENCH_TOKEN" not in meta["command"]
+
+
+def test_token_file_and_missing_token(target, tmp_path):
+    f = tmp_path / "token"
+    f.write_text(token() + "\n")
+    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "bearer", "--token-file", str(f), "--out", str(tmp_path / "o"),
+                                 "-t", "3s", "-u", "2", "-q", "--no-report"),
+                       capture_output=True, text=True, timeout=90, env=bench_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path / "p"), "-t", "3s", "-q"),
+                       capture_output=True, text=True, timeout=90, env=bench_env())
+    assert r.returncode == 2 and "BENCH_TOKEN" in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [(["--target-faults", "explode=0.1"], "unknown fault"),
+                                         (["--target-faults", "500=2"], "between 0 and 1"),
+                                         (["-r", "0"], "--spawn-rate")])
+def test_more_bad_values(tmp_path, args, needle):
+    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "-q", "-t", "3s", *args), capture_output=True, text=True, timeout=60,
+                       env=bench_env())
+    assert r.returncode == 2 and needle in r.stderr, r.stderr
