@@ -22,15 +22,61 @@ READ_COLS = [
 ]
 
 
+class GapStore:
+    """All inter-chunk gaps of a run, as one uint32 array (microseconds) straight from Parquet.
+
+    Kept out of the DataFrame: a million Python ``bytes`` objects would cost more memory than
+    the gaps themselves. ``df.attrs["gaps"]`` carries the store through filtering and grouping;
+    rows are found by their original position (the DataFrame's index).
+    """
+
+    def __init__(self, column) -> None:
+        import pyarrow as pa
+
+        arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+        if not isinstance(arr, pa.BinaryArray):
+            arr = arr.cast(pa.binary())
+        bufs = arr.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+        data = bufs[2]
+        self.values = np.frombuffer(data, dtype=np.uint32) if data is not None and data.size else np.empty(0, np.uint32)
+        self.starts = offsets[:-1] // 4
+        self.lengths = (offsets[1:] - offsets[:-1]) // 4
+
+    def select(self, rows: np.ndarray) -> np.ndarray:
+        """Gaps (uint32 us) of the given row positions, concatenated."""
+        if len(rows) == 0 or self.values.size == 0:
+            return np.empty(0, np.uint32)
+        mask = np.zeros(len(self.lengths), dtype=bool)
+        mask[rows] = True
+        return self.values[np.repeat(mask, self.lengths)]
+
+    def bytes_of(self, row: int) -> bytes:
+        s = self.starts[row]
+        return self.values[s : s + self.lengths[row]].tobytes()
+
+
 def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    df = pd.read_parquet(Path(run_dir) / "requests.parquet", columns=columns or READ_COLS)
+    import pyarrow.parquet as pq
+
+    cols = columns or READ_COLS
+    table = pq.read_table(Path(run_dir) / "requests.parquet", columns=cols)
+    gaps = None
+    if "gaps_us" in cols:
+        gaps = GapStore(table.column("gaps_us"))
+        table = table.drop(["gaps_us"])
+    df = table.to_pandas()
+    df.attrs["gaps"] = gaps
     if "t_wall_start" in df and "e2e_ms" in df:
         df["t_wall_end"] = df["t_wall_start"] + df["e2e_ms"].fillna(0) / 1000.0
     return df
 
 
 def stats(values: pd.Series | np.ndarray) -> dict[str, float | None]:
-    v = np.asarray(values, dtype=float)
+    v = np.asarray(values)
+    if v.dtype.kind in "ui":
+        return int_stats(v)
+    v = v.astype(float, copy=False)
     v = v[~np.isnan(v)]
     if v.size == 0:
         return {**{k: None for k in PCTS}, "max": None, "mean": None, "n": 0}
@@ -39,12 +85,39 @@ def stats(values: pd.Series | np.ndarray) -> dict[str, float | None]:
     return out
 
 
+def int_stats(v: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
+    """Exact percentiles (numpy's linear interpolation) of integer samples without a float copy.
+
+    ``np.partition`` on the integers finds the order statistics that the interpolation needs.
+    """
+    n = int(v.size)
+    if n == 0:
+        return {**{k: None for k in PCTS}, "max": None, "mean": None, "n": 0}
+    ranks = {k: q / 100 * (n - 1) for k, q in PCTS.items()}
+    need = sorted({int(np.floor(r)) for r in ranks.values()} | {min(int(np.floor(r)) + 1, n - 1) for r in ranks.values()})
+    part = np.partition(v, need)
+    out: dict[str, float | None] = {}
+    for k, r in ranks.items():
+        lo = int(np.floor(r))
+        hi = min(lo + 1, n - 1)
+        a, b = float(part[lo]), float(part[hi])
+        out[k] = (a + (b - a) * (r - lo)) * scale
+    out["max"] = float(v.max()) * scale
+    out["mean"] = float(v.mean(dtype=np.float64)) * scale
+    out["n"] = n
+    return out
+
+
 def gaps_of(df: pd.DataFrame) -> np.ndarray:
-    """All inter-chunk gaps (ms) of these requests, pooled."""
-    blobs = [b for b in df["gaps_us"] if b]
-    if not blobs:
-        return np.empty(0)
-    return np.frombuffer(b"".join(blobs), dtype=np.uint32).astype(float) / 1000.0
+    """All inter-chunk gaps of these requests, pooled, as uint32 microseconds."""
+    store = df.attrs.get("gaps")
+    if store is None:
+        return np.empty(0, np.uint32)
+    return store.select(df.index.to_numpy())
+
+
+def gap_stats_ms(df: pd.DataFrame) -> dict[str, float | None]:
+    return int_stats(gaps_of(df), scale=1e-3)
 
 
 def split_warmup(df: pd.DataFrame, warmup_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -98,7 +171,7 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     for col in LAT_COLS:
         out[col] = stats(ok[col])
     out["decode_tps"] = stats(ok["decode_tps"])
-    out["gaps_ms"] = stats(gaps_of(ok))
+    out["gaps_ms"] = gap_stats_ms(ok)
     out["prompt_chars"] = stats(live["prompt_chars"])
     return out
 
@@ -142,21 +215,39 @@ def _p(v: pd.Series, q: float) -> float | None:
     return float(np.percentile(v, q)) if len(v) else None
 
 
+def _active_area(starts: np.ndarray, ends: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Integral of the number of open streams from the first event up to each bound (stream-seconds)."""
+    t = np.concatenate([starts, ends])
+    d = np.concatenate([np.ones(starts.size), -np.ones(ends.size)])
+    order = np.argsort(t, kind="stable")
+    t, d = t[order], d[order]
+    active = np.cumsum(d)  # open streams just after each event
+    area = np.concatenate([[0.0], np.cumsum(active[:-1] * np.diff(t))])  # area up to each event
+    k = np.clip(np.searchsorted(t, bounds, side="right") - 1, 0, None)
+    return np.where(bounds < t[0], 0.0, area[k] + active[k] * (bounds - t[k]))
+
+
 def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
     """Per model and window: completed requests/s, output tokens/s, TTFC p50/p95, errors, active streams."""
     if df.empty:
         return pd.DataFrame()
     t0 = df["t_wall_start"].min()
-    live = df[df["error"] != "cancelled"].copy()
-    live["w"] = ((live["t_wall_end"] - t0) // window_s).astype(int)
+    live = df[df["error"] != "cancelled"]
+    w = ((live["t_wall_end"] - t0) // window_s).astype(int)
+    ok = live["error"].isna()
+    g = pd.DataFrame({"model": live["model"], "w": w, "ok": ok, "tokens": live["output_tokens"].where(ok, 0),
+                      "ttfc": live["ttfc_ms"].where(ok), "err": ~ok})
+    agg = g.groupby(["model", "w"]).agg(done=("ok", "sum"), tokens=("tokens", "sum"), errors=("err", "sum"),
+                                        ttfc_p50=("ttfc", lambda x: x.quantile(0.5)), ttfc_p95=("ttfc", lambda x: x.quantile(0.95)))
     rows = []
-    for (model, w), g in live.groupby(["model", "w"]):
-        okg = g[g["error"].isna()]
-        lo, hi = t0 + w * window_s, t0 + (w + 1) * window_s
+    for model, a in agg.groupby(level=0):
         m = df[df["model"] == model]
-        overlap = (np.minimum(m["t_wall_end"], hi) - np.maximum(m["t_wall_start"], lo)).clip(lower=0).sum()
-        rows.append({"model": model, "t": (w + 0.5) * window_s, "requests_per_s": len(okg) / window_s,
-                     "output_tps": okg["output_tokens"].sum() / window_s, "ttfc_p50_ms": _p(okg["ttfc_ms"], 50),
-                     "ttfc_p95_ms": _p(okg["ttfc_ms"], 95), "errors": int(g["error"].notna().sum()),
-                     "active_streams": float(overlap / window_s)})
-    return pd.DataFrame(rows)
+        ws = a.index.get_level_values(1).to_numpy()
+        lo, hi = t0 + ws * window_s, t0 + (ws + 1) * window_s
+        area = _active_area(m["t_wall_start"].to_numpy(), m["t_wall_end"].to_numpy(), np.concatenate([lo, hi]))
+        active = (area[len(ws):] - area[: len(ws)]) / window_s
+        rows.append(pd.DataFrame({"model": model, "t": (ws + 0.5) * window_s, "requests_per_s": a["done"].to_numpy() / window_s,
+                                  "output_tps": a["tokens"].to_numpy() / window_s, "ttfc_p50_ms": a["ttfc_p50"].to_numpy(),
+                                  "ttfc_p95_ms": a["ttfc_p95"].to_numpy(), "errors": a["errors"].to_numpy().astype(int),
+                                  "active_streams": active}))
+    return pd.concat(rows, ignore_index=True)

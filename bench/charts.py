@@ -27,6 +27,24 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
+MAX_POINTS = 4000  # a CDF drawn from this many exact quantiles is indistinguishable from all samples
+MAX_SCATTER = 20000
+
+
+def cdf_points(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, share) of the empirical CDF; past MAX_POINTS, exact order statistics at even ranks."""
+    v = np.sort(np.asarray(v, dtype=float))
+    n = v.size
+    if n <= MAX_POINTS:
+        return v, np.arange(1, n + 1) / n
+    idx = np.unique(np.linspace(0, n - 1, MAX_POINTS).astype(np.int64))
+    return v[idx], (idx + 1) / n
+
+
+def _sample(df: pd.DataFrame, n: int = MAX_SCATTER) -> pd.DataFrame:
+    return df.sample(n, random_state=0) if len(df) > n else df
+
+
 def _short(model: str) -> str:
     return model.split("/", 1)[-1]
 
@@ -45,9 +63,10 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for m in models:
-        v = np.sort(ok.loc[ok["model"] == m, "ttfc_ms"].dropna().to_numpy())
+        v = ok.loc[ok["model"] == m, "ttfc_ms"].dropna().to_numpy()
         if v.size:
-            ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", color=col[m], label=f"{_short(m)} (n={v.size})")
+            x, y = cdf_points(v)
+            ax.step(x, y, where="post", color=col[m], label=f"{_short(m)} (n={v.size})")
     if slo_ttfc:
         ax.axvline(slo_ttfc, color="crimson", ls="--", lw=1, label=f"SLO {slo_ttfc:g} ms")
     ax.set_xscale("log")
@@ -71,10 +90,12 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
         made.append((_save(fig, out, "over_time"), "TTFC and throughput over time"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    shown = _sample(ok)
     for m in models:
-        s = ok[ok["model"] == m]
-        ax.scatter(s["prompt_chars"], s["ttfc_ms"], s=8, alpha=0.5, color=col[m], label=_short(m))
-    ax.set(xlabel="prompt size (characters of the whole history)", ylabel="TTFC (ms)", title="TTFC against prompt size")
+        s = shown[shown["model"] == m]
+        ax.scatter(s["prompt_chars"], s["ttfc_ms"], s=8, alpha=0.5, color=col[m], label=_short(m), rasterized=len(shown) > 2000)
+    title = "TTFC against prompt size" + (f" ({len(shown):,} of {len(ok):,} requests)" if len(shown) < len(ok) else "")
+    ax.set(xlabel="prompt size (characters of the whole history)", ylabel="TTFC (ms)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     made.append((_save(fig, out, "ttfc_vs_prompt"), "TTFC against prompt size"))
@@ -84,8 +105,8 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
         g = gaps_of(ok[ok["model"] == m])
         g = g[g > 0]
         if g.size:
-            v = np.sort(g)
-            ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", color=col[m], label=_short(m))
+            x, y = cdf_points(g)
+            ax.step(x / 1000.0, y, where="post", color=col[m], label=_short(m))
     ax.set_xscale("log")
     ax.set(xlabel="inter-chunk gap (ms, log scale; gaps of parts read together omitted)", ylabel="share of gaps", title="Inter-chunk gap distribution")
     ax.grid(alpha=0.3, which="both")
@@ -140,9 +161,10 @@ def compare_chart(base: pd.DataFrame, cand: pd.DataFrame, out: Path) -> str:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for m in models:
         for df, ls, tag in ((base, "-", "baseline"), (cand, "--", "candidate")):
-            v = np.sort(df[(df["model"] == m) & df["error"].isna()]["ttfc_ms"].dropna().to_numpy())
+            v = df[(df["model"] == m) & df["error"].isna()]["ttfc_ms"].dropna().to_numpy()
             if v.size:
-                ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", ls=ls, color=col[m], label=f"{_short(m)} {tag}")
+                x, y = cdf_points(v)
+                ax.step(x, y, where="post", ls=ls, color=col[m], label=f"{_short(m)} {tag}")
     ax.set_xscale("log")
     ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC: baseline (solid) vs candidate (dashed)")
     ax.grid(alpha=0.3, which="both")

@@ -1,0 +1,101 @@
+"""Report build time and peak memory over 1,000,000 records (target: < 10 s, < 2 GB).
+
+Writes a synthetic run folder (records with the project's schema, about 100 gaps each), then
+builds the full report (summary, tables, charts, report.html) in a fresh process and prints
+its wall time and peak RSS. The synthetic data only has to be realistic in shape and size.
+
+    python benchmarks/report_1m.py --records 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.results import GAP_COLUMNS, schema  # noqa: E402
+
+
+def synth(n: int, run_dir: Path, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    models = np.array(["mistralai/Mistral-7B-Instruct-v0.3", "qwen/Qwen2.5-72B-Instruct", "google/gemma-2-27b-it"])
+    m = rng.integers(0, 3, n)
+    tokens = np.clip(rng.lognormal(np.log(100), 0.5, n).astype(np.int64), 2, 500)
+    ttfc = rng.lognormal(np.log(150), 0.4, n)
+    step = np.array([10.0, 28.0, 20.0])[m]
+    e2e = ttfc + tokens * step
+    t0 = 1.79e9
+    start = t0 + np.sort(rng.uniform(0, 3600, n))
+    err = np.where(rng.random(n) < 0.01, "server_error", None)
+    lengths = tokens - 1
+    total = int(lengths.sum())
+    gaps = (rng.gamma(4.0, 1.0, total) * np.repeat(step, lengths) * 250).astype(np.uint32)  # microseconds
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum(lengths * 4)
+    gaps_col = pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(gaps.tobytes())])
+    conv = rng.integers(0, n // 3, n)
+    cols = {
+        "run_id": pa.array(np.full(n, "synthetic")), "request_id": pa.array(np.arange(n).astype(str)), "worker": pa.array(np.full(n, "w1")),
+        "user": pa.array(rng.integers(0, 1000, n)), "conversation_id": pa.array(conv.astype(str)), "conversation": pa.array(np.full(n, "c")),
+        "turn": pa.array(rng.integers(0, 5, n).astype(np.int32)), "model": pa.array(models[m]), "tags": pa.array(np.full(n, "")),
+        "t_wall_start": pa.array(start), "t_start_ns": pa.array((start * 1e9).astype(np.int64)), "intended_delay_ms": pa.array(np.zeros(n)),
+        "status": pa.array(np.where(err == None, 200, 500).astype(np.int32)), "error": pa.array(err, type=pa.string()),  # noqa: E711
+        "error_detail": pa.array(np.full(n, "")), "protocol": pa.array(np.full(n, "auto")),
+        "ttfb_ms": pa.array(ttfc * 0.02), "ttfc_ms": pa.array(ttfc), "ttfc_sched_ms": pa.array(ttfc), "ttfv_ms": pa.array(ttfc),
+        "e2e_ms": pa.array(e2e), "tpot_ms": pa.array(step), "decode_tps": pa.array(1000 / step), "icl_ms": pa.array(step),
+        "chunks": pa.array(tokens.astype(np.int32)), "gaps_us": gaps_col, "output_chars": pa.array(tokens * 5),
+        "output_tokens": pa.array(tokens), "token_source": pa.array(np.full(n, "chunks")), "prompt_chars": pa.array(rng.integers(50, 20000, n)),
+        "prompt_tokens": pa.array(np.zeros(n, dtype=np.int64)), "prompt_messages": pa.array(np.ones(n, dtype=np.int32)),
+        "bytes_in": pa.array(tokens * 12),
+    }
+    for c in GAP_COLUMNS:
+        cols[c] = pa.array(step)
+    table = pa.table({f.name: cols[f.name].cast(f.type) for f in schema()}, schema=schema())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, run_dir / "requests.parquet", compression="zstd")
+    (run_dir / "run.json").write_text(json.dumps({"run_id": "synthetic", "slos": ["ttfc_ms:p95<=1000", "gaps_ms:p99<=200"],
+                                                  "warmup_s": 60, "duration_s": 3600, "scenario": {"name": "synthetic"}}))
+
+
+CHILD = """
+import sys, time, resource
+from pathlib import Path
+t = time.monotonic()
+from bench.report import write_report
+write_report(Path(sys.argv[1]))
+print(time.monotonic() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=1)
+    a = ap.parse_args()
+    run_dir = Path(tempfile.mkdtemp(prefix="report1m-")) / "run"
+    t = time.monotonic()
+    synth(a.records, run_dir)
+    size = (run_dir / "requests.parquet").stat().st_size / 1e6
+    print(f"synthetic run: {a.records:,} records, {size:.0f} MB Parquet, made in {time.monotonic() - t:.1f} s")
+    for i in range(a.repeat):
+        out = subprocess.run([sys.executable, "-c", CHILD, str(run_dir)], capture_output=True, text=True, cwd=ROOT)
+        if out.returncode:
+            print(out.stderr[-3000:])
+            sys.exit(1)
+        secs, rss_kb = out.stdout.split()
+        print(f"report {i + 1}: {float(secs):.1f} s wall (imports included), peak RSS {int(rss_kb) / 1024:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
