@@ -16,56 +16,57 @@ from bench.slo import LATENCY, Slo
 PCTS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms"]
 READ_COLS = [
-    "request_id", "worker", "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error",
-    "ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms", "chunks", "gaps_us",
-    "output_chars", "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "gap_p99_ms", "gap_max_ms",
+    "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error", "ttfb_ms", "ttfc_ms",
+    "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms", "chunks", "gaps_us", "output_chars",
+    "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "gap_p99_ms", "gap_max_ms",
 ]
 
 
 class GapStore:
-    """All inter-chunk gaps of a run, as one uint32 array (microseconds) straight from Parquet.
+    """All inter-chunk gaps of a run (uint32 microseconds), memory-mapped from ``gaps.u32``.
 
-    Kept out of the DataFrame: a million Python ``bytes`` objects would cost more memory than
-    the gaps themselves. ``df.attrs["gaps"]`` carries the store through filtering and grouping;
-    rows are found by their original position (the DataFrame's index).
+    Kept out of the DataFrame: a million arrays of gaps would cost more than the gaps. pandas
+    carries the store in ``df.attrs["gaps"]`` through filtering and grouping; rows are found by
+    their original position (the DataFrame's index).
     """
 
-    def __init__(self, column) -> None:
-        import pyarrow as pa
+    def __init__(self, path: Path, offsets: np.ndarray, counts: np.ndarray) -> None:
+        size = path.stat().st_size if path.is_file() else 0
+        self.values = np.memmap(path, dtype="<u4", mode="r") if size else np.empty(0, np.uint32)
+        self.starts = offsets.astype(np.int64)
+        self.lengths = counts.astype(np.int64)
+        self._cache: dict = {}
 
-        arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-        if not isinstance(arr, pa.BinaryArray):
-            arr = arr.cast(pa.binary())
-        bufs = arr.buffers()
-        offsets = np.frombuffer(bufs[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
-        data = bufs[2]
-        self.values = np.frombuffer(data, dtype=np.uint32) if data is not None and data.size else np.empty(0, np.uint32)
-        self.starts = offsets[:-1] // 4
-        self.lengths = (offsets[1:] - offsets[:-1]) // 4
+    def __deepcopy__(self, memo) -> "GapStore":
+        return self  # read-only: pandas deep-copies attrs on every operation, which must not copy the gaps
 
     def select(self, rows: np.ndarray) -> np.ndarray:
-        """Gaps (uint32 us) of the given row positions, concatenated."""
+        """Gaps (uint32 us) of the given row positions, concatenated (the file is in row order)."""
         if len(rows) == 0 or self.values.size == 0:
             return np.empty(0, np.uint32)
-        mask = np.zeros(len(self.lengths), dtype=bool)
-        mask[rows] = True
-        return self.values[np.repeat(mask, self.lengths)]
-
-    def bytes_of(self, row: int) -> bytes:
-        s = self.starts[row]
-        return self.values[s : s + self.lengths[row]].tobytes()
+        if len(rows) == len(self.lengths):
+            return np.asarray(self.values)
+        key = (len(rows), int(rows.sum()), rows[:4].tobytes(), rows[-4:].tobytes())
+        if key not in self._cache:  # the report asks for the same model's gaps for numbers and charts
+            keep = np.zeros(len(self.lengths), dtype=bool)
+            keep[rows] = True
+            self._cache = {key: np.asarray(self.values[np.repeat(keep, self.lengths)]), **dict(list(self._cache.items())[-3:])}
+        return self._cache[key]
 
 
 def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    cols = columns or READ_COLS
-    table = pq.read_table(Path(run_dir) / "requests.parquet", columns=cols)
+    run_dir = Path(run_dir)
+    cols = [c for c in (columns or READ_COLS) if c != "gaps_us"]
+    want_gaps = columns is None or "gaps_us" in columns
+    table = pq.read_table(run_dir / "requests.parquet", columns=cols + (["gaps_offset", "gaps_count"] if want_gaps else []))
     gaps = None
-    if "gaps_us" in cols:
-        gaps = GapStore(table.column("gaps_us"))
-        table = table.drop(["gaps_us"])
-    df = table.to_pandas()
+    if want_gaps:
+        gaps = GapStore(run_dir / "gaps.u32", table.column("gaps_offset").to_numpy(), table.column("gaps_count").to_numpy())
+        table = table.drop(["gaps_offset", "gaps_count"])
+    # repeated strings (model, error class, conversation ids) as categoricals: a fraction of the memory
+    df = table.to_pandas(strings_to_categorical=True)
     df.attrs["gaps"] = gaps
     if "t_wall_start" in df and "e2e_ms" in df:
         df["t_wall_end"] = df["t_wall_start"] + df["e2e_ms"].fillna(0) / 1000.0
@@ -144,14 +145,17 @@ def request_meets(df: pd.DataFrame, slos: list[Slo]) -> pd.Series:
     return ok
 
 
-def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = None) -> dict:
-    """Per-request and aggregate metrics of one set of requests (one model, one level, ...)."""
+def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = None, gaps: bool = True) -> dict:
+    """Per-request and aggregate metrics of one set of requests (one model, one level, ...).
+
+    ``gaps=False`` skips the pooled gap percentiles (the costliest part) where nobody reads them.
+    """
     live = df[df["error"] != "cancelled"]
     ok = live[live["error"].isna()]
     if window_s is None:
         window_s = _window(live)
     window_s = max(window_s, 1e-9)
-    errors = live["error"].value_counts().to_dict()
+    errors = {k: v for k, v in live["error"].value_counts().items() if v}
     meets = request_meets(live, slos) if len(live) else pd.Series(dtype=bool)
     conv = live.assign(m=meets).groupby("conversation_id")["m"].all() if len(live) else pd.Series(dtype=bool)
     out = {
@@ -171,7 +175,7 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     for col in LAT_COLS:
         out[col] = stats(ok[col])
     out["decode_tps"] = stats(ok["decode_tps"])
-    out["gaps_ms"] = gap_stats_ms(ok)
+    out["gaps_ms"] = gap_stats_ms(ok) if gaps else int_stats(np.empty(0, np.uint32))
     out["prompt_chars"] = stats(live["prompt_chars"])
     return out
 

@@ -178,10 +178,7 @@ def run(host, users, spawn_rate, duration, scenario, models, out, processes, loa
     click.echo(f"records: {run_dir / 'requests.parquet'}")
     if no_report:
         return
-    from bench.report import build_summary
-
-    path = write_report(run_dir)
-    summary, _ = build_summary(run_dir)
+    path, summary = write_report(run_dir)
     click.echo("")
     click.echo(console_table(summary))
     for w in summary["warnings"]:
@@ -204,10 +201,9 @@ def report(run_dir, warmup) -> None:
     """
     from pathlib import Path
 
-    from bench.report import build_summary, console_table, write_report
+    from bench.report import console_table, write_report
 
-    path = write_report(Path(run_dir), warmup)
-    summary, _ = build_summary(Path(run_dir), warmup)
+    path, summary = write_report(Path(run_dir), warmup)
     click.echo(console_table(summary))
     click.echo(f"\nreport: {path}")
 

@@ -34,14 +34,19 @@ def _ci(v: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
 def per_key(df: pd.DataFrame) -> pd.DataFrame:
     """Median of each metric per (model, conversation, turn)."""
     ok = df[df["error"].isna()]
-    return ok.groupby(["model", "conversation", "turn"])[list(METRICS)].median().reset_index()
+    return ok.groupby(["model", "conversation", "turn"], observed=True)[list(METRICS)].median().reset_index()
 
 
 def compare_models(run_dir: Path, warmup: float | None = None) -> dict:
     meta = read_run_json(run_dir)
     df, _ = split_warmup(load_records(run_dir), warmup if warmup is not None else float(meta.get("warmup_s") or 0))
+    return {"run": str(run_dir), **compare_frame(df)}
+
+
+def compare_frame(df: pd.DataFrame) -> dict:
+    """Ranking and pairwise differences of the models in these (measured) records."""
     keyed = per_key(df)
-    models = sorted(keyed["model"].unique())
+    models = sorted(str(m) for m in keyed["model"].unique())
     ranking = []
     for m in models:
         g = keyed[keyed["model"] == m]
@@ -71,13 +76,13 @@ def compare_models(run_dir: Path, warmup: float | None = None) -> dict:
             else:
                 verdict = "no significant difference"
             entry[metric] = {"median_diff_b_minus_a": med, "ci": [lo, hi], "verdict": verdict}
-        per_turn = both.reset_index().groupby("turn").apply(
+        per_turn = both.reset_index().groupby("turn", observed=True).apply(
             lambda g: pd.Series({"ttfc_diff_ms": float((g["ttfc_ms_b"] - g["ttfc_ms_a"]).median()),
                                  "decode_tps_diff": float((g["decode_tps_b"] - g["decode_tps_a"]).median())}),
             include_groups=False)
         entry["per_turn"] = per_turn.reset_index().to_dict(orient="records")
         pairs.append(entry)
-    return {"run": str(run_dir), "ranking": ranking, "pairs": pairs}
+    return {"ranking": ranking, "pairs": pairs}
 
 
 def markdown(result: dict) -> str:

@@ -47,6 +47,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--start-jitter", type=float, default=1.0, help="Spread each user's start over this many seconds")
     g.add_argument("--seed", type=int, default=0, help="Seed for conversation/model choice and think times")
     g.add_argument("--tokenizer", default="", help="tokenizer.json to count output tokens when the server sends no usage")
+    g.add_argument("--steps", default="", help="With -f locustfile.py,bench/shapes.py: USERS:DURATION,... e.g. 10:30s,20:30s")
+    g.add_argument("--ramp", action="store_true", help="With bench/shapes.py: ramp linearly between steps")
+    g.add_argument("--drain", type=float, default=0.0, help="With bench/shapes.py: seconds after the last step before stopping")
 
 
 @dataclass

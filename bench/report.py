@@ -49,13 +49,12 @@ def build_summary(run_dir: Path, warmup: float | None = None) -> tuple[dict, pd.
         s = model_summary(g, slos)
         s["slo_verdicts"] = slo_verdicts(s, slos)
         models[model] = s
-    overall = model_summary(measured, slos) if len(measured) else {}
     summary = {
         "run_id": meta.get("run_id", run_dir.name), "scenario": (meta.get("scenario") or {}).get("name"),
         "host": meta.get("host"), "warmup_s": warm, "records": int(len(df)),
         "measured_requests": int(len(measured)), "warmup_requests": int(len(warm_df)),
         "generator_cpu_max": cpu, "untrusted": untrusted, "warnings": warnings,
-        "slos": [s.text for s in slos], "models": models, "overall": overall,
+        "slos": [s.text for s in slos], "models": models,
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
     return summary, df
@@ -115,8 +114,8 @@ def _env() -> Environment:
     return Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape(["html"]))
 
 
-def write_report(run_dir: Path, warmup: float | None = None) -> Path:
-    """Build every output of the report; return the path of report.html."""
+def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict]:
+    """Build every output of the report; return the path of report.html and the summary."""
     from bench.charts import make_charts
 
     run_dir = Path(run_dir)
@@ -130,14 +129,22 @@ def write_report(run_dir: Path, warmup: float | None = None) -> Path:
     charts = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
     by_turn = by_group(measured, "turn", "turn")
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
-    warm_table = headline_table({"models": {m: model_summary(g, []) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
+    warm_table = headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
 
+    models_result = None
+    if measured["model"].nunique() >= 2:
+        from bench.charts import models_chart
+        from bench.models_cmp import compare_frame
+
+        models_result = compare_frame(measured)
+        models_chart(models_result["ranking"], charts_dir)
+        charts.append(("models", "Models ranked by TTFC, paired by conversation and turn"))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     headline_table(summary).to_csv(run_dir / "summary.csv", index=False)
     (run_dir / "summary.md").write_text(markdown(summary))
     svgs = [(title, (charts_dir / f"{stem}.svg").read_text()) for stem, title in charts]
     page = _env().get_template("report.html").render(
-        s=summary, meta=meta, charts=svgs, fmt=_fmt, metrics_url=METRICS_URL,
+        s=summary, meta=meta, charts=svgs, fmt=_fmt, metrics_url=METRICS_URL, mc=models_result,
         headline=headline_table(summary), by_turn=by_turn, by_prompt=by_prompt, warm=warm_table,
         meta_json=html.escape(json.dumps({k: v for k, v in meta.items() if k != "collector"}, indent=2, default=str)),
     )
@@ -145,4 +152,4 @@ def write_report(run_dir: Path, warmup: float | None = None) -> Path:
     path.write_text(page)
     if METRICS_DOC.is_file():
         (run_dir / "METRICS.md").write_text(METRICS_DOC.read_text())
-    return path
+    return path, summary

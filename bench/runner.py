@@ -228,6 +228,7 @@ def run(o: RunOptions) -> Path:
         "records": n, "requests_sent": collector.get("sent"), "collector": collector,
         "warnings": collector.get("warnings", []), "command": redact(" ".join(cmd)), **environment_info(),
     }
+    meta["warnings"].extend(_calibration_warnings(Path(o.out), run_dir, o, seconds))
     if collector.get("sent") is not None and collector.get("sent") != n:
         meta["warnings"].append(f"{collector.get('sent')} requests sent but {n} records delivered")
     write_run_json(run_dir, meta)
@@ -248,6 +249,11 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
     """Run Locust to its end; on Ctrl-C let it shut down cleanly (records flushed). True if interrupted."""
     progress = _Progress(run_dir, seconds, quiet)
     interrupted = False
+
+    def _term(signum, frame):  # SIGTERM (CI cancelling a job) is handled like Ctrl-C: keep the records
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _term)
     with open(run_dir / "locust.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -261,6 +267,8 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         progress.show(final=True)
     if proc.returncode not in (0, None) and not interrupted:
         tail = (run_dir / "locust.log").read_text()[-2000:]
@@ -268,3 +276,23 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
             msg = [line for line in tail.splitlines() if line.startswith("error:")]
             raise InputError(msg[-1][7:] if msg else f"locust failed, see {run_dir / 'locust.log'}")
     return interrupted
+
+
+def _calibration_warnings(out: Path, run_dir: Path, o: RunOptions, seconds: float) -> list[str]:
+    """Compare what each worker process was asked to do with the latest ``bench calibrate`` verdict."""
+    from bench.calibrate import latest
+
+    cal = latest(out)
+    if not cal or not cal.get("verdict", {}).get("streams"):
+        return []
+    import pyarrow.parquet as pq
+
+    chunks = pq.read_table(run_dir / "requests.parquet", columns=["chunks"]).column("chunks").to_pylist()
+    per_worker_pps = sum(c or 0 for c in chunks) / max(seconds, 1e-9) / o.processes
+    per_worker_streams = o.users / o.processes
+    v = cal["verdict"]
+    if per_worker_pps > v["parts_per_s"] or per_worker_streams > v["streams"]:
+        return [f"each worker process handled about {per_worker_streams:.0f} streams / {per_worker_pps:,.0f} parts/s, beyond "
+                f"this machine's calibrated capacity ({v['streams']} streams / {v['parts_per_s']:,.0f} parts/s within "
+                f"{v.get('bound_ms', 5):g} ms): add --processes or lower the load"]
+    return []

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.results import GAP_COLUMNS, schema  # noqa: E402
+from bench.results import GAP_COLUMNS, schema, write_records  # noqa: E402
 
 
 def synth(n: int, run_dir: Path, seed: int = 1) -> None:
@@ -41,9 +40,9 @@ def synth(n: int, run_dir: Path, seed: int = 1) -> None:
     lengths = tokens - 1
     total = int(lengths.sum())
     gaps = (rng.gamma(4.0, 1.0, total) * np.repeat(step, lengths) * 250).astype(np.uint32)  # microseconds
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    offsets[1:] = np.cumsum(lengths * 4)
-    gaps_col = pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(gaps.tobytes())])
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    gaps.astype("<u4").tofile(run_dir / "gaps.u32")
     conv = rng.integers(0, n // 3, n)
     cols = {
         "run_id": pa.array(np.full(n, "synthetic")), "request_id": pa.array(np.arange(n).astype(str)), "worker": pa.array(np.full(n, "w1")),
@@ -54,7 +53,8 @@ def synth(n: int, run_dir: Path, seed: int = 1) -> None:
         "error_detail": pa.array(np.full(n, "")), "protocol": pa.array(np.full(n, "auto")),
         "ttfb_ms": pa.array(ttfc * 0.02), "ttfc_ms": pa.array(ttfc), "ttfc_sched_ms": pa.array(ttfc), "ttfv_ms": pa.array(ttfc),
         "e2e_ms": pa.array(e2e), "tpot_ms": pa.array(step), "decode_tps": pa.array(1000 / step), "icl_ms": pa.array(step),
-        "chunks": pa.array(tokens.astype(np.int32)), "gaps_us": gaps_col, "output_chars": pa.array(tokens * 5),
+        "chunks": pa.array(tokens.astype(np.int32)), "gaps_offset": pa.array(offsets),
+        "gaps_count": pa.array(lengths.astype(np.int32)), "output_chars": pa.array(tokens * 5),
         "output_tokens": pa.array(tokens), "token_source": pa.array(np.full(n, "chunks")), "prompt_chars": pa.array(rng.integers(50, 20000, n)),
         "prompt_tokens": pa.array(np.zeros(n, dtype=np.int64)), "prompt_messages": pa.array(np.ones(n, dtype=np.int32)),
         "bytes_in": pa.array(tokens * 12),
@@ -62,8 +62,7 @@ def synth(n: int, run_dir: Path, seed: int = 1) -> None:
     for c in GAP_COLUMNS:
         cols[c] = pa.array(step)
     table = pa.table({f.name: cols[f.name].cast(f.type) for f in schema()}, schema=schema())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, run_dir / "requests.parquet", compression="zstd")
+    write_records(table, run_dir / "requests.parquet")
     (run_dir / "run.json").write_text(json.dumps({"run_id": "synthetic", "slos": ["ttfc_ms:p95<=1000", "gaps_ms:p99<=200"],
                                                   "warmup_s": 60, "duration_s": 3600, "scenario": {"name": "synthetic"}}))
 

@@ -158,3 +158,46 @@ def test_more_bad_values(tmp_path, args, needle):
     r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "-q", "-t", "3s", *args), capture_output=True, text=True, timeout=60,
                        env=bench_env())
     assert r.returncode == 2 and needle in r.stderr, r.stderr
+
+
+def test_non_http_host_is_refused_before_load(tmp_path):
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.sendall(b"SSH-2.0-OpenSSH_9.0\r\n")
+            conn.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        r = subprocess.run(bench_cmd("run", "--host", f"http://127.0.0.1:{port}", "--auth", "none", "--out", str(tmp_path), "-q", "-t", "3s"),
+                           capture_output=True, text=True, timeout=60, env=bench_env())
+    finally:
+        stop.set()
+        th.join(2)
+        srv.close()
+    assert r.returncode == 2 and "HTTP" in r.stderr and "no load was sent" in r.stderr, r.stderr
+
+
+def test_session_cookie_end_to_end(target, tmp_path):
+    f = tmp_path / "cookie"
+    f.write_text(token())
+    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "cookie", "--cookie-file", str(f), "--out", str(tmp_path / "o"),
+                                 "-t", "3s", "-u", "2", "-q", "--no-report"),
+                       capture_output=True, text=True, timeout=90, env=bench_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_parquet(next((tmp_path / "o").iterdir()) / "requests.parquet")
+    assert len(df) > 0 and (df["error"].isna() | (df["error"] == "cancelled")).all()

@@ -88,3 +88,15 @@ def test_slo_parsing():
     assert parse_slo("error_rate<=1%").value == pytest.approx(0.01)
     with pytest.raises(InputError):
         parse_slo("ttfc_ms:p42<=1")
+
+
+def test_step_shape_schedule():
+    from bench.shapes import parse_steps, schedule
+
+    steps = parse_steps("10:30s,20:1m,0:10")
+    assert steps == [(10, 30.0), (20, 60.0), (0, 10.0)]
+    assert schedule(steps, 0, False, 5) == 10 and schedule(steps, 31, False, 5) == 20 and schedule(steps, 95, False, 5) == 0
+    assert schedule(steps, 101, False, 5) == 0 and schedule(steps, 106, False, 5) is None
+    assert schedule(parse_steps("10:10s,20:10s"), 15, True, 0) == 15
+    with pytest.raises(InputError):
+        parse_steps("ten:30s")
