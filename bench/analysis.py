@@ -197,15 +197,20 @@ def slo_verdicts(summary: dict, slos: list[Slo]) -> list[dict]:
     return out
 
 
-def by_group(df: pd.DataFrame, key: str | pd.Series, name: str) -> pd.DataFrame:
+def by_group(df: pd.DataFrame, key: str, name: str) -> pd.DataFrame:
+    """Per model and ``key`` (turn, prompt bucket): counts, TTFC p50/p95, decode speed p50, prompt size."""
     live = df[df["error"] != "cancelled"]
-    rows = []
-    for (model, k), g in live.groupby(["model", key], observed=True):
-        okg = g[g["error"].isna()]
-        rows.append({"model": model, name: k, "requests": len(g), "errors": int(g["error"].notna().sum()),
-                     "ttfc_p50_ms": _p(okg["ttfc_ms"], 50), "ttfc_p95_ms": _p(okg["ttfc_ms"], 95),
-                     "decode_tps_p50": _p(okg["decode_tps"], 50), "prompt_chars_mean": float(g["prompt_chars"].mean())})
-    return pd.DataFrame(rows)
+    if live.empty:
+        return pd.DataFrame()
+    keys = ["model", key]
+    counts = live.groupby(keys, observed=True).agg(requests=("error", "size"), errors=("error", "count"),
+                                                   prompt_chars_mean=("prompt_chars", "mean"))
+    ok = live[live["error"].isna()].groupby(keys, observed=True)
+    q = ok["ttfc_ms"].quantile([0.5, 0.95]).unstack()
+    out = counts.join(pd.DataFrame({"ttfc_p50_ms": q[0.5], "ttfc_p95_ms": q[0.95],
+                                    "decode_tps_p50": ok["decode_tps"].quantile(0.5)}), how="left")
+    out = out.reset_index().rename(columns={key: name})
+    return out[["model", name, "requests", "errors", "ttfc_p50_ms", "ttfc_p95_ms", "decode_tps_p50", "prompt_chars_mean"]]
 
 
 def prompt_buckets(df: pd.DataFrame) -> pd.Series:

@@ -27,15 +27,20 @@ METRICS_DOC = Path(__file__).resolve().parent.parent / "docs" / "METRICS.md"
 CPU_UNTRUSTED = 90.0
 
 
-def build_summary(run_dir: Path, warmup: float | None = None) -> tuple[dict, pd.DataFrame]:
+def _load(run_dir: Path) -> pd.DataFrame:
     from bench.results import ensure_records
 
-    run_dir = Path(run_dir)
     ensure_records(run_dir)
     if not (run_dir / "requests.parquet").is_file():
         raise InputError(f"{run_dir}: no requests.parquet (is this a run folder?)")
+    return load_records(run_dir)
+
+
+def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame]:
+    run_dir = Path(run_dir)
+    if df is None:
+        df = _load(run_dir)
     meta = read_run_json(run_dir)
-    df = load_records(run_dir)
     slos = [parse_slo(s) for s in meta.get("slos", [])]
     warm = warmup if warmup is not None else float(meta.get("warmup_s") or 0.0)
     measured, warm_df = split_warmup(df, warm)
@@ -116,21 +121,23 @@ def _env() -> Environment:
 
 def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict]:
     """Build every output of the report; return the path of report.html and the summary."""
-    from bench.charts import make_charts
-
     run_dir = Path(run_dir)
-    summary, df = build_summary(run_dir, warmup)
+    df = _load(run_dir)
     meta = read_run_json(run_dir)
+    warm = warmup if warmup is not None else float(meta.get("warmup_s") or 0.0)
     duration = float(meta.get("duration_s") or max(1.0, df["t_wall_end"].max() - df["t_wall_start"].min() if len(df) else 1.0))
     ts = time_series(df, max(1.0, round(duration / 40))) if len(df) else pd.DataFrame()
-    ttfc_slo = next((parse_slo(s).value for s in summary["slos"] if s.startswith("ttfc_ms")), None)
+    ttfc_slo = next((parse_slo(s).value for s in meta.get("slos", []) if s.startswith("ttfc_ms")), None)
     charts_dir = run_dir / "charts"
-    measured, warm_df = split_warmup(df, summary["warmup_s"])
-    charts = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
+    measured, warm_df = split_warmup(df, warm)
+    # charts render in a forked child on the other core while this process computes the numbers
+    charts_job = _start_charts(measured, ts, charts_dir, ttfc_slo)
+    summary, _ = build_summary(run_dir, warmup, df)
     by_turn = by_group(measured, "turn", "turn")
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
     warm_table = headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
 
+    charts = _finish_charts(charts_job, charts_dir)
     models_result = None
     if measured["model"].nunique() >= 2:
         from bench.charts import models_chart
@@ -153,3 +160,31 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     if METRICS_DOC.is_file():
         (run_dir / "METRICS.md").write_text(METRICS_DOC.read_text())
     return path, summary
+
+
+def _render(measured: pd.DataFrame, ts: pd.DataFrame, charts_dir: Path, ttfc_slo: float | None) -> None:
+    from bench.charts import make_charts
+
+    made = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    (charts_dir / "charts.json").write_text(json.dumps(made))
+
+
+def _start_charts(measured, ts, charts_dir: Path, ttfc_slo):
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        _render(measured, ts, charts_dir, ttfc_slo)
+        return None
+    proc = mp.get_context("fork").Process(target=_render, args=(measured, ts, charts_dir, ttfc_slo), daemon=True)
+    proc.start()
+    return proc
+
+
+def _finish_charts(proc, charts_dir: Path) -> list[tuple[str, str]]:
+    if proc is not None:
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"chart rendering failed (exit code {proc.exitcode})")
+    path = charts_dir / "charts.json"
+    return [tuple(x) for x in json.loads(path.read_text())] if path.is_file() else []
