@@ -346,3 +346,20 @@ def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> Non
     result = json.loads((cal_dir / "calibration.json").read_text())
     click.echo(f"\nverdict: {result['verdict']['text']}")
     click.echo(f"report: {cal_dir / 'calibration.md'}")
+
+
+@main.command("locust-help", context_settings={"max_content_width": 100})
+def locust_help() -> None:
+    """Print `locust --help` with this project's options included.
+
+    Locust prints its help before it imports a locustfile, so `locust -f locustfile.py --help`
+    cannot show the options the locustfile registers; this prints Locust's parser after the import.
+
+    \b
+    Example:
+      bench locust-help | less
+    """
+    import subprocess
+
+    code = "import bench.locustfile; from locust.argument_parser import get_parser; print(get_parser().format_help())"
+    sys.exit(subprocess.call([sys.executable, "-c", code]))

@@ -104,9 +104,7 @@ def test_plain_locust_two_processes_delivers_every_record(target, tmp_path):
 
 def test_project_options_are_on_locusts_parser():
     """Locust prints --help before it imports a locustfile, so check its parser after the import."""
-    code = ("import locustfile; from locust.argument_parser import get_parser; "
-            "print(get_parser().format_help())")
-    r = subprocess.run(["python", "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    r = subprocess.run(bench_cmd("locust-help"), capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
     for opt in ("--scenario", "--models", "--results-dir", "--auth", "--token-file", "--load-mode", "--stall-timeout"):
         assert opt in r.stdout
 
