@@ -35,7 +35,6 @@ class GapStore:
         self.values = np.memmap(path, dtype="<u4", mode="r") if size else np.empty(0, np.uint32)
         self.starts = offsets.astype(np.int64)
         self.lengths = counts.astype(np.int64)
-        self._cache: dict = {}
 
     def __deepcopy__(self, memo) -> "GapStore":
         return self  # read-only: pandas deep-copies attrs on every operation, which must not copy the gaps
@@ -46,12 +45,9 @@ class GapStore:
             return np.empty(0, np.uint32)
         if len(rows) == len(self.lengths):
             return np.asarray(self.values)
-        key = (len(rows), int(rows.sum()), rows[:4].tobytes(), rows[-4:].tobytes())
-        if key not in self._cache:  # the report asks for the same model's gaps for numbers and charts
-            keep = np.zeros(len(self.lengths), dtype=bool)
-            keep[rows] = True
-            self._cache = {key: np.asarray(self.values[np.repeat(keep, self.lengths)]), **dict(list(self._cache.items())[-3:])}
-        return self._cache[key]
+        keep = np.zeros(len(self.lengths), dtype=bool)
+        keep[rows] = True
+        return np.asarray(self.values[np.repeat(keep, self.lengths)])
 
 
 def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -65,6 +65,10 @@ def measure_level(url: str, streams: int, seconds: float, workdir: Path, env: di
     """One Locust run at ``streams`` users; errors against the target's truth, ramp excluded."""
     httpx.delete(f"{url}/_bench/truth", timeout=10)
     run_dir = workdir / f"level-{streams}"
+    if run_dir.exists():  # a repeat of the same level starts from an empty folder
+        import shutil
+
+        shutil.rmtree(run_dir)
     cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).parent / "locustfile.py"), "--headless", "--host", url,
            "-u", str(streams), "-r", str(streams), "-t", f"{seconds:g}s", "--only-summary", "--results-dir", str(run_dir),
            "--scenario", str(workdir / "calibration.yaml"), "--auth", "none", "--start-jitter", "1.0", "--stop-timeout", "0"]

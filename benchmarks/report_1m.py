@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,11 +91,23 @@ def main() -> None:
     size = (run_dir / "requests.parquet").stat().st_size / 1e6
     print(f"synthetic run: {a.records:,} records, {size:.0f} MB Parquet, made in {time.monotonic() - t:.1f} s")
     for i in range(a.repeat):
-        out = subprocess.run([sys.executable, "-c", CHILD, str(run_dir)], capture_output=True, text=True, cwd=ROOT)
-        if out.returncode:
-            print(out.stderr[-3000:])
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT)
+        peak_pss = 0.0
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:  # whole tree's PSS: shared pages counted once, split between sharers
+            try:
+                tree = [ps] + ps.children(recursive=True)
+                peak_pss = max(peak_pss, sum(p.memory_full_info().pss for p in tree) / 2**20)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+            time.sleep(0.1)
+        stdout, stderr = proc.communicate()
+        if proc.returncode:
+            print(stderr[-3000:])
             sys.exit(1)
-        imp, build, rss_kb, child_kb = out.stdout.split()
+        imp, build, rss_kb, child_kb = stdout.split()
+        print(f"report {i + 1}: peak memory of the whole process tree (PSS) {peak_pss:,.0f} MB")
         print(f"report {i + 1}: build {float(build):.1f} s (+ {float(imp):.1f} s of imports), peak RSS {int(rss_kb) / 1024:,.0f} MB "
               f"(chart renderer, a forked child sharing the parent's pages: {int(child_kb) / 1024:,.0f} MB)")
 

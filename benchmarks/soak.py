@@ -53,6 +53,8 @@ def main() -> None:
                 rss = proc.memory_info().rss / 1e6
             except psutil.NoSuchProcess:
                 break
+            if rss <= 0 or p.poll() is not None:  # exiting
+                break
             try:
                 records = json.loads((work / "run" / "progress.json").read_text()).get("records", 0)
             except (OSError, ValueError):
@@ -64,7 +66,9 @@ def main() -> None:
         half = len(samples) // 2
         first = sum(r for _, r in samples[1:half]) / max(1, half - 1)
         second = sum(r for _, r in samples[half:]) / (len(samples) - half)
-        print(f"mean RSS first half {first:.1f} MB, second half {second:.1f} MB ({100 * (second - first) / first:+.1f} %)")
+        slope = (samples[-1][1] - samples[1][1]) / ((samples[-1][0] - samples[1][0]) / 60)
+        print(f"mean RSS first half {first:.1f} MB, second half {second:.1f} MB ({100 * (second - first) / first:+.1f} %), "
+              f"{slope:+.2f} MB/min after the first sample")
 
 
 if __name__ == "__main__":

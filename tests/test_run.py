@@ -140,7 +140,9 @@ def test_preflight_rejected_token_sends_no_load(target, tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_keeps_records_and_report_builds(tmp_path, sig):
-    cmd = bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-q", "-t", "60s", "-u", "6")
+    # one-second replies: some are always in flight when the signal comes
+    slow = str(Path(__file__).parent / "data" / "slow-profiles.yaml")
+    cmd = bench_cmd("run", "--out", str(tmp_path), "--target-profiles", slow, "-q", "-t", "60s", "-u", "6")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env())
     time.sleep(9)
     p.send_signal(sig)
