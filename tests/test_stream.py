@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import random
 import socket
+from pathlib import Path
 
 import gevent
 import httpx
@@ -145,42 +145,36 @@ def test_connection_reused_after_clean_stream_and_dropped_after_error(target):
     c.close()
 
 
-def test_ttfc_matches_target_truth_at_100_streams(target):
+def test_ttfc_matches_target_truth_at_100_streams(tmp_path):
     """100 concurrent streams, 20 parts/s each: client TTFC vs the server's own stamps, p99 within 2 ms.
 
-    The machine is shared and noisy: up to three attempts, and the best must be within the bound.
+    Measured as a load generator runs: a target and a measuring process of their own, pinned to
+    different cores where there are two. The machine is shared and noisy: up to three attempts,
+    and the best must be within the bound.
     """
-    import gc
+    import os
+    import subprocess
+    import sys
 
-    gc.collect()
-    gc.freeze()  # as the Locust users do at test start: no full-collection pauses over the suite's objects
+    from bench.target import TargetProcess
+    from conftest import FAST, SECRET
+
+    cpus = os.cpu_count() or 1
+    probe = [sys.executable, str(Path(__file__).parent / "accuracy_probe.py")]
+    if cpus > 1:
+        probe = ["taskset", "-c", "0", *probe]
     results = []
-    for attempt in range(3):
-        p50, p99 = _accuracy_attempt(target, attempt)
-        results.append((p50, p99))
-        if p99 < 2.0:
-            break
-    gc.unfreeze()
+    with TargetProcess(["--profiles", FAST], secret=SECRET, cpu=cpus - 1 if cpus > 1 else None) as target:
+        for attempt in range(3):
+            out = subprocess.run([*probe, target.url, "100", str(attempt), token()], capture_output=True, text=True, timeout=90,
+                                 cwd=Path(__file__).parent)
+            assert out.returncode == 0, out.stderr[-2000:]
+            seen = json.loads(out.stdout)
+            truth = {t["request_id"]: t for t in httpx.get(f"{target.url}/_bench/truth", timeout=10).json()}
+            assert all(err is None for _, _, err in seen)
+            err = np.array([(first - truth[rid]["first_ns"]) / 1e6 for rid, first, _ in seen])
+            assert (err >= 0).all()  # the client cannot see a part before the server wrote it
+            results.append((float(np.percentile(err, 50)), float(np.percentile(err, 99))))
+            if results[-1][1] < 2.0:
+                break
     assert min(p99 for _, p99 in results) < 2.0, results
-
-
-def _accuracy_attempt(target, attempt: int) -> tuple[float, float]:
-    n = 100
-    outs = [Outcome() for _ in range(n)]
-    clients = [client_for(target.url) for _ in range(n)]
-    ids = [f"acc-{attempt}-{i}-{id(outs)}" for i in range(n)]
-    rng = random.Random(attempt)
-
-    def one(i):
-        gevent.sleep(rng.uniform(0, 1.0))  # random starts, as the user class does: no lock-step bursts
-        h = {"Authorization": f"Bearer {token()}", "X-Request-ID": ids[i], "X-Bench-Fault": "tokens=40,step_ms=50,ttft_ms=100"}
-        stream_request(outs[i], clients[i], RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS), h, Timeouts())
-
-    gevent.joinall([gevent.spawn(one, i) for i in range(n)], timeout=60)
-    for c in clients:
-        c.close()
-    truth = {t["request_id"]: t for t in httpx.get(f"{target.url}/_bench/truth", params={"ids": ",".join(ids)}, timeout=10).json()}
-    assert all(o.error is None for o in outs)
-    err = np.array([ms(o.stamps[0], truth[i]["first_ns"]) for o, i in zip(outs, ids)])
-    assert (err >= 0).all()  # the client cannot see a part before the server wrote it
-    return float(np.percentile(err, 50)), float(np.percentile(err, 99))

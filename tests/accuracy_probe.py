@@ -1,0 +1,43 @@
+"""Run N measured streams against URL in a process of its own and print each request's first-part time.
+
+Used by test_stream.py so the accuracy check runs like a load generator does (its own process,
+pinned to one core, collector frozen), not inside pytest's busy process.
+"""
+
+import gc
+import json
+import random
+import sys
+
+import gevent
+from geventhttpclient import HTTPClient
+
+from bench.route import RouteConfig
+from bench.stream import Outcome, Timeouts, stream_request
+
+MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
+
+
+def main() -> None:
+    url, n, seed, token = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    rng = random.Random(seed)
+    route = RouteConfig()
+    body = route.body(MODEL, [{"role": "user", "content": "hello"}])
+    outs = [Outcome() for _ in range(n)]
+    ids = [f"acc-{seed}-{i}" for i in range(n)]
+    gc.collect()
+    gc.freeze()
+
+    def one(i: int) -> None:
+        client = HTTPClient.from_url(url, concurrency=1, network_timeout=30)
+        gevent.sleep(rng.uniform(0, 1.0))  # random starts, as the user class does: no lock-step bursts
+        h = {"Authorization": f"Bearer {token}", "X-Request-ID": ids[i], "X-Bench-Fault": "tokens=40,step_ms=50,ttft_ms=100"}
+        stream_request(outs[i], client, route.path(MODEL), body, h, Timeouts())
+        client.close()
+
+    gevent.joinall([gevent.spawn(one, i) for i in range(n)], timeout=60)
+    print(json.dumps([[rid, o.stamps[0] if o.stamps else None, o.error] for rid, o in zip(ids, outs)]))
+
+
+if __name__ == "__main__":
+    main()
