@@ -36,6 +36,8 @@ def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentia
         raise PreflightError(f"{host} did not answer within {timeout:.0f} s; no load was sent") from None
     except (httpx.RemoteProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise PreflightError(f"{host} does not speak HTTP as expected ({exc}); no load was sent") from None
+    except httpx.TransportError as exc:  # reset or closed mid-request: not an HTTP server we can use
+        raise PreflightError(f"{host} does not answer HTTP requests ({type(exc).__name__}: {exc}); no load was sent") from None
 
 
 def _message(host: str, model: str, cls: str, status: int, detail: str, body: bytes) -> str:
