@@ -23,9 +23,9 @@ import click
 from bench.errors import InputError
 from bench.options import new_run_id
 from bench.results import environment_info, file_digest, finalize_records, write_run_json
-from bench.route import RouteConfig, credentials_from
+from bench.route import Credentials, RouteConfig, credentials_from
 from bench.scenario import load_scenario, resolve_path
-from bench.secrets import redact
+from bench.secrets import redact, remember
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -187,11 +187,8 @@ def run(o: RunOptions) -> Path:
             for var in ("BENCH_TOKEN", "BENCH_COOKIE"):
                 env.pop(var, None)
             o.auth = "jwt"
-            os.environ["BENCH_JWT_SECRET"] = secret
-            try:
-                creds = credentials_from("jwt")
-            finally:
-                os.environ.pop("BENCH_JWT_SECRET", None)
+            creds = Credentials("jwt", secret)
+            remember(secret)
             target_info = {"embedded": True, "url": host, "seed": o.target_seed, "faults": o.target_faults,
                            "profiles": o.target_profiles, "flavor": o.target_flavor}
         route = RouteConfig(kind=o.route, playground=not o.persist, chat_id=o.chat_id)
