@@ -155,3 +155,19 @@ def test_interrupt_keeps_records_and_report_builds(tmp_path, sig):
     assert meta["records"] == len(df) == meta["requests_sent"]
     assert (df["error"] == "cancelled").sum() >= 1
     assert (run_dir / "report.html").is_file()
+
+
+def test_step_shape_runs_and_stops_by_itself(target, tmp_path):
+    out = tmp_path / "steps"
+    cmd = ["locust", "-f", "locustfile.py,bench/shapes.py", "--host", target.url, "--headless", "--steps", "2:3s,4:3s",
+           "--drain", "1", "--results-dir", str(out), "--auth", "jwt", "--only-summary"]
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=bench_env(), cwd=Path(__file__).parent.parent)
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    assert time.monotonic() - t0 < 40
+    col = json.loads((out / "collector.json").read_text())
+    assert col["sent"] == col["records"] > 5
+    rep = subprocess.run(bench_cmd("report", str(out)), capture_output=True, text=True, timeout=120, env=bench_env())
+    assert rep.returncode == 0, rep.stderr
+    df = pd.read_parquet(out / "requests.parquet")
+    assert df["user"].nunique() >= 3  # the second step added users
