@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gevent
 import psutil
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 FLUSH_INTERVAL = 1.0
 FINAL_WAIT = 20.0
@@ -204,6 +204,3 @@ class Collector:
         })
         self._progress()
 
-
-def is_local(runner) -> bool:
-    return isinstance(runner, LocalRunner)

@@ -229,9 +229,9 @@ def run(o: RunOptions) -> Path:
     if collector.get("sent") is not None and collector.get("sent") != n:
         meta["warnings"].append(f"{collector.get('sent')} requests sent but {n} records delivered")
     write_run_json(run_dir, meta)
-    for f in ("records.spool",):
-        if (run_dir / "requests.parquet").is_file() and (run_dir / f).is_file():
-            (run_dir / f).unlink()
+    spool = run_dir / "records.spool"
+    if (run_dir / "requests.parquet").is_file() and spool.is_file():
+        spool.unlink()  # its rows are all in requests.parquet now
     return run_dir
 
 
