@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.gapstats import PCTS, GapSummary, empty_stats, summarize
 from bench.slo import LATENCY, Slo
 
-PCTS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms"]
 READ_COLS = [
     "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error", "ttfb_ms", "ttfc_ms",
@@ -32,6 +32,7 @@ class GapStore:
 
     def __init__(self, path: Path, offsets: np.ndarray, counts: np.ndarray) -> None:
         size = path.stat().st_size if path.is_file() else 0
+        self.path = path
         self.values = np.memmap(path, dtype="<u4", mode="r") if size else np.empty(0, np.uint32)
         self.starts = offsets.astype(np.int64)
         self.lengths = counts.astype(np.int64)
@@ -40,7 +41,10 @@ class GapStore:
         return self  # read-only: pandas deep-copies attrs on every operation, which must not copy the gaps
 
     def select(self, rows: np.ndarray) -> np.ndarray:
-        """Gaps (uint32 us) of the given row positions, concatenated (the file is in row order)."""
+        """Gaps (uint32 us) of the given row positions, concatenated (the file is in row order).
+
+        A copy of every selected gap: for statistics over many gaps use ``summaries``.
+        """
         if len(rows) == 0 or self.values.size == 0:
             return np.empty(0, np.uint32)
         if len(rows) == len(self.lengths):
@@ -48,6 +52,13 @@ class GapStore:
         keep = np.zeros(len(self.lengths), dtype=bool)
         keep[rows] = True
         return np.asarray(self.values[np.repeat(keep, self.lengths)])
+
+    def summaries(self, groups: list[np.ndarray]) -> list[GapSummary]:
+        """Exact gap stats of each group of row positions, in one streamed pass over the file."""
+        labels = np.full(len(self.lengths), -1, dtype=np.int64)
+        for g, rows in enumerate(groups):
+            labels[rows] = g
+        return summarize(self.path, self.starts, self.lengths, labels, len(groups))
 
 
 def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -76,8 +87,8 @@ def stats(values: pd.Series | np.ndarray) -> dict[str, float | None]:
     v = v.astype(float, copy=False)
     v = v[~np.isnan(v)]
     if v.size == 0:
-        return {**{k: None for k in PCTS}, "max": None, "mean": None, "n": 0}
-    out: dict[str, float | None] = {k: float(np.percentile(v, q)) for k, q in PCTS.items()}
+        return empty_stats()
+    out: dict[str, float | None] = dict(zip(PCTS, map(float, np.percentile(v, list(PCTS.values())))))  # one partition
     out["max"], out["mean"], out["n"] = float(v.max()), float(v.mean()), int(v.size)
     return out
 
@@ -89,7 +100,7 @@ def int_stats(v: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
     """
     n = int(v.size)
     if n == 0:
-        return {**{k: None for k in PCTS}, "max": None, "mean": None, "n": 0}
+        return empty_stats()
     ranks = {k: q / 100 * (n - 1) for k, q in PCTS.items()}
     need = sorted({int(np.floor(r)) for r in ranks.values()} | {min(int(np.floor(r)) + 1, n - 1) for r in ranks.values()})
     part = np.partition(v, need)
@@ -113,8 +124,21 @@ def gaps_of(df: pd.DataFrame) -> np.ndarray:
     return store.select(df.index.to_numpy())
 
 
+def gap_summaries(df: pd.DataFrame, key: str) -> dict:
+    """Per value of ``key`` (e.g. model): exact pooled gap stats (ms) and CDF points, one pass."""
+    store = df.attrs.get("gaps")
+    index = df.index.to_numpy()
+    parts = {k: index[pos] for k, pos in df.groupby(key, observed=True).indices.items()}
+    if store is None:
+        return {k: GapSummary(empty_stats(), (np.empty(0), np.empty(0))) for k in parts}
+    return dict(zip(parts, store.summaries(list(parts.values()))))
+
+
 def gap_stats_ms(df: pd.DataFrame) -> dict[str, float | None]:
-    return int_stats(gaps_of(df), scale=1e-3)
+    store = df.attrs.get("gaps")
+    if store is None or df.empty:
+        return empty_stats()
+    return store.summaries([df.index.to_numpy()])[0].stats
 
 
 def split_warmup(df: pd.DataFrame, warmup_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,10 +165,11 @@ def request_meets(df: pd.DataFrame, slos: list[Slo]) -> pd.Series:
     return ok
 
 
-def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = None, gaps: bool = True) -> dict:
+def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = None, gaps: bool | dict = True) -> dict:
     """Per-request and aggregate metrics of one set of requests (one model, one level, ...).
 
-    ``gaps=False`` skips the pooled gap percentiles (the costliest part) where nobody reads them.
+    ``gaps``: True computes the pooled gap stats, a dict passes them in (computed for several
+    groups in one pass by ``gap_summaries``), False leaves them out where nobody reads them.
     """
     live = df[df["error"] != "cancelled"]
     ok = live[live["error"].isna()]
@@ -153,7 +178,7 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     window_s = max(window_s, 1e-9)
     errors = {k: v for k, v in live["error"].value_counts().items() if v}
     meets = request_meets(live, slos) if len(live) else pd.Series(dtype=bool)
-    conv = live.assign(m=meets).groupby("conversation_id")["m"].all() if len(live) else pd.Series(dtype=bool)
+    conv = conversations_met(live["conversation_id"], meets) if len(live) else np.empty(0, bool)
     out = {
         "requests": int(len(live)), "ok": int(len(ok)), "errors": int(len(live) - len(ok)),
         "cancelled": int((df["error"] == "cancelled").sum()),
@@ -171,9 +196,20 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     for col in LAT_COLS:
         out[col] = stats(ok[col])
     out["decode_tps"] = stats(ok["decode_tps"])
-    out["gaps_ms"] = gap_stats_ms(ok) if gaps else int_stats(np.empty(0, np.uint32))
+    out["gaps_ms"] = gaps if isinstance(gaps, dict) else gap_stats_ms(ok) if gaps else empty_stats()
     out["prompt_chars"] = stats(live["prompt_chars"])
     return out
+
+
+def conversations_met(conversation: pd.Series, meets: pd.Series) -> np.ndarray:
+    """Per conversation present: did every one of its requests meet the SLOs."""
+    if isinstance(conversation.dtype, pd.CategoricalDtype):
+        codes = conversation.cat.codes.to_numpy()  # a groupby over 10^5 categories costs a second; counting does not
+    else:
+        codes = pd.factorize(conversation)[0]
+    seen = np.bincount(codes, minlength=1) > 0
+    failed = np.bincount(codes[~meets.to_numpy(dtype=bool)], minlength=seen.size) > 0
+    return ~failed[seen]
 
 
 def _window(df: pd.DataFrame) -> float:

@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.analysis import gaps_of  # noqa: E402
 
 
 def colours(models: list[str]) -> dict[str, str]:
@@ -29,7 +28,6 @@ def _save(fig, out: Path, name: str) -> str:
 
 MAX_POINTS = 4000  # a CDF drawn from this many exact quantiles is indistinguishable from all samples
 MAX_SCATTER = 20000
-MAX_GAPS_PLOTTED = 500_000  # the gap chart draws an evenly spaced sample past this; the report's numbers use every gap
 
 
 def cdf_points(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,18 +48,23 @@ def _short(model: str) -> str:
     return model.split("/", 1)[-1]
 
 
-def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None) -> list[tuple[str, str]]:
-    """Draw every chart of the report; return (file stem, title) pairs.
-
-    ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
-    """
+def gaps_chart(cdfs: dict[str, tuple[np.ndarray, np.ndarray]], models: list[str], out: Path) -> tuple[str, str]:
+    """Gap CDF per model from exact quantiles computed over every gap (``bench.gapstats``)."""
     out.mkdir(parents=True, exist_ok=True)
-    live = df[df["error"] != "cancelled"]
-    ok = live[live["error"].isna()]
-    models = sorted(df["model"].unique())
     col = colours(models)
-    made = []
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for m in models:
+        x, y = cdfs.get(m, ((), ()))
+        if len(x):
+            ax.step(x, y, where="post", color=col[m], label=_short(m))
+    ax.set_xscale("log")
+    ax.set(xlabel="inter-chunk gap (ms, log scale; gaps of parts read together omitted)", ylabel="share of gaps", title="Inter-chunk gap distribution")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left")  # a CDF leaves this corner empty; "best" costs a second per chart
+    return _save(fig, out, "gaps_cdf"), "Inter-chunk gap distribution"
 
+
+def _ttfc_cdf(ok: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttfc: float | None) -> str:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for m in models:
         v = ok.loc[ok["model"] == m, "ttfc_ms"].dropna().to_numpy()
@@ -73,23 +76,26 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
     ax.set_xscale("log")
     ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC distribution per model (CDF)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    made.append((_save(fig, out, "ttfc_cdf"), "TTFC distribution per model"))
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, out, "ttfc_cdf")
 
-    if not ts.empty:
-        fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-        for m in models:
-            s = ts[ts["model"] == m]
-            a1.plot(s["t"], s["ttfc_p95_ms"], color=col[m], label=f"{_short(m)} p95")
-            a1.plot(s["t"], s["ttfc_p50_ms"], color=col[m], ls=":", label=f"{_short(m)} p50")
-            a2.plot(s["t"], s["output_tps"], color=col[m], label=_short(m))
-        a1.set(ylabel="TTFC (ms)", title="TTFC and output throughput over time")
-        a2.set(xlabel="seconds since start", ylabel="output tokens/s")
-        for a in (a1, a2):
-            a.grid(alpha=0.3)
-        a1.legend(fontsize=7, ncol=2)
-        made.append((_save(fig, out, "over_time"), "TTFC and throughput over time"))
 
+def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path) -> str:
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for m in models:
+        s = ts[ts["model"] == m]
+        a1.plot(s["t"], s["ttfc_p95_ms"], color=col[m], label=f"{_short(m)} p95")
+        a1.plot(s["t"], s["ttfc_p50_ms"], color=col[m], ls=":", label=f"{_short(m)} p50")
+        a2.plot(s["t"], s["output_tps"], color=col[m], label=_short(m))
+    a1.set(ylabel="TTFC (ms)", title="TTFC and output throughput over time")
+    a2.set(xlabel="seconds since start", ylabel="output tokens/s")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    a1.legend(fontsize=7, ncol=2)
+    return _save(fig, out, "over_time")
+
+
+def _ttfc_vs_prompt(ok: pd.DataFrame, models: list[str], col: dict, out: Path) -> tuple[str, str]:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     shown = _sample(ok)
     for m in models:
@@ -98,28 +104,15 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
     title = "TTFC against prompt size" + (f" ({len(shown):,} of {len(ok):,} requests)" if len(shown) < len(ok) else "")
     ax.set(xlabel="prompt size (characters of the whole history)", ylabel="TTFC (ms)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    made.append((_save(fig, out, "ttfc_vs_prompt"), "TTFC against prompt size"))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the points, never on them
+    return _save(fig, out, "ttfc_vs_prompt")
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for m in models:
-        g = gaps_of(ok[ok["model"] == m])
-        if g.size > MAX_GAPS_PLOTTED:
-            g = g[:: g.size // MAX_GAPS_PLOTTED + 1]
-        g = g[g > 0]
-        if g.size:
-            x, y = cdf_points(g)
-            ax.step(x / 1000.0, y, where="post", color=col[m], label=_short(m))
-    ax.set_xscale("log")
-    ax.set(xlabel="inter-chunk gap (ms, log scale; gaps of parts read together omitted)", ylabel="share of gaps", title="Inter-chunk gap distribution")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    made.append((_save(fig, out, "gaps_cdf"), "Inter-chunk gap distribution"))
 
+def _errors(live: pd.DataFrame, col: dict, out: Path) -> str:
     errs = live[live["error"].notna()]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     if len(errs):
-        table = errs.groupby(["error", "model"]).size().unstack(fill_value=0)
+        table = errs.groupby(["error", "model"], observed=True).size().unstack(fill_value=0)
         left = np.zeros(len(table))
         for m in table.columns:
             ax.barh(table.index, table[m], left=left, color=col[m], label=_short(m))
@@ -128,7 +121,41 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
     else:
         ax.text(0.5, 0.5, "no errors", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel="failed requests", title="Errors by class")
-    made.append((_save(fig, out, "errors"), "Errors by class"))
+    return _save(fig, out, "errors")
+
+
+CHARTS = [  # (file stem, title), in the report's order
+    ("ttfc_cdf", "TTFC distribution per model"),
+    ("over_time", "TTFC and throughput over time"),
+    ("ttfc_vs_prompt", "TTFC against prompt size"),
+    ("errors", "Errors by class"),
+]
+
+
+def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None,
+                part: tuple[int, int] = (0, 1)) -> list[tuple[str, str]]:
+    """Draw the report's charts; return the (file stem, title) pairs drawn, in the report's order.
+
+    ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
+    ``part=(k, n)`` draws only every n-th chart from the k-th, so n processes can share the work.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    live = df[df["error"] != "cancelled"]
+    ok = live[live["error"].isna()]
+    models = sorted(df["model"].unique())
+    col = colours(models)
+    draw = {
+        "ttfc_cdf": lambda: _ttfc_cdf(ok, models, col, out, slo_ttfc),
+        "over_time": (lambda: _over_time(ts, models, col, out)) if not ts.empty else None,
+        "ttfc_vs_prompt": lambda: _ttfc_vs_prompt(ok, models, col, out),
+        "errors": lambda: _errors(live, col, out),
+    }
+    k, n = part
+    made = []
+    for i, (stem, title) in enumerate(CHARTS):
+        if i % n == k and draw[stem] is not None:
+            draw[stem]()
+            made.append((stem, title))
     return made
 
 
@@ -171,7 +198,7 @@ def compare_chart(base: pd.DataFrame, cand: pd.DataFrame, out: Path) -> str:
     ax.set_xscale("log")
     ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC: baseline (solid) vs candidate (dashed)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     _save(fig, out, "compare_ttfc")
     return (out / "compare_ttfc.svg").read_text()
 

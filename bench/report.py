@@ -16,7 +16,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.analysis import (
-    by_group, load_records, model_summary, prompt_buckets, slo_verdicts, split_warmup, time_series,
+    by_group, gap_summaries, load_records, model_summary, prompt_buckets, slo_verdicts, split_warmup, time_series,
 )
 from bench.errors import InputError
 from bench.results import read_run_json
@@ -36,22 +36,28 @@ def _load(run_dir: Path) -> pd.DataFrame:
     return load_records(run_dir)
 
 
-def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame]:
+def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame | None = None,
+                  split: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[dict, dict]:
+    """The run's summary, and each model's pooled gap stats (with the gap chart's CDF points).
+
+    ``split``: (measured, warm-up) when the caller has already split ``df`` with this warm-up.
+    """
     run_dir = Path(run_dir)
     if df is None:
         df = _load(run_dir)
     meta = read_run_json(run_dir)
     slos = [parse_slo(s) for s in meta.get("slos", [])]
     warm = warmup if warmup is not None else float(meta.get("warmup_s") or 0.0)
-    measured, warm_df = split_warmup(df, warm)
+    measured, warm_df = split or split_warmup(df, warm)
     cpu = (meta.get("collector") or {}).get("cpu_max") or 0.0
     warnings = list(meta.get("warnings") or [])
     untrusted = cpu >= CPU_UNTRUSTED
     if untrusted:
         warnings.insert(0, f"The load generator's CPU reached {cpu:.0f}%: timings are not trustworthy. Add worker processes (--processes) or lower the load.")
     models = {}
-    for model, g in measured.groupby("model"):
-        s = model_summary(g, slos)
+    gaps = gap_summaries(measured[measured["error"].isna()], "model")  # one pass over the gaps for every model
+    for model, g in measured.groupby("model", observed=True):
+        s = model_summary(g, slos, gaps=gaps[model].stats if model in gaps else False)
         s["slo_verdicts"] = slo_verdicts(s, slos)
         models[model] = s
     summary = {
@@ -62,7 +68,7 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
         "slos": [s.text for s in slos], "models": models,
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
-    return summary, df
+    return summary, gaps
 
 
 def headline_table(summary: dict) -> pd.DataFrame:
@@ -126,21 +132,24 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     meta = read_run_json(run_dir)
     warm = warmup if warmup is not None else float(meta.get("warmup_s") or 0.0)
     duration = float(meta.get("duration_s") or max(1.0, df["t_wall_end"].max() - df["t_wall_start"].min() if len(df) else 1.0))
-    ts = time_series(df, max(1.0, round(duration / 40))) if len(df) else pd.DataFrame()
     ttfc_slo = next((parse_slo(s).value for s in meta.get("slos", []) if s.startswith("ttfc_ms")), None)
     charts_dir = run_dir / "charts"
     measured, warm_df = split_warmup(df, warm)
-    # charts render in a forked child on the other core while this process computes the numbers
-    charts_job = _start_charts(measured, ts, charts_dir, ttfc_slo)
-    summary, _ = build_summary(run_dir, warmup, df)
+    charts_job = _start_charts(df, measured, max(1.0, round(duration / 40)), charts_dir, ttfc_slo)
+    summary, gaps = build_summary(run_dir, warm, df, (measured, warm_df))
     by_turn = by_group(measured, "turn", "turn")
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
     warm_table = headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
 
+    from bench.charts import gaps_chart, models_chart
+
+    gap_chart = gaps_chart({m: g.cdf_ms for m, g in gaps.items()}, sorted(measured["model"].unique()), charts_dir) if len(measured) else None
     charts = _finish_charts(charts_job, charts_dir)
+    if gap_chart:  # drawn here from the gap pass's quantiles; shown after the TTFC charts
+        stems = [stem for stem, _ in charts]
+        charts.insert(stems.index("ttfc_vs_prompt") + 1 if "ttfc_vs_prompt" in stems else len(charts), gap_chart)
     models_result = None
     if measured["model"].nunique() >= 2:
-        from bench.charts import models_chart
         from bench.models_cmp import compare_frame
 
         models_result = compare_frame(measured)
@@ -162,29 +171,43 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     return path, summary
 
 
-def _render(measured: pd.DataFrame, ts: pd.DataFrame, charts_dir: Path, ttfc_slo: float | None) -> None:
-    from bench.charts import make_charts
+def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None,
+            part: tuple[int, int]) -> None:
+    from bench.charts import CHARTS, make_charts
 
-    made = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
+    k, n = part
+    drawn_here = [stem for i, (stem, _) in enumerate(CHARTS) if i % n == k]
+    ts = time_series(df, window_s) if len(df) and "over_time" in drawn_here else pd.DataFrame()  # only that chart reads it
+    made = make_charts(measured, ts, charts_dir, ttfc_slo, part) if len(measured) else []
     charts_dir.mkdir(parents=True, exist_ok=True)
-    (charts_dir / "charts.json").write_text(json.dumps(made))
+    (charts_dir / f"charts-{part[0]}.json").write_text(json.dumps(made))
 
 
-def _start_charts(measured, ts, charts_dir: Path, ttfc_slo):
+CHART_PROCESSES = 1  # 2 measured slower here: on 2 cores the parent's numbers need the other one
+
+
+def _start_charts(df, measured, window_s: float, charts_dir: Path, ttfc_slo) -> list:
+    """Charts render in forked children (sharing the records' pages) while this process computes the numbers."""
     import multiprocessing as mp
 
+    for old in charts_dir.glob("charts-*.json"):
+        old.unlink()
     if "fork" not in mp.get_all_start_methods():
-        _render(measured, ts, charts_dir, ttfc_slo)
-        return None
-    proc = mp.get_context("fork").Process(target=_render, args=(measured, ts, charts_dir, ttfc_slo), daemon=True)
-    proc.start()
-    return proc
+        _render(df, measured, window_s, charts_dir, ttfc_slo, (0, 1))
+        return []
+    procs = [mp.get_context("fork").Process(target=_render, args=(df, measured, window_s, charts_dir, ttfc_slo, (k, CHART_PROCESSES)), daemon=True)
+             for k in range(CHART_PROCESSES)]
+    for proc in procs:
+        proc.start()
+    return procs
 
 
-def _finish_charts(proc, charts_dir: Path) -> list[tuple[str, str]]:
-    if proc is not None:
+def _finish_charts(procs: list, charts_dir: Path) -> list[tuple[str, str]]:
+    from bench.charts import CHARTS
+
+    for proc in procs:
         proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"chart rendering failed (exit code {proc.exitcode})")
-    path = charts_dir / "charts.json"
-    return [tuple(x) for x in json.loads(path.read_text())] if path.is_file() else []
+    made = {tuple(x) for f in charts_dir.glob("charts-*.json") for x in json.loads(f.read_text())}
+    return [c for c in CHARTS if c in made]
