@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.gapstats import PCTS, GapSummary, empty_stats, summarize
+from bench.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
 from bench.slo import LATENCY, Slo
 
 LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms"]
@@ -23,35 +23,21 @@ READ_COLS = [
 
 
 class GapStore:
-    """All inter-chunk gaps of a run (uint32 microseconds), memory-mapped from ``gaps.u32``.
+    """Where a run's inter-chunk gaps are: ``gaps.u32`` (uint32 microseconds) and each row's slice.
 
-    Kept out of the DataFrame: a million arrays of gaps would cost more than the gaps. pandas
-    carries the store in ``df.attrs["gaps"]`` through filtering and grouping; rows are found by
-    their original position (the DataFrame's index).
+    Kept out of the DataFrame: a million arrays of gaps would cost more than the gaps, and 10^8
+    gaps never need to be in memory at once (``bench.gapstats`` streams them). pandas carries the
+    store in ``df.attrs["gaps"]`` through filtering and grouping; rows are found by their original
+    position (the DataFrame's index).
     """
 
     def __init__(self, path: Path, offsets: np.ndarray, counts: np.ndarray) -> None:
-        size = path.stat().st_size if path.is_file() else 0
         self.path = path
-        self.values = np.memmap(path, dtype="<u4", mode="r") if size else np.empty(0, np.uint32)
         self.starts = offsets.astype(np.int64)
         self.lengths = counts.astype(np.int64)
 
     def __deepcopy__(self, memo) -> "GapStore":
         return self  # read-only: pandas deep-copies attrs on every operation, which must not copy the gaps
-
-    def select(self, rows: np.ndarray) -> np.ndarray:
-        """Gaps (uint32 us) of the given row positions, concatenated (the file is in row order).
-
-        A copy of every selected gap: for statistics over many gaps use ``summaries``.
-        """
-        if len(rows) == 0 or self.values.size == 0:
-            return np.empty(0, np.uint32)
-        if len(rows) == len(self.lengths):
-            return np.asarray(self.values)
-        keep = np.zeros(len(self.lengths), dtype=bool)
-        keep[rows] = True
-        return np.asarray(self.values[np.repeat(keep, self.lengths)])
 
     def summaries(self, groups: list[np.ndarray]) -> list[GapSummary]:
         """Exact gap stats of each group of row positions, in one streamed pass over the file."""
@@ -60,8 +46,13 @@ class GapStore:
             labels[rows] = g
         return summarize(self.path, self.starts, self.lengths, labels, len(groups))
 
+    def sample(self, rows: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+        """A uniform sample of k of these rows' gaps (uint32 us; all of them if fewer)."""
+        return sample(self.path, self.starts, self.lengths, rows, k, seed)
+
 
 def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     run_dir = Path(run_dir)
@@ -74,6 +65,8 @@ def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFram
         table = table.drop(["gaps_offset", "gaps_count"])
     # repeated strings (model, error class, conversation ids) as categoricals: a fraction of the memory
     df = table.to_pandas(strings_to_categorical=True)
+    del table
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps the decoded Parquet pages otherwise (~300 MB per 10^6 records)
     df.attrs["gaps"] = gaps
     if "t_wall_start" in df and "e2e_ms" in df:
         df["t_wall_end"] = df["t_wall_start"] + df["e2e_ms"].fillna(0) / 1000.0
@@ -114,14 +107,6 @@ def int_stats(v: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
     out["mean"] = float(v.mean(dtype=np.float64)) * scale
     out["n"] = n
     return out
-
-
-def gaps_of(df: pd.DataFrame) -> np.ndarray:
-    """All inter-chunk gaps of these requests, pooled, as uint32 microseconds."""
-    store = df.attrs.get("gaps")
-    if store is None:
-        return np.empty(0, np.uint32)
-    return store.select(df.index.to_numpy())
 
 
 def gap_summaries(df: pd.DataFrame, key: str) -> dict:

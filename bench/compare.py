@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis import gaps_of, load_records, split_warmup
+from bench.analysis import load_records, split_warmup
 from bench.errors import InputError
 from bench.results import read_run_json
 
@@ -118,10 +118,21 @@ MAX_TEST_SAMPLES = 50_000  # bootstrap and rank test on a random subsample past 
 
 def _samples(df: pd.DataFrame, metric: str) -> np.ndarray:
     ok = df[df["error"].isna()]
-    if metric == "gaps_ms":
-        g = gaps_of(ok)
-        return (g[g > 0] / 1000.0) if g.size else g.astype(float)
     return ok[metric].dropna().to_numpy(dtype=float)
+
+
+def _gaps(df: pd.DataFrame, seed: int) -> tuple[dict, np.ndarray]:
+    """Exact pooled gap stats (ms) of the successful requests, and a uniform sample of the gaps for the tests.
+
+    A run can hold 10^8 gaps: the stats stream over all of them (``bench.gapstats``), the bootstrap
+    and rank test read MAX_TEST_SAMPLES of them, as they would for any other metric.
+    """
+    ok = df[df["error"].isna()]
+    store = df.attrs.get("gaps")
+    if store is None or ok.empty:
+        return {"n": 0}, np.empty(0)
+    rows = ok.index.to_numpy()
+    return store.summaries([rows])[0].stats, store.sample(rows, MAX_TEST_SAMPLES, seed) / 1000.0
 
 
 def _cap(v: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -165,19 +176,29 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
         nb, nc = int(gb["error"].isna().sum()), int(gc["error"].isna().sum())
         if min(nb, nc) < MIN_SAMPLES:
             raise NotComparable(f"too few successful requests for {model}: {nb} in baseline, {nc} in candidate (need {MIN_SAMPLES})")
+        gaps = None
         for tol in tolerances:
             if tol.metric == "error_rate":
                 rows.append(_error_row(model, tol, gb, gc))
                 continue
-            a, b = _samples(gb, tol.metric), _samples(gc, tol.metric)
-            if a.size < MIN_SAMPLES or b.size < MIN_SAMPLES:
-                continue  # e.g. TTFV for a model that does not reason
-            va, vb = _stat(a, tol.stat), _stat(b, tol.stat)
-            sa, sb_ = _cap(a), _cap(b, 1)
+            if tol.metric == "gaps_ms":
+                gaps = gaps or (_gaps(gb, 0), _gaps(gc, 1))
+                (stats_a, sa), (stats_b, sb_) = gaps
+                na, nb_ = stats_a["n"], stats_b["n"]
+                if min(na, nb_) < MIN_SAMPLES:
+                    continue
+                va, vb = stats_a[tol.stat], stats_b[tol.stat]
+            else:
+                a, b = _samples(gb, tol.metric), _samples(gc, tol.metric)
+                na, nb_ = a.size, b.size
+                if min(na, nb_) < MIN_SAMPLES:
+                    continue  # e.g. TTFV for a model that does not reason
+                va, vb = _stat(a, tol.stat), _stat(b, tol.stat)
+                sa, sb_ = _cap(a), _cap(b, 1)
             lo, hi = bootstrap_diff(sa, sb_, tol.stat)
             p = float(sst.mannwhitneyu(sa, sb_, alternative="two-sided").pvalue)
             rows.append(Row(model, tol.metric, tol.stat, va, vb, vb - va, lo, hi, (vb - va) / va if va else None, p, tol.text,
-                            _verdict(tol, va, vb - va, lo, hi, p), int(a.size), int(b.size)))
+                            _verdict(tol, va, vb - va, lo, hi, p), int(na), int(nb_)))
     regressions = [r for r in rows if r.verdict == "regression"]
     return {"baseline": str(base_dir), "candidate": str(cand_dir), "rows": [asdict(r) for r in rows],
             "regressions": len(regressions), "verdict": "regression" if regressions else "ok",

@@ -136,3 +136,36 @@ def summarize(path: Path, starts: np.ndarray, lengths: np.ndarray, labels: np.nd
                 hist += np.bincount(key, minlength=(groups + 1) * FINE)
     hists = hist.reshape(groups + 1, FINE)
     return [_Counts(hists[g], big[g]).summary() for g in range(groups)]
+
+
+def sample(path: Path, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray, k: int, seed: int = 0,
+           chunk: int = CHUNK) -> np.ndarray:
+    """A uniform sample of ``k`` of the given rows' gaps (all of them if fewer), uint32 microseconds.
+
+    For the rank test and bootstrap of ``bench compare``, which need samples, not all 10^8 gaps;
+    read in chunks, so memory stays at the sample's size whatever the run's.
+    """
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    lens = np.asarray(lengths, dtype=np.int64)[rows]
+    total = int(lens.sum())
+    path = Path(path)
+    if total == 0 or not path.is_file():
+        return np.empty(0, np.uint32)
+    picks = np.arange(total) if total <= k else np.sort(np.random.default_rng(seed).choice(total, k, replace=False))
+    cum = np.cumsum(lens)
+    owner = np.searchsorted(cum, picks, side="right")
+    where = np.asarray(starts, dtype=np.int64)[rows][owner] + picks - (cum[owner] - lens[owner])  # positions in the file, ascending
+    out = np.empty(where.size, np.uint32)
+    buf = np.empty(min(chunk, int(where[-1] - where[0]) + 1), "<u4")
+    with open(path, "rb", buffering=0) as f:
+        i = 0
+        while i < where.size:  # one read per window of the file that holds any picked gap
+            first = int(where[i])
+            j = int(np.searchsorted(where, first + buf.size, side="left"))
+            span = buf[: int(where[j - 1]) - first + 1]
+            f.seek(first * 4)
+            if f.readinto(memoryview(span).cast("B")) != span.size * 4:
+                raise ValueError(f"{path}: ends before the gaps of its records (truncated file?)")
+            out[i:j] = span[where[i:j] - first]
+            i = j
+    return out

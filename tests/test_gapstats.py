@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.gapstats import FINE, PCTS, summarize
+from bench.gapstats import FINE, PCTS, sample, summarize
 
 
 def write(tmp: Path, gaps: np.ndarray) -> Path:
@@ -88,3 +88,20 @@ def test_truncated_file_is_an_error(tmp_path):
     path = write(tmp_path, np.arange(10, dtype=np.uint32))
     with pytest.raises(ValueError, match="truncated"):
         summarize(path, np.array([0, 5]), np.array([5, 10]), np.array([0, 0]), 1)
+
+
+def test_sample_is_drawn_from_the_chosen_rows_only(tmp_path):
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 50, 2000)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    owner = np.repeat(np.arange(lengths.size), lengths)
+    gaps = owner.astype(np.uint32)  # each gap holds its row's number: where a sampled gap came from is visible
+    path = write(tmp_path, gaps)
+    rows = np.flatnonzero(rng.random(lengths.size) < 0.3)
+    everything = sample(path, starts, lengths, rows, 10**9)
+    assert np.array_equal(everything, np.repeat(rows, lengths[rows]))  # fewer than k: all of them, in order
+    some = sample(path, starts, lengths, rows, 500, seed=1, chunk=64)
+    assert some.size == 500 and set(some) <= set(rows)
+    counts = np.bincount(some, minlength=lengths.size)[rows]
+    assert np.corrcoef(counts, lengths[rows])[0, 1] > 0.3  # rows with more gaps give more of the sample
+    assert not np.array_equal(some, sample(path, starts, lengths, rows, 500, seed=2, chunk=64))
