@@ -28,6 +28,8 @@ def _save(fig, out: Path, name: str) -> str:
 
 MAX_POINTS = 4000  # a CDF drawn from this many exact quantiles is indistinguishable from all samples
 MAX_SCATTER = 20000
+# legends beside the axes, never on the data; loc="best" would also cost about a second per chart of many points
+BESIDE = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0}
 
 
 def cdf_points(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +62,7 @@ def gaps_chart(cdfs: dict[str, tuple[np.ndarray, np.ndarray]], models: list[str]
     ax.set_xscale("log")
     ax.set(xlabel="inter-chunk gap (ms, log scale; gaps of parts read together omitted)", ylabel="share of gaps", title="Inter-chunk gap distribution")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left")  # a CDF leaves this corner empty; "best" costs a second per chart
+    ax.legend(**BESIDE)
     return _save(fig, out, "gaps_cdf"), "Inter-chunk gap distribution"
 
 
@@ -76,7 +78,7 @@ def _ttfc_cdf(ok: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttf
     ax.set_xscale("log")
     ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC distribution per model (CDF)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(**BESIDE)
     return _save(fig, out, "ttfc_cdf")
 
 
@@ -91,7 +93,7 @@ def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path) -> str
     a2.set(xlabel="seconds since start", ylabel="output tokens/s")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-    a1.legend(fontsize=7, ncol=2)
+    a1.legend(**{**BESIDE, "fontsize": 7})
     return _save(fig, out, "over_time")
 
 
@@ -104,7 +106,7 @@ def _ttfc_vs_prompt(ok: pd.DataFrame, models: list[str], col: dict, out: Path) -
     title = "TTFC against prompt size" + (f" ({len(shown):,} of {len(ok):,} requests)" if len(shown) < len(ok) else "")
     ax.set(xlabel="prompt size (characters of the whole history)", ylabel="TTFC (ms)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the points, never on them
+    ax.legend(**BESIDE)
     return _save(fig, out, "ttfc_vs_prompt")
 
 
@@ -180,7 +182,7 @@ def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float |
     a2.set(xlabel=xlabel, ylabel="output tokens/s")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-    a1.legend(fontsize=7, ncol=2)
+    a1.legend(**{**BESIDE, "fontsize": 7})
     return _save(fig, out, "capacity")
 
 
@@ -198,7 +200,7 @@ def compare_chart(base: pd.DataFrame, cand: pd.DataFrame, out: Path) -> str:
     ax.set_xscale("log")
     ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC: baseline (solid) vs candidate (dashed)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(**{**BESIDE, "fontsize": 7})
     _save(fig, out, "compare_ttfc")
     return (out / "compare_ttfc.svg").read_text()
 
