@@ -163,6 +163,9 @@ def sweep(o: CapacityOptions) -> Path:
     if not slos:
         raise InputError("no SLOs: pass --slo (e.g. --slo 'ttfc_ms:p95<=1000') or add slos: to the scenario")
     seconds = parse_duration(o.level_duration)
+    if o.run.load_mode != "open" and any(level != int(level) for level in o.levels):
+        raise InputError(f"--levels {','.join(f'{x:g}' for x in o.levels)}: closed-loop levels are numbers of users, whole numbers "
+                         "(fractions are arrival rates: --load-mode open)")
     if o.level_warmup >= seconds:
         raise InputError("--level-warmup must be shorter than --level-duration")
     sweep_id = o.run.run_id or ("capacity-" + new_run_id())
@@ -193,7 +196,7 @@ def sweep(o: CapacityOptions) -> Path:
             rows.extend(r)
             if not todo and rounds < o.adaptive:
                 rounds += 1
-                todo = _refine(pd.DataFrame(rows), slos, done)
+                todo = _refine(pd.DataFrame(rows), slos, done, whole=o.run.load_mode != "open")
     finally:
         if target is not None:
             target.stop()
@@ -226,13 +229,18 @@ def _brief(r: dict) -> str:
     return f"{r['model'].split('/')[-1]} TTFC p95 {r['ttfc_ms_p95'] or float('nan'):.0f} ms {'ok' if r['slo_ok'] else 'SLO missed'}"
 
 
-def _refine(levels: pd.DataFrame, slos: list[Slo], done: set[float]) -> list[float]:
+def _refine(levels: pd.DataFrame, slos: list[Slo], done: set[float], whole: bool) -> list[float]:
+    """Midpoints between each model's last passing and first failing level not yet run.
+
+    ``whole``: closed-loop levels are numbers of users, so a midpoint is a whole number (a
+    level recorded as 14.5 that ran 14 users would bend the interpolated capacity).
+    """
     new = []
     for _, c in find_capacity(levels, slos).items():
         a, b = c["last_passing_level"], c["first_failing_level"]
         if a is not None and b is not None:
-            mid = round((a + b) / 2, 2)
-            if mid not in done and abs(b - a) > 1:
+            mid = float((a + b) // 2) if whole else round((a + b) / 2, 2)
+            if mid not in done and a < mid < b and (not whole or b - a > 1):
                 new.append(mid)
     return sorted(set(new))
 

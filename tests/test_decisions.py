@@ -93,3 +93,39 @@ def test_models_ranked_by_known_speed(runs):
     assert pair["ttfc_ms"]["verdict"] == "test/fast better"
     assert pair["decode_tps"]["verdict"] == "test/fast better"
     assert (runs["base"] / "charts" / "models.png").is_file()
+
+
+def test_adaptive_capacity_bisects_in_whole_users(tmp_path):
+    """Two coarse levels around the knee, two bisection rounds: the extra levels are whole users in between."""
+    r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--target-profiles", str(DATA / "knee-profiles.yaml"),
+              "--levels", "8,24", "--adaptive", "2", "--level-duration", "6s", "--level-warmup", "2", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((next(tmp_path.glob("capacity-*")) / "capacity.json").read_text())
+    levels = sorted(row["level"] for row in result["levels"])
+    assert len(levels) == 4 and levels[0] == 8 and levels[-1] == 24, levels
+    assert all(8 < x < 24 and x == int(x) for x in levels[1:3]), levels
+    cap = result["capacity"]["test/knee"]["capacity"]
+    assert abs(cap - 16.2) / 16.2 < 0.15, cap
+
+
+def test_open_loop_capacity_sweep_in_arrivals_per_second(tmp_path):
+    """test/knee serves at most 8 / 0.34 s = 23.5 requests/s: 4/s meets the SLO, 40/s cannot."""
+    r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--target-profiles", str(DATA / "knee-profiles.yaml"),
+              "--load-mode", "open", "--levels", "4,40", "--level-duration", "6s", "--level-warmup", "2", "--out", str(tmp_path),
+              "--population", "1000")
+    assert r.returncode == 0, r.stderr[-3000:]
+    sweep = next(tmp_path.glob("capacity-*"))
+    result = json.loads((sweep / "capacity.json").read_text())
+    assert result["mode"] == "open"
+    rows = {row["level"]: row for row in result["levels"]}
+    assert rows[4.0]["slo_ok"] and not rows[40.0]["slo_ok"], rows
+    assert 3 <= rows[4.0]["requests_per_s"] <= 5, rows[4.0]  # arrivals, not the server's pace, set the rate
+    cap = result["capacity"]["test/knee"]
+    assert 4 <= cap["capacity"] < 40 and cap["limited_by"] == "ttfc_ms:p95<=400", cap
+    assert "conversations/s" in (sweep / "capacity.md").read_text()
+
+
+def test_fractional_closed_loop_levels_are_refused(tmp_path):
+    r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--levels", "2.5,5", "--out", str(tmp_path))
+    assert r.returncode == 2 and "whole numbers" in r.stderr, r.stderr
+    assert not list(tmp_path.glob("capacity-*/level-*"))
