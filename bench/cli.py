@@ -138,6 +138,8 @@ def _run_options(f):
         click.option("--target-faults", default=None, help='Embedded target: fault shares, e.g. "500=0.01,stall=0.01:2".'),
         click.option("--warmup", default=None, type=float, help="Seconds excluded from headline numbers (default: the ramp-up)."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed for conversation and model choice and think times."),
+        click.option("--tokenizer", type=click.Path(dir_okay=False), default=None,
+                     help="Local tokenizer.json to count output tokens when the server sends no usage (pip install -e '.[tokenizer]')."),
         click.option("--no-report", is_flag=True, help="Write records and run.json only."),
         click.option("--fail-on-slo", is_flag=True, help="Exit 1 when a scenario SLO is missed."),
         click.option("-q", "--quiet", is_flag=True, help="No progress output."),
@@ -151,7 +153,7 @@ def _run_options(f):
 @_run_options
 def run(host, users, spawn_rate, duration, scenario, models, out, processes, load_mode, arrival_rate, arrival_dist, auth,
         token_file, jwt_secret_file, cookie_file, route, protocol, persist, chat_id, first_chunk_timeout, stall_timeout,
-        total_timeout, target_profiles, target_seed, target_faults, warmup, seed, no_report, fail_on_slo, quiet) -> None:
+        total_timeout, target_profiles, target_seed, target_faults, warmup, seed, tokenizer, no_report, fail_on_slo, quiet) -> None:
     """Run a benchmark and report it.
 
     Without --host the embedded reference target is started on a free loopback port, so this
@@ -173,7 +175,7 @@ def run(host, users, spawn_rate, duration, scenario, models, out, processes, loa
                    token_file=token_file, jwt_secret_file=jwt_secret_file, cookie_file=cookie_file, route=route,
                    protocol=protocol, persist=persist, chat_id=chat_id, first_chunk_timeout=first_chunk_timeout,
                    stall_timeout=stall_timeout, total_timeout=total_timeout, target_profiles=target_profiles,
-                   target_seed=target_seed, target_faults=target_faults, warmup=warmup, seed=seed, quiet=quiet)
+                   target_seed=target_seed, target_faults=target_faults, warmup=warmup, seed=seed, tokenizer=tokenizer, quiet=quiet)
     run_dir = do_run(o)
     click.echo(f"records: {run_dir / 'requests.parquet'}")
     if no_report:

@@ -73,6 +73,7 @@ class RunOptions:
     target_flavor: str = "deployed"
     warmup: float | None = None
     seed: int = 0
+    tokenizer: str | None = None
     run_id: str | None = None
     report: bool = True
     quiet: bool = False
@@ -88,6 +89,10 @@ def _validate(o: RunOptions) -> tuple[float, list[str]]:
         raise InputError(f"--processes must be at least 1, got {o.processes}")
     seconds = parse_duration(o.duration)
     scenario = load_scenario(o.scenario)
+    if o.tokenizer:
+        from bench.tokens import load_tokenizer
+
+        load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
     models = [m.strip() for m in o.models.split(",") if m.strip()] if o.models else [m.model for m in scenario.models]
     if not models:
         raise InputError(f"scenario {scenario.name!r} names no models: pass --models")
@@ -119,6 +124,8 @@ def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id:
            "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0"]
     if o.models:
         cmd += ["--models", o.models]
+    if o.tokenizer:
+        cmd += ["--tokenizer", str(Path(o.tokenizer).resolve())]
     if o.persist:
         cmd.append("--persist")
     for flag, value in (("--token-file", o.token_file), ("--jwt-secret-file", o.jwt_secret_file), ("--cookie-file", o.cookie_file)):

@@ -118,6 +118,7 @@ def test_project_options_are_on_locusts_parser():
         (["--models", "nobody/none"], "does not exist"),
         (["--host", "http://127.0.0.1:9"], "cannot connect"),
         (["--host", "ftp://x"], "--host"),
+        (["--tokenizer", "no-such-tokenizer.json"], "not found"),
     ],
 )
 def test_bad_input_refused_before_load(tmp_path, args, needle):
@@ -171,3 +172,15 @@ def test_step_shape_runs_and_stops_by_itself(target, tmp_path):
     assert rep.returncode == 0, rep.stderr
     df = pd.read_parquet(out / "requests.parquet")
     assert df["user"].nunique() >= 3  # the second step added users
+
+
+def test_tokenizer_counts_tokens_in_a_run(tmp_path):
+    from test_stream import word_tokenizer
+
+    r = run_bench(tmp_path / "out", "--tokenizer", str(word_tokenizer(tmp_path)), "-t", "4s", "-u", "4", "-r", "4", "--no-report")
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet")
+    ok = df[df["error"].isna()]
+    assert len(ok) and (ok["token_source"] == "tokenizer:words").all()
+    # full stops are tokens of their own, so the tokenizer counts more than the parts (the exact count is test_stream's)
+    assert ok["output_tokens"].sum() > ok["chunks"].sum() and (ok["output_tokens"] != ok["chunks"]).mean() > 0.5

@@ -178,3 +178,41 @@ def test_ttfc_matches_target_truth_at_100_streams(tmp_path):
             if results[-1][1] < 2.0:
                 break
     assert min(p99 for _, p99 in results) < 2.0, results
+
+
+def word_tokenizer(tmp_path: Path) -> Path:
+    """A real tokenizer.json built offline: one token per word or run of punctuation."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    path = tmp_path / "words" / "tokenizer.json"
+    path.parent.mkdir()
+    tok.save(str(path))
+    return path
+
+
+def test_tokenizer_counts_output_tokens_when_no_usage(target, tmp_path):
+    import re
+
+    from bench.tokens import load_tokenizer
+
+    counter = load_tokenizer(str(word_tokenizer(tmp_path)))
+    o = send(target.url, "tokens=25,step_ms=2")
+    assert o.error is None and o.decoder.usage_completion is None
+    row = dict(zip(COLUMNS, build_row(o, RequestContext("r", "r", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"), counter)))
+    words = len(re.findall(r"\w+|[^\w\s]+", o.decoder.text))  # what the Whitespace pre-tokenizer splits on, counted here
+    assert row["token_source"] == "tokenizer:words" and row["output_tokens"] == words and words != row["chunks"]
+    assert row["tpot_ms"] == pytest.approx((row["e2e_ms"] - row["ttfc_ms"]) / (words - 1), rel=1e-6)
+
+
+def test_unreadable_tokenizer_is_a_clear_error(tmp_path):
+    from bench.errors import InputError
+    from bench.tokens import load_tokenizer
+
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="could not be loaded"):
+        load_tokenizer(str(bad))
+    with pytest.raises(InputError, match="not found"):
+        load_tokenizer(str(tmp_path / "absent.json"))
