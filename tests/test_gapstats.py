@@ -69,8 +69,8 @@ def test_large_run_with_realistic_gaps(tmp_path):
     lengths = rng.integers(0, 300, 20_000)
     gaps = (rng.gamma(4.0, 1.0, int(lengths.sum())) * 5000).astype(np.uint32)
     gaps[::997] = rng.integers(FINE, 5 * FINE, gaps[::997].size)  # a few stalls longer than a second
-    labels = rng.integers(-1, 4, lengths.size)
-    check(write(tmp_path, gaps), gaps, lengths, labels, 4, chunk=100_000)
+    labels = rng.integers(-1, 12, lengths.size)  # a dozen models
+    check(write(tmp_path, gaps), gaps, lengths, labels, 12, chunk=100_000)
 
 
 def test_all_gaps_equal(tmp_path):
