@@ -233,15 +233,16 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup) -> Non
     """
     from pathlib import Path
 
-    from bench.compare import NotComparable, compare_runs, load_tolerances, markdown, write_outputs
+    from bench.compare import NotComparable, compare_runs, load_tolerances, markdown, measured_runs, write_outputs
 
     tols = load_tolerances(list(tolerances), tolerance_file)
     try:
-        result = compare_runs(Path(baseline), Path(candidate), tols, warmup)
+        runs = measured_runs(Path(baseline), Path(candidate), warmup)
+        result = compare_runs(Path(baseline), Path(candidate), tols, warmup, runs)
     except NotComparable as exc:
         click.echo(f"cannot compare: {exc}", err=True)
         sys.exit(2)
-    paths = write_outputs(result, Path(out) if out else Path(candidate) / "compare")
+    paths = write_outputs(result, Path(out) if out else Path(candidate) / "compare", runs)
     click.echo(markdown(result))
     click.echo(f"written: {paths['md']}, {paths['html']}, {paths['json']}")
     sys.exit(1 if result["regressions"] else 0)

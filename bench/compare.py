@@ -180,7 +180,11 @@ def _verdict(tol: Tolerance, base: float, diff: float, lo: float, hi: float, p: 
     return "no significant change"
 
 
-def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], warmup: float | None = None) -> dict:
+def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both runs' measured requests: warm-up and requests cut off by the run's end left out.
+
+    Refuses runs of different scenarios (by the scenario file's hash) before loading them.
+    """
     from bench.results import ensure_records
 
     for d in (base_dir, cand_dir):
@@ -193,7 +197,13 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
         raise NotComparable(f"different scenarios: {sb.get('name')} ({sb['sha256']}) vs {sc.get('name')} ({sc['sha256']})")
     db, _ = split_warmup(load_records(base_dir), warmup if warmup is not None else float(mb.get("warmup_s") or 0))
     dc, _ = split_warmup(load_records(cand_dir), warmup if warmup is not None else float(mc.get("warmup_s") or 0))
-    db, dc = db[db["error"] != "cancelled"], dc[dc["error"] != "cancelled"]
+    return db[db["error"] != "cancelled"], dc[dc["error"] != "cancelled"]
+
+
+def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], warmup: float | None = None,
+                 runs: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict:
+    """The gate's verdict per model and tolerance; ``runs``: ``measured_runs`` already loaded."""
+    db, dc = runs if runs is not None else measured_runs(base_dir, cand_dir, warmup)
     models_b, models_c = set(db["model"]), set(dc["model"])
     if models_b != models_c:
         raise NotComparable(f"different models: only in baseline {sorted(models_b - models_c)}, only in candidate {sorted(models_c - models_b)}")
@@ -271,7 +281,8 @@ def markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_outputs(result: dict, out_dir: Path) -> dict[str, Path]:
+def write_outputs(result: dict, out_dir: Path, runs: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, Path]:
+    """compare.json, compare.md, compare.html; the chart shows the same measured requests as the numbers."""
     from bench.charts import compare_chart
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -279,8 +290,7 @@ def write_outputs(result: dict, out_dir: Path) -> dict[str, Path]:
     paths["json"].write_text(json.dumps(result, indent=2))
     md = markdown(result)
     paths["md"].write_text(md)
-    db = load_records(Path(result["baseline"]))
-    dc = load_records(Path(result["candidate"]))
+    db, dc = runs if runs is not None else measured_runs(Path(result["baseline"]), Path(result["candidate"]))
     svg = compare_chart(db, dc, out_dir)
     rows = "".join(
         f"<tr><td>{r['model']}</td><td>{r['metric']} {r['stat']}</td><td>{_f(r['baseline'])}</td><td>{_f(r['candidate'])}</td>"
