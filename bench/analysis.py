@@ -144,7 +144,8 @@ def request_meets(df: pd.DataFrame, slos: list[Slo]) -> pd.Series:
             if col in df:
                 vals = df[col]
                 cmp = {"<=": vals <= s.value, "<": vals < s.value, ">=": vals >= s.value, ">": vals > s.value}[s.op]
-                ok &= cmp.fillna(s.metric == "ttfv_ms")  # no TTFV (no reasoning) is not a violation
+                # no TTFV (no reasoning) or no gaps (a one-part reply) is not a violation; no TTFC is
+                ok &= cmp.fillna(s.metric in ("ttfv_ms", "gaps_ms"))
         elif s.metric == "decode_tps":
             ok &= (df["decode_tps"] >= s.value).fillna(False) if s.op.startswith(">") else (df["decode_tps"] <= s.value).fillna(False)
     return ok

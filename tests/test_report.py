@@ -59,6 +59,24 @@ def test_summary_numbers_match_numpy(faulty_run):
     assert {"server_error", "rate_limited"} <= classes
 
 
+def test_goodput_matches_an_independent_count(faulty_run):
+    """goodput: successful requests meeting every per-request SLO, per second; conversation goodput: conversations all of whose turns did."""
+    summary = json.loads((faulty_run / "summary.json").read_text())
+    assert summary["slos"] == ["ttfc_ms:p95<=1000", "gaps_ms:p99<=200", "error_rate<=1%"]
+    df = measured(faulty_run)
+    shares = []
+    for model, g in df.groupby("model"):
+        s = summary["models"][model]
+        meets = g["error"].isna() & (g["ttfc_ms"] <= 1000) & (g["gap_p99_ms"].isna() | (g["gap_p99_ms"] <= 200))
+        window = (g["t_wall_start"] + g["e2e_ms"].fillna(0) / 1000).max() - g["t_wall_start"].min()
+        assert s["goodput"] == pytest.approx(meets.sum() / window, rel=1e-9)
+        assert s["goodput_share"] == pytest.approx(meets.mean())
+        per_conversation = {c: all(meets[g["conversation_id"] == c]) for c in set(g["conversation_id"])}
+        assert s["conversation_goodput"] == pytest.approx(sum(per_conversation.values()) / len(per_conversation))
+        shares.append(s["conversation_goodput"])
+    assert any(0 < x < 1 for x in shares), shares  # the injected 500s and 429s fail some conversations, not all
+
+
 def test_report_outputs_exist(faulty_run):
     for name in ("report.html", "summary.md", "summary.csv", "summary.json", "METRICS.md"):
         assert (faulty_run / name).is_file(), name
