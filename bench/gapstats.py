@@ -21,7 +21,7 @@ import numpy as np
 PCTS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 FINE_BITS = 20
 FINE = 1 << FINE_BITS  # gaps below this many microseconds (1.05 s) are counted, longer ones kept raw
-CHUNK = 1 << 22  # gaps per read: a 16 MB read buffer and a 32 MB key buffer
+CHUNK = 1 << 22  # gaps per read: a 16 MB read buffer and two 32 MB buffers (keys, groups)
 CDF_POINTS = 4000  # a CDF drawn from this many exact quantiles is indistinguishable from all samples
 
 
