@@ -74,10 +74,7 @@ def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFram
 
 
 def stats(values: pd.Series | np.ndarray) -> dict[str, float | None]:
-    v = np.asarray(values)
-    if v.dtype.kind in "ui":
-        return int_stats(v)
-    v = v.astype(float, copy=False)
+    v = np.asarray(values).astype(float, copy=False)
     v = v[~np.isnan(v)]
     if v.size == 0:
         return empty_stats()
@@ -86,36 +83,18 @@ def stats(values: pd.Series | np.ndarray) -> dict[str, float | None]:
     return out
 
 
-def int_stats(v: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
-    """Exact percentiles (numpy's linear interpolation) of integer samples without a float copy.
-
-    ``np.partition`` on the integers finds the order statistics that the interpolation needs.
-    """
-    n = int(v.size)
-    if n == 0:
-        return empty_stats()
-    ranks = {k: q / 100 * (n - 1) for k, q in PCTS.items()}
-    need = sorted({int(np.floor(r)) for r in ranks.values()} | {min(int(np.floor(r)) + 1, n - 1) for r in ranks.values()})
-    part = np.partition(v, need)
-    out: dict[str, float | None] = {}
-    for k, r in ranks.items():
-        lo = int(np.floor(r))
-        hi = min(lo + 1, n - 1)
-        a, b = float(part[lo]), float(part[hi])
-        out[k] = (a + (b - a) * (r - lo)) * scale
-    out["max"] = float(v.max()) * scale
-    out["mean"] = float(v.mean(dtype=np.float64)) * scale
-    out["n"] = n
-    return out
+def group_rows(df: pd.DataFrame, key: str) -> dict:
+    """Per value of ``key``: the original row positions (what ``GapStore`` reads gaps by)."""
+    index = df.index.to_numpy()
+    return {k: index[pos] for k, pos in df.groupby(key, observed=True).indices.items()}
 
 
-def gap_summaries(df: pd.DataFrame, key: str) -> dict:
+def gap_summaries(df: pd.DataFrame, key: str) -> dict[str, GapSummary]:
     """Per value of ``key`` (e.g. model): exact pooled gap stats (ms) and CDF points, one pass."""
     store = df.attrs.get("gaps")
-    index = df.index.to_numpy()
-    parts = {k: index[pos] for k, pos in df.groupby(key, observed=True).indices.items()}
+    parts = group_rows(df, key)
     if store is None:
-        return {k: GapSummary(empty_stats(), (np.empty(0), np.empty(0))) for k in parts}
+        return {k: GapSummary.empty() for k in parts}
     return dict(zip(parts, store.summaries(list(parts.values()))))
 
 

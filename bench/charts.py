@@ -97,7 +97,7 @@ def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path) -> str
     return _save(fig, out, "over_time")
 
 
-def _ttfc_vs_prompt(ok: pd.DataFrame, models: list[str], col: dict, out: Path) -> tuple[str, str]:
+def _ttfc_vs_prompt(ok: pd.DataFrame, models: list[str], col: dict, out: Path) -> str:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     shown = _sample(ok)
     for m in models:
@@ -126,38 +126,21 @@ def _errors(live: pd.DataFrame, col: dict, out: Path) -> str:
     return _save(fig, out, "errors")
 
 
-CHARTS = [  # (file stem, title), in the report's order
-    ("ttfc_cdf", "TTFC distribution per model"),
-    ("over_time", "TTFC and throughput over time"),
-    ("ttfc_vs_prompt", "TTFC against prompt size"),
-    ("errors", "Errors by class"),
-]
-
-
-def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None,
-                part: tuple[int, int] = (0, 1)) -> list[tuple[str, str]]:
-    """Draw the report's charts; return the (file stem, title) pairs drawn, in the report's order.
+def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None) -> list[tuple[str, str]]:
+    """Draw the report's charts; return (file stem, title) pairs in the report's order.
 
     ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
-    ``part=(k, n)`` draws only every n-th chart from the k-th, so n processes can share the work.
     """
     out.mkdir(parents=True, exist_ok=True)
     live = df[df["error"] != "cancelled"]
     ok = live[live["error"].isna()]
     models = sorted(df["model"].unique())
     col = colours(models)
-    draw = {
-        "ttfc_cdf": lambda: _ttfc_cdf(ok, models, col, out, slo_ttfc),
-        "over_time": (lambda: _over_time(ts, models, col, out)) if not ts.empty else None,
-        "ttfc_vs_prompt": lambda: _ttfc_vs_prompt(ok, models, col, out),
-        "errors": lambda: _errors(live, col, out),
-    }
-    k, n = part
-    made = []
-    for i, (stem, title) in enumerate(CHARTS):
-        if i % n == k and draw[stem] is not None:
-            draw[stem]()
-            made.append((stem, title))
+    made = [(_ttfc_cdf(ok, models, col, out, slo_ttfc), "TTFC distribution per model")]
+    if not ts.empty:
+        made.append((_over_time(ts, models, col, out), "TTFC and throughput over time"))
+    made.append((_ttfc_vs_prompt(ok, models, col, out), "TTFC against prompt size"))
+    made.append((_errors(live, col, out), "Errors by class"))
     return made
 
 

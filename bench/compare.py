@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis import gap_summaries, load_records, split_warmup
+from bench.analysis import gap_summaries, group_rows, load_records, split_warmup
 from bench.errors import InputError
 from bench.results import read_run_json
 
@@ -156,10 +156,8 @@ def _gaps(run: pd.DataFrame, seed: int) -> dict[str, tuple[dict, np.ndarray]]:
     store = run.attrs.get("gaps")
     if store is None or ok.empty:
         return {}
-    index = ok.index.to_numpy()
-    parts = {m: index[pos] for m, pos in ok.groupby("model", observed=True).indices.items()}
     stats = gap_summaries(ok, "model")
-    return {m: (stats[m].stats, store.sample(rows, MAX_TEST_SAMPLES, seed) / 1000.0) for m, rows in parts.items()}
+    return {m: (stats[m].stats, store.sample(rows, MAX_TEST_SAMPLES, seed) / 1000.0) for m, rows in group_rows(ok, "model").items()}
 
 
 def _cap(v: np.ndarray, seed: int = 0) -> np.ndarray:

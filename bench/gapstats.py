@@ -36,6 +36,10 @@ class GapSummary:
     stats: dict[str, float | None]
     cdf_ms: tuple[np.ndarray, np.ndarray]
 
+    @classmethod
+    def empty(cls) -> "GapSummary":
+        return cls(empty_stats(), (np.empty(0), np.empty(0)))
+
 
 class _Counts:
     """Every gap of one group: a fine histogram below FINE, raw values above."""
@@ -56,7 +60,7 @@ class _Counts:
 
     def summary(self) -> GapSummary:
         if self.n == 0:
-            return GapSummary(empty_stats(), (np.empty(0), np.empty(0)))
+            return GapSummary.empty()
         ranks = np.array([q / 100 * (self.n - 1) for q in PCTS.values()])
         lo = np.floor(ranks).astype(np.int64)
         a = self.order_stats(lo).astype(np.float64)

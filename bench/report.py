@@ -171,43 +171,33 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     return path, summary
 
 
-def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None,
-            part: tuple[int, int]) -> None:
-    from bench.charts import CHARTS, make_charts
+def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None) -> None:
+    from bench.charts import make_charts
 
-    k, n = part
-    drawn_here = [stem for i, (stem, _) in enumerate(CHARTS) if i % n == k]
-    ts = time_series(df, window_s) if len(df) and "over_time" in drawn_here else pd.DataFrame()  # only that chart reads it
-    made = make_charts(measured, ts, charts_dir, ttfc_slo, part) if len(measured) else []
+    ts = time_series(df, window_s) if len(df) else pd.DataFrame()  # only the over-time chart reads it
+    made = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
     charts_dir.mkdir(parents=True, exist_ok=True)
-    (charts_dir / f"charts-{part[0]}.json").write_text(json.dumps(made))
+    (charts_dir / "charts.json").write_text(json.dumps(made))
 
 
-CHART_PROCESSES = 1  # 2 measured slower here: on 2 cores the parent's numbers need the other one
-
-
-def _start_charts(df, measured, window_s: float, charts_dir: Path, ttfc_slo) -> list:
-    """Charts render in forked children (sharing the records' pages) while this process computes the numbers."""
+def _start_charts(df, measured, window_s: float, charts_dir: Path, ttfc_slo):
+    """Charts render in a forked child (sharing the records' pages) on the other core while this
+    process computes the numbers. One child: two measured slower here, the parent needs a core."""
     import multiprocessing as mp
 
-    for old in charts_dir.glob("charts-*.json"):
-        old.unlink()
+    (charts_dir / "charts.json").unlink(missing_ok=True)
     if "fork" not in mp.get_all_start_methods():
-        _render(df, measured, window_s, charts_dir, ttfc_slo, (0, 1))
-        return []
-    procs = [mp.get_context("fork").Process(target=_render, args=(df, measured, window_s, charts_dir, ttfc_slo, (k, CHART_PROCESSES)), daemon=True)
-             for k in range(CHART_PROCESSES)]
-    for proc in procs:
-        proc.start()
-    return procs
+        _render(df, measured, window_s, charts_dir, ttfc_slo)
+        return None
+    proc = mp.get_context("fork").Process(target=_render, args=(df, measured, window_s, charts_dir, ttfc_slo), daemon=True)
+    proc.start()
+    return proc
 
 
-def _finish_charts(procs: list, charts_dir: Path) -> list[tuple[str, str]]:
-    from bench.charts import CHARTS
-
-    for proc in procs:
+def _finish_charts(proc, charts_dir: Path) -> list[tuple[str, str]]:
+    if proc is not None:
         proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"chart rendering failed (exit code {proc.exitcode})")
-    made = {tuple(x) for f in charts_dir.glob("charts-*.json") for x in json.loads(f.read_text())}
-    return [c for c in CHARTS if c in made]
+    path = charts_dir / "charts.json"
+    return [tuple(x) for x in json.loads(path.read_text())] if path.is_file() else []
