@@ -14,12 +14,19 @@ import pandas as pd
 from bench.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
 from bench.slo import LATENCY, Slo
 
-LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms"]
+LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "connect_ms"]
 READ_COLS = [
-    "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error", "ttfb_ms", "ttfc_ms",
+    "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error", "error_detail", "ttfb_ms", "ttfc_ms",
     "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms", "chunks", "gaps_us", "output_chars",
-    "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "gap_p99_ms", "gap_max_ms",
+    "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "gap_p50_ms", "gap_p90_ms", "gap_p95_ms", "gap_p99_ms",
+    "gap_max_ms", "intended_delay_ms", "connect_ms", "body_head", "protocol", "content_type",
 ]
+# Known as soon as the first part arrives, so a stream cut off by the run's end still has them.
+FIRST_PART = {"ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "connect_ms"}
+NOT_LIVE = ("cancelled", "not_sent")  # cut off by the run's end / offered but never sent: not failures of the target
+MIN_SAMPLES = 20  # fewer finished requests than this: a percentile is not judged met (nor compared)
+GAP_STAT_COLUMN = {"p50": "gap_p50_ms", "p90": "gap_p90_ms", "p95": "gap_p95_ms", "p99": "gap_p99_ms", "max": "gap_max_ms",
+                   "mean": "icl_ms"}  # a gaps_ms SLO judged per request by that request's own statistic
 
 
 class GapStore:
@@ -56,7 +63,9 @@ def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFram
     import pyarrow.parquet as pq
 
     run_dir = Path(run_dir)
-    cols = [c for c in (columns or READ_COLS) if c != "gaps_us"]
+    present = set(pq.read_schema(run_dir / "requests.parquet").names)
+    wanted = [c for c in (columns or READ_COLS) if c != "gaps_us"]
+    cols = [c for c in wanted if c in present]  # a run folder of an older version lacks newer columns
     want_gaps = columns is None or "gaps_us" in columns
     table = pq.read_table(run_dir / "requests.parquet", columns=cols + (["gaps_offset", "gaps_count"] if want_gaps else []))
     gaps = None
@@ -68,8 +77,11 @@ def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFram
     del table
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps the decoded Parquet pages otherwise (~300 MB per 10^6 records)
     df.attrs["gaps"] = gaps
-    if "t_wall_start" in df and "e2e_ms" in df:
-        df["t_wall_end"] = df["t_wall_start"] + df["e2e_ms"].fillna(0) / 1000.0
+    for c in wanted:
+        if c not in df:
+            df[c] = np.nan
+    if "t_wall_start" in df and "e2e_ms" in df:  # the wall stamp is taken before any connection is opened
+        df["t_wall_end"] = df["t_wall_start"] + (df["connect_ms"].fillna(0) + df["e2e_ms"].fillna(0)) / 1000.0
     return df
 
 
@@ -114,20 +126,57 @@ def split_warmup(df: pd.DataFrame, warmup_s: float) -> tuple[pd.DataFrame, pd.Da
     return df[~mask], df[mask]
 
 
+def live_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Requests the target answered or failed: not cut off by the run's end, not left unsent."""
+    return df[~df["error"].isin(NOT_LIVE)]
+
+
+def metric_samples(df: pd.DataFrame, metric: str) -> np.ndarray:
+    """The raw samples of a per-request metric, as every report, gate and plan reads them.
+
+    Successful requests; for the moments known at the first part (TTFC, TTFB, TTFV), also streams
+    the run's end cut off after their first part: leaving them out would drop the slowest.
+    """
+    err = df["error"]
+    rows = err.isna() | (err == "cancelled") if metric in FIRST_PART else err.isna()
+    return df.loc[rows, metric].dropna().to_numpy(dtype=float)
+
+
+def waiting(df: pd.DataFrame, metric: str = "ttfc_ms") -> np.ndarray:
+    """Censored observations of a first-part metric: how long each request had waited, without its
+    first part, when the run ended. Its true value is at least that. Arrivals never sent count
+    for ``ttfc_sched_ms`` (their wait began at their intended time)."""
+    err = df["error"]
+    cut = (err == "cancelled") & df["ttfc_ms"].isna()
+    waits = df.loc[cut, "e2e_ms"].fillna(0.0)
+    if metric == "ttfc_sched_ms":
+        waits = waits + df.loc[cut, "intended_delay_ms"].fillna(0.0)
+        waits = pd.concat([waits, df.loc[err == "not_sent", "intended_delay_ms"]])
+    return waits.dropna().to_numpy(dtype=float)
+
+
 def request_meets(df: pd.DataFrame, slos: list[Slo]) -> pd.Series:
-    """Per request: succeeded and met every per-request SLO (gaps judged by the request's own p99)."""
+    """Per request: succeeded and met every per-request SLO.
+
+    A gaps SLO is judged by the request's own gap statistic of the SLO (``gaps_ms:max<=200``: its
+    longest gap). A missing value that no reply could have (no TTFV without reasoning, no gap in a
+    one-part reply, no decode speed for a one-token reply) is not a violation; a missing TTFC is.
+    """
     ok = df["error"].isna()
     for s in slos:
-        if s.metric in LATENCY:
-            col = "gap_p99_ms" if s.metric == "gaps_ms" else s.metric
+        if s.metric in LATENCY or s.metric == "decode_tps":
+            col = GAP_STAT_COLUMN.get(s.stat, "gap_p99_ms") if s.metric == "gaps_ms" else s.metric
             if col in df:
                 vals = df[col]
                 cmp = {"<=": vals <= s.value, "<": vals < s.value, ">=": vals >= s.value, ">": vals > s.value}[s.op]
-                # no TTFV (no reasoning) or no gaps (a one-part reply) is not a violation; no TTFC is
-                ok &= cmp.fillna(s.metric in ("ttfv_ms", "gaps_ms"))
-        elif s.metric == "decode_tps":
-            ok &= (df["decode_tps"] >= s.value).fillna(False) if s.op.startswith(">") else (df["decode_tps"] <= s.value).fillna(False)
-    return ok
+                ok &= cmp.where(vals.notna(), s.metric in ("ttfv_ms", "gaps_ms", "decode_tps"))
+    return ok.astype(bool)
+
+
+def token_source_mix(df: pd.DataFrame) -> dict[str, float]:
+    """Share of requests per source of their output token count (usage, tokenizer, chunks)."""
+    vc = df["token_source"].dropna().astype(str).value_counts(normalize=True)
+    return {str(k): float(v) for k, v in vc.items()}
 
 
 def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = None, gaps: bool | dict = True) -> dict:
@@ -136,33 +185,43 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     ``gaps``: True computes the pooled gap stats, a dict passes them in (computed for several
     groups in one pass by ``gap_summaries``), False leaves them out where nobody reads them.
     """
-    live = df[df["error"] != "cancelled"]
+    live = live_rows(df)
     ok = live[live["error"].isna()]
+    on_wire = df[df["error"] != "not_sent"]
     if window_s is None:
-        window_s = _window(live)
+        window_s = _window(on_wire)
     window_s = max(window_s, 1e-9)
     errors = {k: v for k, v in live["error"].value_counts().items() if v}
     meets = request_meets(live, slos) if len(live) else pd.Series(dtype=bool)
     conv = conversations_met(live["conversation_id"], meets) if len(live) else np.empty(0, bool)
+    waits = waiting(df)
+    not_sent = df[df["error"] == "not_sent"]
+    streamed = on_wire["output_tokens"].where(on_wire["chunks"].fillna(0) > 0, 0)
     out = {
         "requests": int(len(live)), "ok": int(len(ok)), "errors": int(len(live) - len(ok)),
         "cancelled": int((df["error"] == "cancelled").sum()),
+        "still_waiting": int(waits.size), "longest_wait_ms": float(waits.max()) if waits.size else None,
+        "not_sent": int(len(not_sent)),
+        "longest_unsent_wait_ms": float(not_sent["intended_delay_ms"].max()) if len(not_sent) else None,
         "error_rate": float((len(live) - len(ok)) / len(live)) if len(live) else 0.0,
         "errors_by_class": {str(k): int(v) for k, v in errors.items()},
         "conversations": int(live["conversation_id"].nunique()),
         "window_s": float(window_s),
         "requests_per_s": len(ok) / window_s,
-        "output_tps": float(ok["output_tokens"].sum()) / window_s,
+        # every token that streamed in the window, also of streams that failed or were cut off later
+        "output_tps": float(streamed.sum()) / window_s,
         "goodput": float(meets.sum()) / window_s if len(live) else 0.0,
         "goodput_share": float(meets.mean()) if len(live) else 0.0,
         "conversation_goodput": float(conv.mean()) if len(conv) else 0.0,
-        "token_source": ok["token_source"].mode().iloc[0] if len(ok) else None,
+        "token_source": token_source_mix(ok),
     }
     for col in LAT_COLS:
-        out[col] = stats(ok[col])
+        out[col] = stats(metric_samples(df, col))
     out["decode_tps"] = stats(ok["decode_tps"])
     out["gaps_ms"] = gaps if isinstance(gaps, dict) else gap_stats_ms(ok) if gaps else empty_stats()
     out["prompt_chars"] = stats(live["prompt_chars"])
+    judged = {m for m in FIRST_PART if any(x.metric == m for x in slos)}
+    out["slo_verdicts"] = slo_verdicts(out, slos, {m: metric_samples(df, m) for m in judged}, {m: waiting(df, m) for m in judged})
     return out
 
 
@@ -183,31 +242,59 @@ def _window(df: pd.DataFrame) -> float:
     return float(df["t_wall_end"].max() - df["t_wall_start"].min())
 
 
-def slo_verdicts(summary: dict, slos: list[Slo]) -> list[dict]:
+def slo_verdicts(summary: dict, slos: list[Slo], samples: dict | None = None, censored: dict | None = None) -> list[dict]:
+    """Each SLO: met, missed or not judged, with the value it was judged on.
+
+    A percentile of a first-part metric counts the requests still waiting at the end: one that
+    had waited longer than the SLO's bound is a violation whatever its true value (it enters the
+    sample at its wait); one that had waited less is unknown and left out. A percentile met on
+    fewer than MIN_SAMPLES finished requests is "too few", never "met".
+    """
     out = []
+    samples, censored = samples or {}, censored or {}
     for s in slos:
+        entry = {"slo": s.text, "censored": 0}
         if s.metric in summary and isinstance(summary[s.metric], dict):
-            observed = summary[s.metric].get(s.stat)
+            st = summary[s.metric]
+            observed, n = st.get(s.stat), int(st.get("n") or 0)
+            waits = censored.get(s.metric)
+            if waits is not None and waits.size and s.stat in PCTS and s.op in ("<=", "<"):
+                over = waits[waits > s.value]
+                if over.size:
+                    observed = float(np.percentile(np.concatenate([samples[s.metric], over]), PCTS[s.stat]))
+                    entry["censored"] = int(over.size)
+            entry.update(observed=observed, n=n)
+            if observed is not None and not s.ok(observed):
+                entry.update(ok=False, status="missed")
+            elif n < MIN_SAMPLES and s.stat != "max":
+                entry.update(ok=False, status="too few", note=f"{n} finished requests < {MIN_SAMPLES}")
+            else:
+                entry.update(ok=s.ok(observed), status="met" if s.ok(observed) else "missed")
         else:
             observed = summary.get(s.metric)
-        out.append({"slo": s.text, "observed": observed, "ok": s.ok(observed)})
+            entry.update(observed=observed, n=summary.get("requests", 0), ok=s.ok(observed), status="met" if s.ok(observed) else "missed")
+        out.append(entry)
     return out
 
 
 def by_group(df: pd.DataFrame, key: str, name: str) -> pd.DataFrame:
     """Per model and ``key`` (turn, prompt bucket): counts, TTFC p50/p95, decode speed p50, prompt size."""
-    live = df[df["error"] != "cancelled"]
+    live = live_rows(df)
+    cols = ["model", name, "requests", "errors", "ttfc_p50_ms", "ttfc_p95_ms", "decode_tps_p50", "prompt_chars_mean"]
     if live.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=cols)
     keys = ["model", key]
     counts = live.groupby(keys, observed=True).agg(requests=("error", "size"), errors=("error", "count"),
                                                    prompt_chars_mean=("prompt_chars", "mean"))
-    ok = live[live["error"].isna()].groupby(keys, observed=True)
-    q = ok["ttfc_ms"].quantile([0.5, 0.95]).unstack()
-    out = counts.join(pd.DataFrame({"ttfc_p50_ms": q[0.5], "ttfc_p95_ms": q[0.95],
-                                    "decode_tps_p50": ok["decode_tps"].quantile(0.5)}), how="left")
+    ok = live[live["error"].isna()]
+    if ok.empty:  # nothing succeeded: counts only (quantiles of nothing have no index to join on)
+        out = counts.assign(ttfc_p50_ms=np.nan, ttfc_p95_ms=np.nan, decode_tps_p50=np.nan)
+    else:
+        g = ok.groupby(keys, observed=True)
+        out = counts.join(pd.DataFrame({"ttfc_p50_ms": g["ttfc_ms"].quantile(0.5), "ttfc_p95_ms": g["ttfc_ms"].quantile(0.95),
+                                        "decode_tps_p50": g["decode_tps"].quantile(0.5)}), how="left")
     out = out.reset_index().rename(columns={key: name})
-    return out[["model", name, "requests", "errors", "ttfc_p50_ms", "ttfc_p95_ms", "decode_tps_p50", "prompt_chars_mean"]]
+    return out[cols]
 
 
 def prompt_buckets(df: pd.DataFrame) -> pd.Series:
@@ -233,27 +320,67 @@ def _active_area(starts: np.ndarray, ends: np.ndarray, bounds: np.ndarray) -> np
     return np.where(bounds < t[0], 0.0, area[k] + active[k] * (bounds - t[k]))
 
 
+def first_part_wall(df: pd.DataFrame) -> np.ndarray:
+    """Wall time (s) of each request's first part: its wall start, connection, then TTFC."""
+    return (df["t_wall_start"] + (df["connect_ms"].fillna(0) + df["ttfc_ms"]) / 1000.0).to_numpy(dtype=float)
+
+
 def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
-    """Per model and window: completed requests/s, output tokens/s, TTFC p50/p95, errors, active streams."""
-    if df.empty:
+    """Per model and window: completed requests/s, output tokens/s, TTFC p50/p95, errors, active streams.
+
+    Output tokens are counted in the window they *streamed* in (each part's own arrival, from the
+    first part's time and the request's gaps), not all at the request's end.
+    """
+    on_wire = df[df["error"] != "not_sent"]
+    if on_wire.empty:
         return pd.DataFrame()
-    t0 = df["t_wall_start"].min()
-    live = df[df["error"] != "cancelled"]
-    w = ((live["t_wall_end"] - t0) // window_s).astype(int)
+    t0 = on_wire["t_wall_start"].min()
+    nbins = int((on_wire["t_wall_end"].max() - t0) // window_s) + 1
+    live = live_rows(df)
     ok = live["error"].isna()
-    g = pd.DataFrame({"model": live["model"], "w": w, "ok": ok, "tokens": live["output_tokens"].where(ok, 0),
+    g = pd.DataFrame({"model": live["model"].astype(str), "w": ((live["t_wall_end"] - t0) // window_s).astype(int), "ok": ok,
                       "ttfc": live["ttfc_ms"].where(ok), "err": ~ok})
-    agg = g.groupby(["model", "w"]).agg(done=("ok", "sum"), tokens=("tokens", "sum"), errors=("err", "sum"),
+    agg = g.groupby(["model", "w"]).agg(done=("ok", "sum"), errors=("err", "sum"),
                                         ttfc_p50=("ttfc", lambda x: x.quantile(0.5)), ttfc_p95=("ttfc", lambda x: x.quantile(0.95)))
+    models = sorted(on_wire["model"].astype(str).unique())
+    tokens = _streamed_tokens(on_wire, models, t0, window_s, nbins)
+    ws = np.arange(nbins)
+    lo, hi = t0 + ws * window_s, t0 + (ws + 1) * window_s
     rows = []
-    for model, a in agg.groupby(level=0):
-        m = df[df["model"] == model]
-        ws = a.index.get_level_values(1).to_numpy()
-        lo, hi = t0 + ws * window_s, t0 + (ws + 1) * window_s
+    for k, model in enumerate(models):
+        a = agg.loc[model].reindex(ws) if model in agg.index.get_level_values(0) else pd.DataFrame(index=ws, columns=agg.columns)
+        m = on_wire[on_wire["model"].astype(str) == model]
         area = _active_area(m["t_wall_start"].to_numpy(), m["t_wall_end"].to_numpy(), np.concatenate([lo, hi]))
-        active = (area[len(ws):] - area[: len(ws)]) / window_s
-        rows.append(pd.DataFrame({"model": model, "t": (ws + 0.5) * window_s, "requests_per_s": a["done"].to_numpy() / window_s,
-                                  "output_tps": a["tokens"].to_numpy() / window_s, "ttfc_p50_ms": a["ttfc_p50"].to_numpy(),
-                                  "ttfc_p95_ms": a["ttfc_p95"].to_numpy(), "errors": a["errors"].to_numpy().astype(int),
-                                  "active_streams": active}))
+        active = (area[nbins:] - area[:nbins]) / window_s
+        rows.append(pd.DataFrame({"model": model, "t": (ws + 0.5) * window_s,
+                                  "requests_per_s": a["done"].fillna(0).to_numpy(dtype=float) / window_s,
+                                  "output_tps": tokens[k] / window_s, "ttfc_p50_ms": a["ttfc_p50"].to_numpy(dtype=float),
+                                  "ttfc_p95_ms": a["ttfc_p95"].to_numpy(dtype=float),
+                                  "errors": a["errors"].fillna(0).to_numpy().astype(int), "active_streams": active}))
     return pd.concat(rows, ignore_index=True)
+
+
+def _streamed_tokens(df: pd.DataFrame, models: list[str], t0: float, width: float, nbins: int) -> np.ndarray:
+    """Output tokens per model and window by when each part arrived (one token share per part)."""
+    from bench.gapstats import arrival_histogram
+
+    chunks = df["chunks"].fillna(0).to_numpy(dtype=float)
+    per_part = np.where(chunks > 0, df["output_tokens"].fillna(0).to_numpy(dtype=float) / np.maximum(chunks, 1), 0.0)
+    label_of = {m: i for i, m in enumerate(models)}
+    labels = df["model"].astype(str).map(label_of).to_numpy(dtype=np.int64)
+    store = df.attrs.get("gaps")
+    if store is None:  # no gap file: every part at the first part's time, the best that is known
+        out = np.zeros((len(models), nbins))
+        t = first_part_wall(df)
+        b = np.floor((t - t0) / width)
+        ok = np.isfinite(b) & (b >= 0) & (b < nbins) & (chunks > 0)
+        np.add.at(out, (labels[ok], b[ok].astype(np.int64)), per_part[ok] * chunks[ok])
+        return out
+    full = np.full(len(store.lengths), -1, dtype=np.int64)
+    idx = df.index.to_numpy()
+    full[idx] = labels
+    t_first = np.full(len(store.lengths), np.nan)
+    t_first[idx] = first_part_wall(df)
+    weights = np.zeros(len(store.lengths))
+    weights[idx] = per_part
+    return arrival_histogram(store.path, store.starts, store.lengths, t_first, weights, full, len(models), t0, width, nbins)

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from bench.analysis import load_records, model_summary, slo_verdicts, split_warmup
+from bench.analysis import MIN_SAMPLES, load_records, model_summary, split_warmup
 from bench.errors import InputError
 from bench.options import new_run_id
 from bench.runner import RunOptions, parse_duration, run as run_level
@@ -58,15 +58,17 @@ def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> l
     rows = []
     for model, g in measured.groupby("model"):
         s = model_summary(g, slos)
-        row = {"model": model, "level": level, "requests": s["requests"], "error_rate": s["error_rate"],
+        row = {"model": model, "level": level, "requests": s["requests"], "ok": s["ok"], "error_rate": s["error_rate"],
+               "still_waiting": s["still_waiting"], "longest_wait_ms": s["longest_wait_ms"], "not_sent": s["not_sent"],
                "output_tps": s["output_tps"], "requests_per_s": s["requests_per_s"], "goodput": s["goodput"],
                "e2e_mean_ms": s["e2e_ms"]["mean"], "run_dir": str(run_dir)}
         for metric in ("ttfc_ms", "ttfv_ms", "e2e_ms", "gaps_ms", "tpot_ms", "decode_tps"):
             for stat in ("p50", "p95", "p99"):
                 row[f"{metric}_{stat}"] = s[metric][stat]
-        verdicts = slo_verdicts(s, slos)
+        verdicts = s["slo_verdicts"]
         row["slo_ok"] = all(v["ok"] for v in verdicts)
         row["slo_observed"] = {v["slo"]: v["observed"] for v in verdicts}
+        row["slo_status"] = {v["slo"]: v["status"] for v in verdicts}
         rows.append(row)
     return rows
 
@@ -91,7 +93,8 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
         if first_bad is None:
             res.update(last_passing_level=float(g["level"].iloc[-1]), capacity=float(g["level"].iloc[-1]), bound="at least")
         elif last_ok is None:
-            res.update(first_failing_level=float(g["level"].iloc[0]), capacity=None, bound="below the lowest level")
+            res.update(first_failing_level=float(g["level"].iloc[0]), capacity=None, bound="below the lowest level",
+                       limited_by=_failing(g.iloc[0]))
         else:
             p, f = g.iloc[last_ok], g.iloc[first_bad]
             cands = []
@@ -104,12 +107,30 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
                 else:
                     frac = min(max((s.value - vp) / (vf - vp), 0.0), 1.0)
                     cands.append((float(p["level"] + frac * (f["level"] - p["level"])), s.text))
-            cap, limit = min(cands) if cands else (float(p["level"]), None)
-            res.update(last_passing_level=float(p["level"]), first_failing_level=float(f["level"]), capacity=cap,
-                       limited_by=limit, bound="interpolated")
+            res.update(last_passing_level=float(p["level"]), first_failing_level=float(f["level"]))
+            if cands:
+                cap, limit = min(cands)
+                bound = "interpolated"
+                if (f.get("still_waiting") or 0) > 0 and "ttf" in limit:
+                    # the failing level's value is a lower bound (requests still waiting): the true crossing is lower
+                    bound = "at most (interpolated on a level with requests still waiting)"
+                res.update(capacity=cap, limited_by=limit, bound=bound)
+            else:  # failed without a value to interpolate on: too few finished requests, or no sample at all
+                res.update(capacity=float(p["level"]), limited_by=_failing(f), bound="at least")
         res["knee"] = _knee(g)
         out[model] = res
     return out
+
+
+def _failing(row: pd.Series) -> str:
+    """Why a level failed, in words: the SLOs it missed, or too few finished requests to judge."""
+    status = row.get("slo_status") or {}
+    missed = [k for k, v in status.items() if v == "missed"]
+    if missed:
+        return ", ".join(missed)
+    few = [k for k, v in status.items() if v == "too few"]
+    waiting = f"; {row['still_waiting']} still waiting at the end" if row.get("still_waiting") else ""
+    return f"too few finished requests ({row.get('ok', 0)} < {MIN_SAMPLES}) to judge {', '.join(few)}{waiting}" if few else "–"
 
 
 def _knee(g: pd.DataFrame) -> float | None:
@@ -177,7 +198,9 @@ def sweep(o: CapacityOptions) -> Path:
     try:
         if not o.run.host:
             secret = pysecrets.token_hex(32)
-            args = ["--seed", str(o.run.target_seed)] + (["--profiles", o.run.target_profiles] if o.run.target_profiles else [])
+            args = ["--seed", str(o.run.target_seed), "--flavor", o.run.target_flavor]
+            args += ["--profiles", o.run.target_profiles] if o.run.target_profiles else []
+            args += ["--faults", o.run.target_faults] if o.run.target_faults else []
             cpus = os.cpu_count() or 1
             target = TargetProcess(args, secret=secret, cpu=cpus - 1 if cpus > 1 else None, log=out / "target.log")
             os.environ["BENCH_JWT_SECRET"] = secret
@@ -207,7 +230,8 @@ def sweep(o: CapacityOptions) -> Path:
     levels = pd.DataFrame(rows)
     cap = find_capacity(levels, slos)
     turns = sum(len(c.turns) * c.weight for c in scenario.conversations) / sum(c.weight for c in scenario.conversations)
-    result = {"sweep": sweep_id, "mode": o.run.load_mode, "slos": [s.text for s in slos], "levels": levels.drop(columns=["slo_observed"]).to_dict(orient="records"),
+    result = {"sweep": sweep_id, "mode": o.run.load_mode, "slos": [s.text for s in slos], "min_samples": MIN_SAMPLES,
+              "levels": levels.drop(columns=["slo_observed"]).to_dict(orient="records"),
               "capacity": cap, "people": people(cap, levels, o, turns, scenario.mean_think_s(), o.run.load_mode),
               "scenario": scenario.name, "turns_mean": turns, "think_mean_s": scenario.mean_think_s()}
     write_outputs(result, levels, out, slos)
@@ -256,11 +280,15 @@ def markdown(result: dict) -> str:
         conc = p.get("concurrent_conversations_per_replica")
         out.append(f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
                    f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')} |")
-    out += ["", "| model | level | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | SLOs |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    out += ["", "| model | level | finished | still waiting (longest) | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | SLOs |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in result["levels"]:
         f = lambda x: "–" if x is None or x != x else f"{x:.0f}"  # noqa: E731
-        out.append(f"| {r['model'].split('/')[-1]} | {r['level']:g} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | {f(r['gaps_ms_p99'])} | "
-                   f"{100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {'met' if r['slo_ok'] else 'missed'} |")
+        wait = f"{r['still_waiting']} ({r['longest_wait_ms'] / 1000:.1f} s)" if r.get("still_waiting") else "0"
+        verdict = "met" if r["slo_ok"] else ("too few" if "too few" in (r.get("slo_status") or {}).values()
+                                             and "missed" not in (r.get("slo_status") or {}).values() else "missed")
+        out.append(f"| {r['model'].split('/')[-1]} | {r['level']:g} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
+                   f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {verdict} |")
     return "\n".join(out) + "\n"
 
 

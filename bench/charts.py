@@ -90,7 +90,7 @@ def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path) -> str
         a1.plot(s["t"], s["ttfc_p50_ms"], color=col[m], ls=":", label=f"{_short(m)} p50")
         a2.plot(s["t"], s["output_tps"], color=col[m], label=_short(m))
     a1.set(ylabel="TTFC (ms)", title="TTFC and output throughput over time")
-    a2.set(xlabel="seconds since start", ylabel="output tokens/s")
+    a2.set(xlabel="seconds since start", ylabel="output tokens/s (as streamed)")
     for a in (a1, a2):
         a.grid(alpha=0.3)
     a1.legend(**{**BESIDE, "fontsize": 7})
@@ -131,15 +131,20 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
 
     ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
     """
+    from bench.analysis import live_rows
+
     out.mkdir(parents=True, exist_ok=True)
-    live = df[df["error"] != "cancelled"]
+    live = live_rows(df)
     ok = live[live["error"].isna()]
-    models = sorted(df["model"].unique())
+    models = sorted(set(map(str, df["model"].unique())) | (set(map(str, ts["model"].unique())) if not ts.empty else set()))
     col = colours(models)
-    made = [(_ttfc_cdf(ok, models, col, out, slo_ttfc), "TTFC distribution per model")]
+    made = []
+    if len(ok):  # no panel without data: a run where nothing succeeded shows its errors
+        made.append((_ttfc_cdf(ok, models, col, out, slo_ttfc), "TTFC distribution per model"))
     if not ts.empty:
         made.append((_over_time(ts, models, col, out), "TTFC and throughput over time"))
-    made.append((_ttfc_vs_prompt(ok, models, col, out), "TTFC against prompt size"))
+    if len(ok):
+        made.append((_ttfc_vs_prompt(ok, models, col, out), "TTFC against prompt size"))
     made.append((_errors(live, col, out), "Errors by class"))
     return made
 

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from array import array
 from pathlib import Path
+from time import monotonic_ns
 
 import gevent
 import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
+from bench.timing import TIMING_FILE
+
 FLUSH_INTERVAL = 1.0
 FINAL_WAIT = 20.0
+LAG_PERIOD = 0.01  # the scheduling-lag probe wakes this often (100 wake-ups/s: nothing next to thousands of parts/s)
+WRITE_GIVE_UP = 10.0  # seconds the spool may stay unwritable before the run is stopped
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -36,6 +43,13 @@ class Collector:
         self.env = environment
         self.run_dir = Path(run_dir)
         self.rows: list[list] = []
+        self.pending: list[list] = []  # rows not yet written to the spool (a full disk keeps them here)
+        self.write_failing_since: float | None = None
+        self.arrivals = None  # open loop: this process's arrival schedule
+        self.offered = 0
+        self.not_sent = 0
+        self.lag: array = array("I")  # scheduling lag of the probe, microseconds, since the last flush
+        self.timing = None  # timing.jsonl, where the master (or a local run) writes every process's lag
         self.sent = 0
         self.errors = 0
         self.done = 0
@@ -63,6 +77,7 @@ class Collector:
             from bench.records import Spool
 
             self.spool = Spool(self.run_dir / "records.spool")
+            self.timing = open(self.run_dir / TIMING_FILE, "a")
         if self.is_master:
             runner.register_message("bench_records", self._on_records)
         ev = environment.events
@@ -73,6 +88,9 @@ class Collector:
         ev.quitting.add_listener(self._on_quitting)
 
     # --- measuring side ----------------------------------------------------------------------
+    def count_sent(self) -> None:
+        self.sent += 1
+
     def add(self, row: list, failed: bool) -> None:
         self.rows.append(row)
         if not self.is_worker:
@@ -86,7 +104,25 @@ class Collector:
         self._final_sent = False
         if self._flusher is None:
             self._flusher = gevent.spawn(self._flush_loop)
+            if not self.is_master:
+                gevent.spawn(self._lag_loop)
         self._proc.cpu_percent(None)
+
+    def _lag_loop(self) -> None:
+        """How late this process's event loop wakes a greenlet that asked to run at a given time.
+
+        A part's stamp is late by the same delay (the reading greenlet waits for the loop like
+        this one), so the distribution bounds the timing error of this run, measured while it
+        ran, not on another day by ``bench calibrate``.
+        """
+        period = int(LAG_PERIOD * 1e9)
+        lag = self.lag
+        due = monotonic_ns() + period
+        while True:
+            gevent.sleep(max(0.0, (due - monotonic_ns()) / 1e9))
+            now = monotonic_ns()
+            lag.append(max(0, now - due) // 1000)
+            due = now + period
 
     def _flush_loop(self) -> None:
         while True:
@@ -97,27 +133,84 @@ class Collector:
                 self.cpu_max = max(self.cpu_max, cpu)
                 if not self._final_sent and not self.is_master:
                     self.flush(final=False)
+                elif self.pending:
+                    self._write([])  # retry what a full disk kept back
                 if not self.is_worker:
                     self._progress()
             except Exception as exc:  # a flush problem must never kill the flusher
                 self.warnings.append(f"record flush failed: {exc!r}")
 
+    def _not_sent_rows(self) -> list[list]:
+        """Open loop: every arrival still queued at the end becomes a record of its own."""
+        from bench.records import not_sent_row
+
+        if self.arrivals is None:
+            return []
+        self.arrivals.stop()
+        s = self.arrivals.s
+        rows = [not_sent_row(a, s.run_id, self.worker_id, s.protocol) for a in self.arrivals.drain()]
+        self.not_sent += len(rows)
+        return rows
+
     def flush(self, final: bool) -> None:
+        if final and not self._final_sent:
+            self.rows.extend(self._not_sent_rows())
         rows, self.rows = self.rows, []
+        lag, self.lag = self.lag, array("I")
+        cpu = self.cpu_samples[-1] if self.cpu_samples else None
+        offered = self.arrivals.offered if self.arrivals is not None else None
         if self.is_worker:
             data = {"w": self.worker_id, "rows": rows, "sent": self.sent, "errors": self.errors, "final": final,
-                    "cpu_max": self.cpu_max, "warnings": self.warnings[-5:]}
+                    "cpu_max": self.cpu_max, "warnings": self.warnings[-5:], "lag": lag.tobytes(), "cpu": cpu, "t": time.time(),
+                    "offered": offered, "not_sent": self.not_sent}
             self.env.runner.send_message("bench_records", data)
         else:
-            self.spool.write(rows)
+            self._write(rows)
+            self._timing(self.worker_id, time.time(), cpu, lag)
             w = self.workers.setdefault(self.worker_id, {"received": 0, "sent": 0, "final": False})
             w["received"] += len(rows)
             w["sent"] = self.sent
             w["errors"] = self.errors
             w["final"] = w["final"] or final
             w["cpu_max"] = self.cpu_max
+            w["offered"], w["not_sent"] = offered, self.not_sent
         if final:
             self._final_sent = True
+
+    def _write(self, rows: list[list]) -> None:
+        """Rows to the spool, or kept until the disk takes them; a disk that stays full stops the run."""
+        self.pending.extend(rows)
+        if not self.pending:
+            return
+        try:
+            self.spool.write(self.pending)
+        except OSError as exc:
+            now = time.monotonic()
+            if self.write_failing_since is None:
+                self.write_failing_since = now
+                self.warnings.append(f"writing records to {self.spool.path} failed ({exc}); {len(self.pending)} rows kept, retrying")
+            if now - self.write_failing_since > WRITE_GIVE_UP and not getattr(self, "_gave_up", False):
+                self._gave_up = True
+                msg = (f"records could not be written to {self.spool.path} for {WRITE_GIVE_UP:.0f} s ({exc}); "
+                       f"the run was stopped with {len(self.pending)} records in memory")
+                self.warnings.append(msg)
+                sys.stderr.write(f"error: {msg}\n")
+                gevent.spawn(self.env.runner.quit)
+            return
+        self.pending = []
+        if self.write_failing_since is not None:
+            self.write_failing_since = None
+            self.warnings.append("writing records works again: every kept row was written")
+
+    def _timing(self, worker: str, t: float, cpu: float | None, lag: bytes | array) -> None:
+        if self.timing is None:
+            return
+        lag_us = list(array("I", lag)) if isinstance(lag, bytes) else list(lag)
+        try:
+            self.timing.write(json.dumps({"w": worker, "t": round(t, 3), "cpu": cpu, "lag_us": lag_us}) + "\n")
+            self.timing.flush()
+        except OSError:
+            pass  # the records matter more; their own write reports the disk
 
     def _on_flush_request(self, environment, msg, **kw) -> None:
         """Worker: the master's handshake. Stop users (cancelled rows get recorded), then flush."""
@@ -130,7 +223,8 @@ class Collector:
     # --- collecting side ---------------------------------------------------------------------
     def _on_records(self, environment, msg, **kw) -> None:
         data = msg.data
-        self.spool.write(data["rows"])
+        self._write(data["rows"])
+        self._timing(data["w"], data.get("t") or time.time(), data.get("cpu"), data.get("lag") or b"")
         for row in data["rows"]:
             self.live.add(row)
         w = self.workers.setdefault(data["w"], {"received": 0, "sent": 0, "final": False})
@@ -140,6 +234,7 @@ class Collector:
         w["cpu_max"] = data.get("cpu_max", 0.0)
         w["errors"] = data.get("errors", 0)
         w["last_report"] = time.time()
+        w["offered"], w["not_sent"] = data.get("offered"), data.get("not_sent", 0)
         for warning in data.get("warnings") or []:
             if warning not in self.warnings:
                 self.warnings.append(warning)
@@ -187,7 +282,7 @@ class Collector:
     def write_summary(self) -> None:
         workers = {}
         for wid, w in self.workers.items():
-            missing = max(0, w["sent"] - w["received"])
+            missing = max(0, w["sent"] + (w.get("not_sent") or 0) - w["received"])
             workers[wid] = {**w, "missing": missing}
             if not w["final"]:
                 self.warnings.append(f"worker {wid} sent no final report (killed?): {w['received']} records received, "
@@ -196,6 +291,9 @@ class Collector:
         _write_json(self.run_dir / "collector.json", {
             "records": sum(w["received"] for w in self.workers.values()),
             "sent": sum(w["sent"] for w in self.workers.values()),
+            "offered": (sum(w.get("offered") or 0 for w in self.workers.values())
+                        if any(w.get("offered") is not None for w in self.workers.values()) else None),
+            "not_sent": sum(w.get("not_sent") or 0 for w in self.workers.values()),
             "workers": workers, "warnings": self.warnings,
             "cpu_max": max([self.cpu_max] + [w.get("cpu_max", 0.0) for w in self.workers.values()]),
             "cpu_p50": sorted(self.cpu_samples)[len(self.cpu_samples) // 2] if self.cpu_samples else None,

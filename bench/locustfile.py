@@ -7,17 +7,16 @@
 from __future__ import annotations
 
 import gc
+import random
 import sys
 
-import gevent
-from gevent.queue import Queue
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.collect import Collector
 from bench.errors import InputError
 from bench.options import add_arguments, new_run_id, settings_from
-from bench.user import STATE, ChatUser, arrival_greenlet
+from bench.user import STATE, Arrivals, ChatUser
 
 __all__ = ["ChatUser"]
 
@@ -34,6 +33,8 @@ def _init(environment, **kw) -> None:
         return
     if not opts.run_id:
         opts.run_id = new_run_id()  # one id for the master and, through it, every worker
+    if isinstance(environment.runner, MasterRunner):
+        opts.arrival_split = max(1, opts.expect_workers or 1)  # custom options travel to the workers with the spawn message
     if not isinstance(environment.runner, WorkerRunner):
         try:
             STATE["settings"] = settings_from(opts)  # fail here, before any load is sent
@@ -66,7 +67,17 @@ def _test_start(environment, **kw) -> None:
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's sight: shorter full-collection pauses mid-run
     if s.load_mode == "open" and STATE["arrivals"] is None:
-        workers = max(1, getattr(environment.parsed_options, "expect_workers", 1) or 1) if isinstance(runner, WorkerRunner) else 1
-        q: Queue = Queue()
-        STATE["arrivals"] = q
-        gevent.spawn(arrival_greenlet, q, s.arrival_rate / workers, s.arrival_dist, s.arrival_cv, s.rng)
+        workers, index = 1, 0
+        if isinstance(runner, WorkerRunner):
+            workers = max(1, getattr(environment.parsed_options, "arrival_split", 1) or 1)
+            index = max(0, runner.worker_index)
+        arrivals = Arrivals(s, s.arrival_rate / workers, random.Random(f"{s.seed}:arrivals:{index}"))
+        STATE["arrivals"] = arrivals
+        STATE["collector"].arrivals = arrivals
+        arrivals.start()
+
+
+@events.test_stopping.add_listener
+def _test_stopping(environment, **kw) -> None:
+    if STATE["arrivals"] is not None:
+        STATE["arrivals"].stop()  # offered load ends with the run; what is still queued becomes not_sent

@@ -6,6 +6,7 @@ the master pass them to its workers. Secrets are never options: only the files h
 
 from __future__ import annotations
 
+import argparse
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--arrival-rate", type=float, default=1.0, help="Open loop: new conversations per second, all workers together")
     g.add_argument("--arrival-dist", choices=["poisson", "gamma", "constant"], default="poisson", help="Open loop arrival process")
     g.add_argument("--arrival-cv", type=float, default=2.0, help="Gamma arrivals: coefficient of variation (>1 is bursty)")
+    # set by the master for its workers (Locust does not pass --expect-workers on): how many share the arrival rate
+    g.add_argument("--arrival-split", type=int, default=0, help=argparse.SUPPRESS)
     g.add_argument("--on-error", choices=["next-conversation", "next-turn"], default="next-conversation",
                    help="After a failed turn: start a new conversation, or go on with the next turn")
     g.add_argument("--start-jitter", type=float, default=1.0, help="Spread each user's start over this many seconds")

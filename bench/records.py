@@ -7,6 +7,9 @@ another process, ``finalize`` turns the spool into ``requests.parquet`` with pya
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ COLUMNS: list[str] = [
     "t_wall_start", "t_start_ns", "intended_delay_ms", "status", "error", "error_detail", "protocol",
     "ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms",
     "chunks", "gaps_us", "output_chars", "output_tokens", "token_source",
-    "prompt_chars", "prompt_tokens", "prompt_messages", "bytes_in",
+    "prompt_chars", "prompt_tokens", "prompt_messages", "bytes_in", "connect_ms", "content_type", "body_head",
 ]
 IDX = {c: i for i, c in enumerate(COLUMNS)}
 
@@ -44,6 +47,7 @@ class RequestContext:
     prompt_chars: int
     prompt_messages: int
     protocol: str
+    prompt_tokens: int | None = None  # counted by the run's tokenizer, when one is loaded
 
 
 def _ms(a: int, b: int) -> float:
@@ -87,7 +91,8 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
     if ok and stamps and out_tokens > 1 and o.t_end > t_first:
         tpot = _ms(o.t_end, t_first) / (out_tokens - 1)
         tps = (out_tokens - 1) / ((o.t_end - t_first) / 1e9)
-    prompt_tokens = dec.usage_prompt if dec is not None else None
+    prompt_tokens = dec.usage_prompt if dec is not None and dec.usage_prompt is not None else c.prompt_tokens
+    head = o.head.decode("utf-8", "replace") if o.error is not None and o.head else None
     return [
         c.run_id, c.request_id, c.worker, c.user, c.conversation_id, c.conversation, c.turn, c.model, c.tags,
         c.t_wall_start, o.t_start, _ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
@@ -96,12 +101,40 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc,
         ttfv, _ms(o.t_end, o.t_start) if o.t_end else None, tpot, tps, icl,
         chunks, gaps.tobytes(), text_len, out_tokens, source,
-        c.prompt_chars, prompt_tokens, c.prompt_messages, o.bytes_in,
+        c.prompt_chars, prompt_tokens, c.prompt_messages, o.bytes_in, o.connect_ms, o.content_type or None, head,
     ]
 
 
+def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
+    """An open-loop arrival the run ended before any user was free to send: offered, never sent.
+
+    Its ``intended_delay_ms`` is how long it waited; it has no start on the wire.
+    """
+    import uuid
+    from time import monotonic_ns, time
+
+    now = monotonic_ns()
+    conv = arrival.conversation
+    ctx = RequestContext(run_id=run_id, request_id=str(uuid.uuid4()), worker=worker, user=-1, conversation_id=uuid.uuid4().hex[:12],
+                         conversation=conv.name, turn=0, model=arrival.model, tags=",".join(conv.tags), t_intended=arrival.due,
+                         t_wall_start=time() - (now - arrival.due) / 1e9, prompt_chars=len(conv.turns[0].user), prompt_messages=1,
+                         protocol=protocol)
+    o = Outcome(t_start=now, error="not_sent",
+                detail=f"waited {(now - arrival.due) / 1e6:,.0f} ms for a free user; the run ended first")
+    return build_row(o, ctx)
+
+
+MAGIC = b"BSP1"  # starts every spool frame: MAGIC, payload length (u32 LE), CRC-32 of the payload, payload
+_HEAD = struct.Struct("<4sII")
+
+
 class Spool:
-    """Append-only file of msgpack frames, each a list of rows. A torn last frame is ignored on read."""
+    """Append-only file of framed msgpack batches, each a list of rows.
+
+    A frame is written whole or not at all: a failed write (a full disk) is cut back to the last
+    whole frame and raises, so the caller keeps the rows and tries again. The frame header (magic,
+    length, CRC) lets a reader find the next good frame after a damaged one.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -111,20 +144,100 @@ class Spool:
         self.rows = 0
 
     def write(self, rows: list[list]) -> None:
-        if rows:
-            self._fh.write(self._packer.pack(rows))
+        if not rows:
+            return
+        payload = self._packer.pack(rows)
+        frame = _HEAD.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+        pos = self._fh.tell()
+        try:
+            self._fh.write(frame)
             self._fh.flush()
-            self.rows += len(rows)
+        except OSError:
+            try:  # a torn frame must not stay: cut the file back to the last whole frame
+                self._fh = _reopen_truncated(self._fh, self.path, pos)
+            except OSError:
+                pass
+            raise
+        self.rows += len(rows)
 
     def close(self) -> None:
         self._fh.close()
 
 
-def read_spool(path: Path) -> Iterator[list]:
-    with open(path, "rb") as fh:
-        unpacker = msgpack.Unpacker(fh, raw=False, use_list=True, max_buffer_size=1 << 30)
-        try:
-            for frame in unpacker:
-                yield from frame
-        except (msgpack.exceptions.ExtraData, ValueError):
+def _reopen_truncated(fh, path: Path, pos: int):
+    try:
+        fh.close()  # closing flushes what the failed write left buffered; it may fail again
+    except OSError:
+        pass
+    os.truncate(path, pos)
+    return open(path, "ab")
+
+
+@dataclass
+class SpoolCheck:
+    """What reading a spool skipped: damaged frames are reported, never silently dropped."""
+
+    rows: int = 0
+    frames: int = 0
+    bad_frames: int = 0
+    skipped_bytes: int = 0
+    torn_tail: int = 0  # bytes of a last frame cut off mid-write (a killed process): expected, not damage
+
+    def warnings(self, path: Path) -> list[str]:
+        out = []
+        if self.bad_frames or self.skipped_bytes:
+            out.append(f"{path.name}: {self.bad_frames} damaged frame(s), {self.skipped_bytes:,} bytes skipped; "
+                       f"{self.rows} rows read from {self.frames} good frames (rows of the damaged frames are lost)")
+        if self.torn_tail:
+            out.append(f"{path.name}: the last {self.torn_tail:,} bytes were a frame cut off mid-write (ignored)")
+        return out
+
+
+def read_spool(path: Path, check: SpoolCheck | None = None) -> Iterator[list]:
+    """Rows of every good frame, in order; damaged frames are skipped up to the next frame header."""
+    check = check if check is not None else SpoolCheck()
+    data = Path(path).read_bytes()
+    if data and not data.startswith(MAGIC):
+        yield from _read_legacy(data, check)
+        return
+    pos, end = 0, len(data)
+    while pos < end:
+        if end - pos < _HEAD.size:
+            check.torn_tail += end - pos
             return
+        magic, length, crc = _HEAD.unpack_from(data, pos)
+        start = pos + _HEAD.size
+        if magic == MAGIC and start + length > end and data.find(MAGIC, start) < 0:
+            check.torn_tail += end - pos  # the last frame, cut short
+            return
+        if magic == MAGIC and start + length <= end and zlib.crc32(data[start:start + length]) == crc:
+            try:
+                frame = msgpack.unpackb(data[start:start + length], raw=False, use_list=True)
+            except (ValueError, msgpack.exceptions.ExtraData):
+                frame = None
+            if isinstance(frame, list):
+                check.frames += 1
+                check.rows += len(frame)
+                yield from frame
+                pos = start + length
+                continue
+        nxt = data.find(MAGIC, pos + 1)  # resynchronise on the next frame header
+        nxt = end if nxt < 0 else nxt
+        check.bad_frames += 1
+        check.skipped_bytes += nxt - pos
+        pos = nxt
+
+
+def _read_legacy(data: bytes, check: SpoolCheck) -> Iterator[list]:
+    """Spools written before frames had headers: bare msgpack lists, read up to the first bad byte."""
+    unpacker = msgpack.Unpacker(raw=False, use_list=True, max_buffer_size=1 << 30)
+    unpacker.feed(data)
+    try:
+        for frame in unpacker:
+            check.frames += 1
+            check.rows += len(frame)
+            yield from frame
+    except (msgpack.exceptions.ExtraData, ValueError) as exc:
+        check.bad_frames += 1
+        check.skipped_bytes += len(data) - unpacker.tell()
+        del exc

@@ -16,10 +16,11 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.analysis import (
-    by_group, gap_summaries, load_records, model_summary, prompt_buckets, slo_verdicts, split_warmup, time_series,
+    FIRST_PART, MIN_SAMPLES, by_group, gap_summaries, load_records, model_summary, prompt_buckets, split_warmup, time_series,
 )
 from bench.errors import InputError
-from bench.results import read_run_json
+from bench.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
+from bench.timing import uncertainty, untrusted_reason
 from bench.slo import parse_slo
 
 METRICS_URL = "METRICS.md"  # copied into the run folder beside report.html
@@ -51,24 +52,50 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
     measured, warm_df = split or split_warmup(df, warm)
     cpu = (meta.get("collector") or {}).get("cpu_max") or 0.0
     warnings = list(meta.get("warnings") or [])
-    untrusted = cpu >= CPU_UNTRUSTED
-    if untrusted:
-        warnings.insert(0, f"The load generator's CPU reached {cpu:.0f}%: timings are not trustworthy. Add worker processes (--processes) or lower the load.")
     models = {}
     gaps = gap_summaries(measured[measured["error"].isna()], "model")  # one pass over the gaps for every model
     for model, g in measured.groupby("model", observed=True):
-        s = model_summary(g, slos, gaps=gaps[model].stats if model in gaps else False)
-        s["slo_verdicts"] = slo_verdicts(s, slos)
-        models[model] = s
+        models[model] = model_summary(g, slos, gaps=gaps[model].stats if model in gaps else False)
+    t_from = float(measured["t_wall_start"].min()) if len(measured) else None
+    timing = uncertainty(run_dir, t_from)
+    reasons = []
+    if cpu >= CPU_UNTRUSTED:
+        reasons.append(f"the load generator's CPU reached {cpu:.0f}%")
+    lag = untrusted_reason(timing, [x.value for x in slos if x.metric in FIRST_PART and x.op in ("<=", "<")],
+                           [m["ttfc_ms"]["p50"] for m in models.values()])
+    if lag:
+        reasons.append(lag)
+    offered, not_sent = meta.get("offered"), int(meta.get("not_sent") or 0)
+    unsent_waits = [m["longest_unsent_wait_ms"] or 0 for m in models.values()]
+    if offered and not_sent and (not_sent > NOT_SENT_UNTRUSTED * offered or max(unsent_waits, default=0) > NOT_SENT_WAIT_S * 1000):
+        reasons.append(f"the generator could not send what it offered (offered {offered}, sent {offered - not_sent})")
+    untrusted = bool(reasons)
+    if untrusted:
+        warnings.insert(0, "Numbers not trustworthy: " + "; ".join(reasons) + ". Add worker processes (--processes) or lower the load.")
     summary = {
         "run_id": meta.get("run_id", run_dir.name), "scenario": (meta.get("scenario") or {}).get("name"),
         "host": meta.get("host"), "warmup_s": warm, "records": int(len(df)),
         "measured_requests": int(len(measured)), "warmup_requests": int(len(warm_df)),
-        "generator_cpu_max": cpu, "untrusted": untrusted, "warnings": warnings,
-        "slos": [s.text for s in slos], "models": models,
+        "generator_cpu_max": cpu, "untrusted": untrusted, "untrusted_reasons": reasons, "warnings": warnings,
+        "timing": timing, "offered": offered, "not_sent": not_sent, "min_samples": MIN_SAMPLES,
+        "slos": [s.text for s in slos], "models": models, "failures": failures(measured),
+        "ok_requests": int(sum(m["ok"] for m in models.values())),
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
     return summary, gaps
+
+
+def failures(df: pd.DataFrame) -> list[dict]:
+    """Per error class: how many, which models, and one example's detail and first bytes of body."""
+    errs = df[df["error"].notna() & (df["error"] != "cancelled")]
+    out = []
+    for cls, g in errs.groupby("error", observed=True):
+        first = g.iloc[0]
+        head = first.get("body_head")
+        out.append({"error": str(cls), "count": int(len(g)), "models": sorted(map(str, g["model"].unique())),
+                    "status": int(first["status"]) if first["status"] == first["status"] and first["status"] else None,
+                    "detail": str(first.get("error_detail") or ""), "body_head": head if isinstance(head, str) else None})
+    return sorted(out, key=lambda x: -x["count"])
 
 
 def headline_table(summary: dict) -> pd.DataFrame:
@@ -107,7 +134,14 @@ def markdown(summary: dict) -> str:
     t = headline_table(summary)
     out = [f"### Benchmark {summary['run_id']} ({summary['scenario']})", ""]
     if summary["untrusted"]:
-        out += ["> **Numbers not trustworthy:** the load generator saturated its CPU.", ""]
+        out += [f"> **Numbers not trustworthy:** {'; '.join(summary['untrusted_reasons'])}.", ""]
+    for w in summary["warnings"]:
+        if not w.startswith("Numbers not trustworthy"):
+            out += [f"> ⚠️ {w}", ""]
+    if summary["models"] and not summary["ok_requests"]:
+        out += ["**No request succeeded.** Failures:", ""] + [
+            f"- `{f['error']}` × {f['count']}: {f['detail']}" + (f" — body starts `{f['body_head'][:120]}`" if f["body_head"] else "")
+            for f in summary["failures"]] + [""]
     out.append("| model | req | err | TTFC p50 | TTFC p95 | TTFC p99 | gap p99 | decode tok/s | output tok/s | goodput/s |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for _, r in t.iterrows():
@@ -115,8 +149,16 @@ def markdown(summary: dict) -> str:
                    f"{_fmt(r['ttfc_p99_ms'])} | {_fmt(r['gap_p99_ms'])} | {_fmt(r['decode_tps_p50'])} | {_fmt(r['output_tps'])} | {_fmt(r['goodput_rps'])} |")
     if summary["slos"]:
         out += ["", "SLOs: " + ", ".join(
-            f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {_fmt(v['observed'])})"
+            f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {_fmt(v['observed'])}{'' if v['ok'] else ', ' + v['status']})"
             for m, s in summary["models"].items() for v in s["slo_verdicts"])]
+    waiting = {m: s["still_waiting"] for m, s in summary["models"].items() if s["still_waiting"]}
+    if waiting:
+        out += ["", "Still waiting for a first chunk at the end (counted against TTFC SLOs when past the bound): " + ", ".join(
+            f"{m.split('/')[-1]} {n} (longest {summary['models'][m]['longest_wait_ms'] / 1000:.1f} s)" for m, n in waiting.items())]
+    if summary.get("timing"):
+        out += ["", f"Timing uncertainty (generator scheduling lag, p99): {summary['timing']['lag_p99_ms']:.2f} ms."]
+    if summary.get("offered"):
+        out += ["", f"Open loop: offered {summary['offered']}, sent {summary['offered'] - summary['not_sent']}."]
     out += ["", f"Times in ms; warm-up of {summary['warmup_s']:.0f} s excluded. Definitions: docs/METRICS.md."]
     return "\n".join(out) + "\n"
 

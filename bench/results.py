@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.records import COLUMNS, read_spool
+from bench.records import COLUMNS, SpoolCheck, read_spool
 from bench.secrets import redact
 
 _TYPES = {
@@ -27,9 +27,10 @@ _TYPES = {
     "status": pa.int32(), "error": pa.string(), "error_detail": pa.string(), "protocol": pa.string(),
     "chunks": pa.int32(), "gaps_offset": pa.int64(), "gaps_count": pa.int32(), "output_chars": pa.int64(), "output_tokens": pa.int64(),
     "token_source": pa.string(), "prompt_chars": pa.int64(), "prompt_tokens": pa.int64(), "prompt_messages": pa.int32(),
-    "bytes_in": pa.int64(),
+    "bytes_in": pa.int64(), "content_type": pa.string(), "body_head": pa.string(),
 }
-GAP_COLUMNS = ["gap_p50_ms", "gap_p99_ms", "gap_max_ms"]
+GAP_PCTS = {"gap_p50_ms": 50, "gap_p90_ms": 90, "gap_p95_ms": 95, "gap_p99_ms": 99}
+GAP_COLUMNS = [*GAP_PCTS, "gap_max_ms"]
 
 
 GAPS_FILE = "gaps.u32"
@@ -44,9 +45,10 @@ def schema() -> pa.Schema:
 
 
 def gap_stats(gaps: list[bytes]) -> dict[str, np.ndarray]:
-    """Per-request p50/p99/max of inter-chunk gaps (ms), vectorised over all requests at once.
+    """Per-request percentiles and max of inter-chunk gaps (ms), vectorised over all requests at once.
 
-    Per-request percentiles use the nearest-rank method on that request's raw gaps.
+    The same definition as every other percentile here (numpy's default, linear interpolation
+    between order statistics), so a request's p99 gap and a run's p99 gap mean the same thing.
     """
     n = len(gaps)
     out = {c: np.full(n, np.nan) for c in GAP_COLUMNS}
@@ -59,10 +61,15 @@ def gap_stats(gaps: list[bytes]) -> dict[str, np.ndarray]:
     vals = vals[order]
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     has = lengths > 0
-    for col, q in (("gap_p50_ms", 0.50), ("gap_p99_ms", 0.99)):
-        idx = starts + np.maximum(np.ceil(q * lengths).astype(np.int64) - 1, 0)
-        out[col][has] = vals[idx[has]]
-    out["gap_max_ms"][has] = vals[(starts + lengths - 1)[has]]
+    st, ln = starts[has], lengths[has]
+    for col, q in GAP_PCTS.items():
+        pos = q / 100.0 * (ln - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, ln - 1)
+        frac = pos - lo
+        a, b = vals[st + lo], vals[st + hi]
+        out[col][has] = a + (b - a) * frac
+    out["gap_max_ms"][has] = vals[st + ln - 1]
     return out
 
 
@@ -84,18 +91,44 @@ def rows_to_table(rows: list[list], gaps_path: Path) -> pa.Table:
     return pa.table({f.name: arrays[f.name] for f in sch}, schema=sch)
 
 
-def finalize_records(run_dir: Path) -> int:
-    """Spool(s) -> requests.parquet + gaps.u32. Returns the number of records."""
+def finalize_records(run_dir: Path, warnings: list[str] | None = None) -> int:
+    """Spool(s) -> requests.parquet + gaps.u32. Returns the number of records; what a damaged
+    spool lost is appended to ``warnings``."""
     run_dir = Path(run_dir)
     rows: list[list] = []
     for spool in sorted(run_dir.glob("*.spool")):
-        rows.extend(read_spool(spool))
+        check = SpoolCheck()
+        rows.extend(read_spool(spool, check))
+        if warnings is not None:
+            warnings.extend(check.warnings(spool))
+    width = len(COLUMNS)
+    if any(len(r) != width for r in rows):  # rows of an older version: columns added since are empty
+        rows = [r[:width] + [None] * (width - len(r)) for r in rows]
     write_records(rows_to_table(rows, run_dir / GAPS_FILE), run_dir / "requests.parquet")
     return len(rows)
 
 
 def write_records(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", row_group_size=262_144)
+
+
+NOT_SENT_UNTRUSTED = 0.01  # share of offered arrivals left unsent that makes a run untrusted
+NOT_SENT_WAIT_S = 1.0  # ... or any unsent arrival that waited this long
+
+
+def delivery(collector: dict, records: int) -> tuple[dict, list[str]]:
+    """What was offered, sent and recorded, for run.json; and the warnings it calls for."""
+    sent, not_sent, offered = collector.get("sent"), collector.get("not_sent") or 0, collector.get("offered")
+    fields = {"records": records, "requests_sent": sent, "not_sent": not_sent, "offered": offered}
+    warnings = []
+    if sent is not None and sent + not_sent != records:
+        warnings.append(f"{sent} requests sent but {records - not_sent} records delivered")
+    if offered:
+        fields["offered_text"] = f"offered {offered}, sent {offered - not_sent}"
+        if not_sent:
+            warnings.append(f"open loop: offered {offered} arrivals, sent {offered - not_sent}; {not_sent} were never sent "
+                            "(every user busy): the target saw less load than asked. Raise -u or lower --arrival-rate.")
+    return fields, warnings
 
 
 def _version(pkg: str) -> str | None:
@@ -145,13 +178,13 @@ def ensure_records(run_dir: Path) -> None:
     run_dir = Path(run_dir)
     if (run_dir / "requests.parquet").is_file() or not any(run_dir.glob("*.spool")):
         return
-    n = finalize_records(run_dir)
+    spool_warnings: list[str] = []
+    n = finalize_records(run_dir, spool_warnings)
     if not (run_dir / "run.json").is_file():
         collector = json.loads((run_dir / "collector.json").read_text()) if (run_dir / "collector.json").is_file() else {}
-        meta = {"run_id": collector.get("run_id", run_dir.name), "records": n, "scenario": collector.get("scenario"),
-                "slos": collector.get("slos", []), "models": collector.get("models"), "requests_sent": collector.get("sent"), "collector": collector,
-                "warnings": collector.get("warnings", []), "host": collector.get("host"), "started": collector.get("started"),
+        fields, delivery_warnings = delivery(collector, n)
+        meta = {"run_id": collector.get("run_id", run_dir.name), "scenario": collector.get("scenario"), **fields,
+                "slos": collector.get("slos", []), "models": collector.get("models"), "collector": collector,
+                "warnings": collector.get("warnings", []) + spool_warnings + delivery_warnings, "host": collector.get("host"), "started": collector.get("started"),
                 "ended": collector.get("ended"), "warmup_s": 0.0, **environment_info()}
-        if collector.get("sent") is not None and collector["sent"] != n:
-            meta["warnings"].append(f"{collector['sent']} requests sent but {n} records delivered")
         write_run_json(run_dir, meta)

@@ -22,7 +22,7 @@ import click
 
 from bench.errors import InputError
 from bench.options import new_run_id
-from bench.results import environment_info, file_digest, finalize_records, write_run_json
+from bench.results import delivery, environment_info, file_digest, finalize_records, write_run_json
 from bench.route import Credentials, RouteConfig, credentials_from
 from bench.scenario import load_scenario, resolve_path
 from bench.secrets import redact, remember
@@ -216,8 +216,10 @@ def run(o: RunOptions) -> Path:
     finally:
         if target is not None:
             target.stop()
-    n = finalize_records(run_dir)
+    spool_warnings: list[str] = []
+    n = finalize_records(run_dir, spool_warnings)
     collector = _read_json(run_dir / "collector.json")
+    fields, delivery_warnings = delivery(collector, n)
     scenario_path = resolve_path(o.scenario)
     warmup = o.warmup if o.warmup is not None else min(seconds / 3, o.users / o.spawn_rate + 1.0)
     meta = {
@@ -229,12 +231,11 @@ def run(o: RunOptions) -> Path:
                  "arrival_rate": o.arrival_rate if o.load_mode == "open" else None, "arrival_dist": o.arrival_dist},
         "route": {"kind": o.route, "protocol": o.protocol, "playground": not o.persist, "chat_id": o.chat_id},
         "auth": o.auth, "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},
-        "records": n, "requests_sent": collector.get("sent"), "collector": collector,
-        "warnings": collector.get("warnings", []), "command": redact(" ".join(cmd)), **environment_info(),
+        **fields, "collector": collector,
+        "warnings": collector.get("warnings", []) + spool_warnings, "command": redact(" ".join(cmd)), **environment_info(),
     }
     meta["warnings"].extend(_calibration_warnings(Path(o.out), run_dir, o, seconds))
-    if collector.get("sent") is not None and collector.get("sent") != n:
-        meta["warnings"].append(f"{collector.get('sent')} requests sent but {n} records delivered")
+    meta["warnings"].extend(delivery_warnings)
     write_run_json(run_dir, meta)
     spool = run_dir / "records.spool"
     if (run_dir / "requests.parquet").is_file() and spool.is_file():

@@ -21,6 +21,7 @@ from geventhttpclient.response import HTTPParseError
 from bench.decode import StreamDecoder
 
 READ_SIZE = 256 * 1024
+HEAD_BYTES = 256  # of a body, kept in the record of a failed request
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Timeouts:
 class Outcome:
     """Everything observed about one request; filled as it happens, so a cancel keeps what was seen."""
 
-    t_start: int = 0
+    t_connect: int = 0  # a new connection's TCP (and TLS) handshake began; 0 when a kept-alive one was reused
+    t_start: int = 0  # just before the request bytes are written (after any handshake)
     t_headers: int = 0
     t_end: int = 0
     status: int = 0
@@ -47,6 +49,11 @@ class Outcome:
     decoder: StreamDecoder | None = None
     bytes_in: int = 0
     content_type: str = ""
+    head: bytes = b""  # the first bytes of the body, kept so a failure can show what came back
+
+    @property
+    def connect_ms(self) -> float | None:
+        return (self.t_start - self.t_connect) / 1e6 if self.t_connect and self.t_start else None
 
 
 def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
@@ -90,11 +97,32 @@ def _discard(resp) -> None:
             sock.close()
 
 
+def _connect(o: Outcome, client: HTTPClient) -> None:
+    """Open the connection before ``t_start`` when none is kept alive, so the handshake is timed
+    on its own (``connect_ms``) and never lands in TTFB or TTFC. The pool hands the same socket
+    to the request that follows."""
+    pool = client._connection_pool
+    if not pool._socket_queue.empty():
+        return  # a kept-alive connection (checked for liveness by the pool as it hands it out)
+    o.t_connect = monotonic_ns()
+    sock = pool.get_socket()
+    pool.return_socket(sock)
+
+
 def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, headers: dict[str, str],
                    timeouts: Timeouts, protocol: str = "auto") -> Outcome:
     """Send ``body`` to ``path`` and read the answer into ``o``. Never raises but ``GreenletExit``."""
     dec = o.decoder = StreamDecoder(protocol)
     now = monotonic_ns
+    try:
+        _connect(o, client)
+    except GreenletExit:
+        o.error, o.t_end = "cancelled", now()
+        raise
+    except (OSError, socket.timeout, TimeoutError) as exc:
+        o.t_start = o.t_end = now()
+        o.error, o.detail = "connect_error", f"{type(exc).__name__}: {exc}"[:300]
+        return o
     o.t_start = t0 = now()
     first_deadline = t0 + int(timeouts.first_chunk * 1e9)
     total_deadline = t0 + int(timeouts.total * 1e9)
@@ -106,8 +134,8 @@ def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, heade
     except (socket.timeout, TimeoutError):
         o.t_end = now()
         waited = (o.t_end - t0) / 1e9
-        # the client's network timeout is the first-chunk timeout; a shorter wait was the connect
-        o.error = "timeout_first_chunk" if waited >= timeouts.first_chunk * 0.99 else "connect_error"
+        # the connection is open (see _connect): a timeout here is the server not answering
+        o.error = "timeout_first_chunk" if waited >= timeouts.first_chunk * 0.99 or o.t_connect else "connect_error"
         o.detail = f"no response after {waited:.2f} s"
         return o
     except (OSError, HTTPParseError) as exc:
@@ -126,6 +154,7 @@ def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, heade
             o.t_end = now()
             o.error, o.detail = classify_http_error(o.status, raw)
             o.bytes_in = len(raw)
+            o.head = raw[:HEAD_BYTES]
             return o
         _read_body(o, resp, dec, timeouts, first_deadline, total_deadline)
     except GreenletExit:
@@ -136,36 +165,39 @@ def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, heade
 
 
 def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_deadline: int, total_deadline: int) -> None:
+    """The read loop. The stall clock runs from the last *content* part: keep-alive comments,
+    data parts or a byte-by-byte trickle between parts do not reset it."""
     now = monotonic_ns
     stamps = o.stamps
     buf = resp._body_buffer
     sock = resp._sock
     stall_ns = int(timeouts.stall * 1e9)
-    seen = False
+    last_part = 0  # time of the read that completed the latest content part; 0 before the first
     ts = o.t_headers
     if buf:  # body bytes that came with the headers
         data = bytes(buf)
         del buf[:]
         o.bytes_in += len(data)
+        o.head = data[:HEAD_BYTES]
         n = dec.feed(data)
         if n:
             stamps.append(ts)
             stamps.append(n)
-            seen = True
+            last_part = ts
     while not resp.message_complete and not dec.error:
         if sock is None:
             break
         t = now()
-        limit = min(t + stall_ns if seen else first_deadline, total_deadline) - t
+        limit = min(last_part + stall_ns if last_part else first_deadline, total_deadline) - t
         if limit <= 0:
-            o.error = "timeout_total" if t >= total_deadline else ("stall" if seen else "timeout_first_chunk")
+            o.error = "timeout_total" if t >= total_deadline else ("stall" if last_part else "timeout_first_chunk")
             break
         sock.settimeout(limit / 1e9)
         try:
             data = sock.recv(READ_SIZE)
         except (socket.timeout, TimeoutError):
             t = now()
-            o.error = "timeout_total" if t >= total_deadline - 1_000_000 else ("stall" if seen else "timeout_first_chunk")
+            o.error = "timeout_total" if t >= total_deadline - 1_000_000 else ("stall" if last_part else "timeout_first_chunk")
             break
         except OSError as exc:
             o.error, o.detail = "truncated", f"{type(exc).__name__}: {exc}"[:300]
@@ -183,22 +215,30 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
         if buf:
             chunk = bytes(buf)
             del buf[:]
+            if not o.head:
+                o.head = chunk[:HEAD_BYTES]
             n = dec.feed(chunk)
             if n:
                 stamps.append(ts)
                 stamps.append(n)
-                seen = True
+                last_part = ts
     o.t_end = ts if not o.error else now()
     if o.error:
         if o.error in ("stall", "timeout_first_chunk", "timeout_total") and not o.detail:
-            o.detail = "no chunk in time" if o.error != "timeout_total" else "the stream did not end in time"
+            o.detail = ("the stream did not end in time" if o.error == "timeout_total"
+                        else f"no content part for {timeouts.stall:g} s" if o.error == "stall" else "no content part in time")
         _discard(resp)
     else:
         if dec.error:
             if not resp.message_complete:
                 _discard(resp)
         else:
+            before = len(dec.texts)
             dec.finish()
+            n = len(dec.texts) - before
+            if n:  # a last line without its newline: timed at the read that ended the body
+                stamps.append(ts)
+                stamps.append(n)
         if dec.error:
             o.error, o.detail = dec.error, dec.error_detail
     if sock is not None and resp.message_complete:

@@ -9,9 +9,10 @@ waiting for a free user shows up in ``ttfc_sched_ms`` instead of disappearing.
 
 from __future__ import annotations
 
-import os
+import itertools
 import random
 import uuid
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 from time import monotonic_ns, time
 
@@ -21,7 +22,7 @@ from gevent.queue import Queue
 from geventhttpclient import HTTPClient
 from locust import User, constant, task
 
-from bench.records import RequestContext, build_row
+from bench.records import IDX, RequestContext, build_row
 from bench.stream import Outcome, stream_request
 
 STATE: dict = {"settings": None, "collector": None, "arrivals": None}
@@ -31,41 +32,92 @@ class StreamFailure(Exception):
     """Shown in Locust's failure table: the error class of METRICS.md."""
 
 
-def arrival_greenlet(queue: Queue, rate: float, dist: str, cv: float, rng: random.Random) -> None:
-    """Put intended start times (monotonic ns) on ``queue`` at ``rate`` per second, forever."""
-    due = monotonic_ns()
-    shape = 1.0 / (cv * cv) if cv > 0 else 1.0
-    while True:
-        if dist == "poisson":
-            gap = rng.expovariate(rate)
-        elif dist == "gamma":
-            gap = rng.gammavariate(shape, 1.0 / (rate * shape))
-        else:
-            gap = 1.0 / rate
-        due += int(gap * 1e9)
-        delay = (due - monotonic_ns()) / 1e9
-        if delay > 0:
-            gevent.sleep(delay)
-        queue.put(due)
+@dataclass(slots=True)
+class Arrival:
+    """One open-loop arrival: when it was due and what it is, drawn before anyone is free to send it,
+    so an arrival the run never sends still has a model and conversation in its record."""
+
+    due: int  # monotonic ns
+    seq: int
+    conversation: object
+    model: str
+
+
+class Arrivals:
+    """The open-loop schedule of one load-generating process, and every arrival it ever offered.
+
+    Each process draws its own times from a seed of its own (seed, worker index): processes that
+    shared one seed would send their arrivals in lock-step. Arrivals still queued when the run
+    ends become ``not_sent`` records: offered load that the generator could not send.
+    """
+
+    def __init__(self, settings, rate: float, rng: random.Random) -> None:
+        self.s = settings
+        self.rate = rate
+        self.rng = rng
+        self.queue: Queue = Queue()
+        self.offered = 0
+        self.greenlet = None
+
+    def start(self) -> None:
+        self.greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+            self.greenlet = None
+
+    def _run(self) -> None:
+        s, rng, rate = self.s, self.rng, self.rate
+        due = monotonic_ns()
+        shape = 1.0 / (s.arrival_cv * s.arrival_cv) if s.arrival_cv > 0 else 1.0
+        convs = s.scenario.conversations
+        weights = [c.weight for c in convs]
+        while True:
+            if s.arrival_dist == "poisson":
+                gap = rng.expovariate(rate)
+            elif s.arrival_dist == "gamma":
+                gap = rng.gammavariate(shape, 1.0 / (rate * shape))
+            else:
+                gap = 1.0 / rate
+            due += int(gap * 1e9)
+            conv = rng.choices(convs, weights=weights)[0]
+            model = rng.choices(s.models, weights=s.model_weights)[0]
+            delay = (due - monotonic_ns()) / 1e9
+            if delay > 0:
+                gevent.sleep(delay)
+            self.offered += 1
+            self.queue.put(Arrival(due, self.offered, conv, model))
+
+    def drain(self) -> list[Arrival]:
+        """Arrivals nobody took: called once the users have stopped."""
+        out = []
+        while not self.queue.empty():
+            out.append(self.queue.get_nowait())
+        return out
 
 
 class ChatUser(User):
     """Replays the scenario's conversations against the route and records every request."""
 
     wait_time = constant(0)  # think time lives inside the conversation, between turns
+    _index = itertools.count()  # users of this process in the order Locust started them
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
         s = STATE["settings"]
         self.s = s
         self.collector = STATE["collector"]
-        self.rng = random.Random(f"{s.seed}:{os.getpid()}:{id(self)}")
+        # the same seed, worker and user index give the same conversations, models and think times
+        self.index = next(ChatUser._index)
+        worker = getattr(environment.runner, "worker_index", 0) if environment.runner is not None else 0
+        self.rng = random.Random(f"{s.seed}:{max(worker, 0)}:{self.index}")
+        self._tokens: dict[str, int] = {}  # prompt token counts of user messages, with a tokenizer
         self.client = HTTPClient.from_url(
             self.host, concurrency=1, connection_timeout=s.timeouts.connect,
             network_timeout=s.timeouts.first_chunk, insecure=False,
         )
         self.base_path = urlsplit(self.host).path.rstrip("/")  # a deployment mounted under a prefix
-        self._prefix = uuid.uuid4().hex[:8]
         self._n = 0
         self.user_id = id(self) & 0xFFFFFF
 
@@ -79,35 +131,55 @@ class ChatUser(User):
     @task
     def conversation(self) -> None:
         s = self.s
-        conv = self.rng.choices(s.scenario.conversations, weights=[c.weight for c in s.scenario.conversations])[0]
-        model = self.rng.choices(s.models, weights=s.model_weights)[0]
+        arrival: Arrival | None = None
+        if s.load_mode == "open":
+            arrival = STATE["arrivals"].queue.get()
+            conv, model = arrival.conversation, arrival.model
+        else:
+            conv = self.rng.choices(s.scenario.conversations, weights=[c.weight for c in s.scenario.conversations])[0]
+            model = self.rng.choices(s.models, weights=s.model_weights)[0]
         conv_id = uuid.uuid4().hex[:12]
         history: list[dict[str, str]] = []
+        tokens: list[int] = []
         last_reply = 0
         for turn_no, turn in enumerate(conv.turns):
-            if turn_no == 0 and s.load_mode == "open":
-                t_intended = STATE["arrivals"].get()
+            if arrival is not None and turn_no == 0:
+                t_intended = arrival.due
+            elif turn_no > 0:
+                think = s.scenario.think(self.rng, last_reply, len(turn.user))
+                # intended: when thinking ends, whatever the generator does; a late wake-up shows in ttfc_sched_ms
+                t_intended = monotonic_ns() + int(think * 1e9)
+                if think > 0:
+                    gevent.sleep(think)
             else:
-                if turn_no > 0:
-                    think = s.scenario.think(self.rng, last_reply, len(turn.user))
-                    if think > 0:
-                        gevent.sleep(think)
                 t_intended = monotonic_ns()
             history.append({"role": "user", "content": turn.user})
-            reply, ok = self._send(model, history, conv, conv_id, turn_no, t_intended)
+            if s.count_tokens is not None:
+                tokens.append(self._count(turn.user))
+            reply, reply_tokens, ok = self._send(model, history, tokens, conv, conv_id, turn_no, t_intended)
             if reply:
                 history.append({"role": "assistant", "content": reply})
+                if s.count_tokens is not None:
+                    tokens.append(reply_tokens if reply_tokens is not None else s.count_tokens(reply))
                 last_reply = len(reply)
             else:
                 history.pop()
+                if tokens:
+                    tokens.pop()
                 last_reply = 0
             if not ok and s.on_error == "next-conversation":
                 return
 
-    def _send(self, model, history, conv, conv_id, turn_no, t_intended) -> tuple[str, bool]:
+    def _count(self, text: str) -> int:
+        n = self._tokens.get(text)
+        if n is None:
+            n = self._tokens[text] = self.s.count_tokens(text)
+        return n
+
+    def _send(self, model, history, tokens, conv, conv_id, turn_no, t_intended) -> tuple[str, int | None, bool]:
         s = self.s
         self._n += 1
-        rid = f"{self._prefix}-{self._n}"
+        rid = str(uuid.uuid4())  # servers such as llama.cpp's refuse an X-Request-ID that is not a UUID
         body = s.route.body(model, history)
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
         headers.update(s.credentials.headers())
@@ -115,26 +187,27 @@ class ChatUser(User):
             run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
             conversation_id=conv_id, conversation=conv.name, turn=turn_no, model=model, tags=",".join(conv.tags),
             t_intended=t_intended, t_wall_start=time(), prompt_chars=sum(len(m["content"]) for m in history),
-            prompt_messages=len(history), protocol=s.protocol,
+            prompt_messages=len(history), protocol=s.protocol, prompt_tokens=sum(tokens) if tokens else None,
         )
         o = Outcome()
-        self.collector.sent += 1
+        self.collector.count_sent()
         try:
             stream_request(o, self.client, self.base_path + s.route.path(model), body, headers, s.timeouts, s.protocol)
         except GreenletExit:
             self._record(o, ctx)
             raise
-        self._record(o, ctx)
-        return (o.decoder.text if o.decoder is not None else ""), o.error is None
+        row = self._record(o, ctx)
+        reply_tokens = row[IDX["output_tokens"]] if str(row[IDX["token_source"]]).startswith("tokenizer:") else None
+        return (o.decoder.text if o.decoder is not None else ""), reply_tokens, o.error is None
 
-    def _record(self, o: Outcome, ctx: RequestContext) -> None:
+    def _record(self, o: Outcome, ctx: RequestContext) -> list:
         if o.error is None and o.decoder is not None and not o.decoder.texts:
             o.error, o.detail = "truncated", "the stream ended with no content part"
         row = build_row(o, ctx, self.s.count_tokens)
         failed = o.error is not None
         self.collector.add(row, failed and o.error != "cancelled")
         if o.error == "cancelled":
-            return  # cut off by the run's end: kept in the records, not a failure of the target
+            return row  # cut off by the run's end: kept in the records, not a failure of the target
         fire = self.environment.events.request.fire
         e2e = (o.t_end - o.t_start) / 1e6 if o.t_end else 0.0
         fire(request_type="CHAT", name=ctx.model, response_time=e2e, response_length=o.bytes_in,
@@ -142,3 +215,4 @@ class ChatUser(User):
         if o.stamps:
             fire(request_type="TTFC", name=ctx.model, response_time=(o.stamps[0] - o.t_start) / 1e6,
                  response_length=0, exception=None, context={})
+        return row
