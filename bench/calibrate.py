@@ -54,6 +54,9 @@ class Level:
     span_err_p99: float | None
     requests: int
     errors: int
+    lag_p50: float | None = None  # the run's own uncertainty estimate (bench.timing), to hold against the real error
+    lag_p99: float | None = None
+    uncertainty: float | None = None  # what the run states as its uncertainty: lag p99.9
 
 
 def _truth(url: str) -> pd.DataFrame:
@@ -91,7 +94,10 @@ def measure_level(url: str, streams: int, seconds: float, workdir: Path, env: di
     span_err = (client_span - server_span).abs()
     window = max(1e-9, (ok["t_wall_start"] + ok["e2e_ms"] / 1000).max() - ok["t_wall_start"].min()) if len(ok) else 1.0
     p = lambda s, q: float(np.percentile(s, q)) if len(s) else None  # noqa: E731
-    return Level(streams=streams, parts_per_s=float(ok["chunks"].sum() / window), requests_per_s=len(ok) / window,
+    from bench.timing import uncertainty
+
+    unc = uncertainty(run_dir, t0 + skip_s) or {}
+    return Level(lag_p50=unc.get("lag_p50_ms"), lag_p99=unc.get("lag_p99_ms"), uncertainty=unc.get("uncertainty_ms"),streams=streams, parts_per_s=float(ok["chunks"].sum() / window), requests_per_s=len(ok) / window,
                  cpu_p50=col.get("cpu_p50"), cpu_max=col.get("cpu_max"), err_p50=p(err, 50), err_p99=p(err, 99),
                  err_max=float(err.max()) if len(err) else None, span_err_p50=p(span_err, 50), span_err_p99=p(span_err, 99),
                  requests=int(len(df)), errors=int(df["error"].notna().sum()))
@@ -127,18 +133,24 @@ def calibrate(out: Path, streams: list[int], seconds: float, interval_ms: float,
             levels.append(lv)
             echo(f"{n:>5} streams: {lv.parts_per_s:>8,.0f} parts/s  CPU p50 {lv.cpu_p50 or 0:3.0f}%  "
                  f"TTFC error p50 {lv.err_p50 or float('nan'):.2f} ms  p99 {lv.err_p99 or float('nan'):.2f} ms  "
-                 f"max {lv.err_max or float('nan'):.1f} ms  ({time.monotonic() - t:.0f} s)")
+                 f"max {lv.err_max or float('nan'):.1f} ms  | run's own uncertainty {lv.uncertainty or float('nan'):.2f} ms  "
+                 f"({time.monotonic() - t:.0f} s)")
     v = verdict(levels, bound_ms)
     result = {"levels": [lv.__dict__ for lv in levels], "verdict": v, "interval_ms": interval_ms, "parts": parts,
               "seconds": seconds, "pinned": pin_gen is not None, **environment_info()}
     (cal_dir / "calibration.json").write_text(json.dumps(result, indent=2))
     _chart(levels, cal_dir)
-    md = ["| streams | parts/s | req/s | CPU p50 | TTFC err p50 | p99 | max | span err p99 | errors |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for lv in levels:
-        md.append(f"| {lv.streams} | {lv.parts_per_s:,.0f} | {lv.requests_per_s:,.1f} | {lv.cpu_p50 or 0:.0f}% | {lv.err_p50:.2f} | "
-                  f"{lv.err_p99:.2f} | {lv.err_max:.1f} | {lv.span_err_p99:.2f} | {lv.errors} |")
+    md = ["| streams | parts/s | req/s | CPU p50 | TTFC err p50 | p99 | max | span err p99 | run's stated uncertainty | errors |",
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for lv in levels:  # a level with no success has no errors to show: "–", not a crash on None
+        md.append(f"| {lv.streams} | {lv.parts_per_s:,.0f} | {lv.requests_per_s:,.1f} | {lv.cpu_p50 or 0:.0f}% | {_num(lv.err_p50, 2)} | "
+                  f"{_num(lv.err_p99, 2)} | {_num(lv.err_max, 1)} | {_num(lv.span_err_p99, 2)} | {_num(lv.uncertainty, 2)} | {lv.errors} |")
     (cal_dir / "calibration.md").write_text("\n".join(md) + f"\n\n**Verdict:** {v['text']}.\n")
     return cal_dir
+
+
+def _num(v: float | None, digits: int) -> str:
+    return "–" if v is None or v != v else f"{v:.{digits}f}"
 
 
 def _chart(levels: list[Level], out: Path) -> None:

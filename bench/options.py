@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.errors import InputError
 from bench.route import Credentials, RouteConfig, credentials_from
 from bench.scenario import Scenario, load_scenario
+from bench.secrets import refuse_url_credentials
 from bench.stream import Timeouts
 
 
@@ -85,6 +86,7 @@ def new_run_id() -> str:
 
 def settings_from(opts) -> Settings:
     """Validate everything before any load: scenario, models, credentials, timeouts."""
+    refuse_url_credentials(getattr(opts, "host", None))
     scenario = load_scenario(opts.scenario)
     if opts.models:
         models = [m.strip() for m in opts.models.split(",") if m.strip()]

@@ -156,7 +156,8 @@ def markdown(summary: dict) -> str:
         out += ["", "Still waiting for a first chunk at the end (counted against TTFC SLOs when past the bound): " + ", ".join(
             f"{m.split('/')[-1]} {n} (longest {summary['models'][m]['longest_wait_ms'] / 1000:.1f} s)" for m, n in waiting.items())]
     if summary.get("timing"):
-        out += ["", f"Timing uncertainty (generator scheduling lag, p99): {summary['timing']['lag_p99_ms']:.2f} ms."]
+        t = summary["timing"]
+        out += ["", f"Timing uncertainty of this run: {t['uncertainty_ms']:.2f} ms (p99.9 of the generator's scheduling lag; p99 {t['lag_p99_ms']:.2f} ms)."]
     if summary.get("offered"):
         out += ["", f"Open loop: offered {summary['offered']}, sent {summary['offered'] - summary['not_sent']}."]
     out += ["", f"Times in ms; warm-up of {summary['warmup_s']:.0f} s excluded. Definitions: docs/METRICS.md."]

@@ -25,7 +25,7 @@ from bench.options import new_run_id
 from bench.results import delivery, environment_info, file_digest, finalize_records, write_run_json
 from bench.route import Credentials, RouteConfig, credentials_from
 from bench.scenario import load_scenario, resolve_path
-from bench.secrets import redact, remember
+from bench.secrets import redact, refuse_url_credentials, remember
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -110,6 +110,7 @@ def _validate(o: RunOptions) -> tuple[float, list[str]]:
             raise InputError(f"the embedded target has no profile for {', '.join(unknown)} (add them with --target-profiles)")
     if o.host and not re.match(r"^https?://[^/\s]+", o.host):
         raise InputError(f"--host {o.host!r}: expected http(s)://host[:port]")
+    refuse_url_credentials(o.host)
     return seconds, models
 
 

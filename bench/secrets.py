@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.errors import InputError
 
@@ -41,3 +42,14 @@ def redact(text: str) -> str:
         if s and s in text:
             text = text.replace(s, "***")
     return text
+
+
+def refuse_url_credentials(host: str | None) -> None:
+    """Credentials in the URL would land in run.json, logs and ``ps``: refuse them, without echoing them."""
+    if host:
+        parts = urlsplit(host)
+        if parts.username is not None or parts.password is not None:
+            safe = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
+            raise InputError(f"--host {safe}: credentials in the URL are refused (they would be written to run.json and "
+                             "shown in process listings); use BENCH_TOKEN / --token-file, BENCH_COOKIE / --cookie-file "
+                             "or BENCH_JWT_SECRET / --jwt-secret-file")

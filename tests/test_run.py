@@ -184,3 +184,7 @@ def test_tokenizer_counts_tokens_in_a_run(tmp_path):
     assert len(ok) and (ok["token_source"] == "tokenizer:words").all()
     # full stops are tokens of their own, so the tokenizer counts more than the parts (the exact count is test_stream's)
     assert ok["output_tokens"].sum() > ok["chunks"].sum() and (ok["output_tokens"] != ok["chunks"]).mean() > 0.5
+    # the prompt is counted too: every message of the history, so it grows turn by turn
+    assert ok["prompt_tokens"].notna().all() and (ok["prompt_tokens"] > 0).all()
+    grew = [g.sort_values("turn")["prompt_tokens"].is_monotonic_increasing for _, g in ok.groupby("conversation_id") if len(g) > 1]
+    assert grew and all(grew)

@@ -107,6 +107,10 @@ class Framer:
     def malformed(self) -> bytes:
         return self._wrap(b'0:"unterminated')
 
+    def padding(self) -> bytes:
+        """Bytes without content: a keep-alive comment in SSE, a data part in the AI SDK stream."""
+        return b": keep-alive\n\n" if self.sse else b'2:[{"progress":"thinking"}]\n'
+
     def finish(self, prompt_tokens: int, tokens: int) -> bytes:
         if not self.finish_part:
             return b""
@@ -352,6 +356,25 @@ class Target:
         finally:
             engine.release()
 
+    async def _stall(self, resp, framer: "Framer", faults: FaultPlan) -> None:
+        """A silence between content parts, bare or padded with bytes that carry no content
+        (data parts, keep-alive comments, a part trickled byte by byte): a client must time the
+        stall from the last content part, not from the last byte."""
+        end = time.monotonic() + faults.stall_s
+        if faults.trickle_s:
+            data = framer.text(" trickled")
+            for k in range(len(data)):
+                if k == len(data) - 1:  # the last byte completes the part: only after the stall
+                    await asyncio.sleep(max(0.0, end - time.monotonic()))
+                else:
+                    await asyncio.sleep(min(faults.trickle_s, max(0.0, end - time.monotonic())))
+                await resp.write(data[k:k + 1])
+            return
+        while faults.pad_s and time.monotonic() + faults.pad_s < end:
+            await asyncio.sleep(faults.pad_s)
+            await resp.write(framer.padding())
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+
     async def _write_parts(self, request, resp, truth, plan, faults, framer, engine, rng) -> str:
         if faults.garbage:
             await resp.write(b"<html><body>502 Bad Gateway</body></html>\n")
@@ -373,7 +396,7 @@ class Target:
             truth.tokens += ntok
             done = i + 1
             if faults.stall_s and i == 0:
-                await asyncio.sleep(faults.stall_s)
+                await self._stall(resp, framer, faults)
             if faults.drop_after is not None and done >= faults.drop_after:
                 request.transport.close()  # no closing zero-length chunk: the body is cut off
                 return "dropped"

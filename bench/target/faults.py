@@ -20,6 +20,8 @@ FAULT_KINDS: dict[str, tuple[float, str]] = {
     "500": (0.0, "answer 500 with the route's JSON error before streaming"),
     "429": (1.0, "answer 429 with Retry-After (parameter: seconds)"),
     "stall": (2.0, "pause mid-stream for N seconds (after the first part)"),
+    "pad": (0.1, "during a stall, send padding every N seconds: a data part 2:[...] (AI SDK), a keep-alive comment (SSE)"),
+    "trickle": (0.1, "during a stall, send the next part one byte every N seconds"),
     "drop": (3.0, "drop the connection after N parts, without the closing chunk"),
     "malformed": (2.0, "send a malformed part after N parts"),
     "garbage": (0.0, "answer with bytes that are not the protocol"),
@@ -39,6 +41,8 @@ class FaultPlan:
     status: int | None = None
     retry_after: float = 1.0
     stall_s: float | None = None
+    pad_s: float | None = None
+    trickle_s: float | None = None
     drop_after: int | None = None
     malformed_after: int | None = None
     garbage: bool = False
@@ -61,6 +65,10 @@ class FaultPlan:
             self.status, self.retry_after = 429, v
         elif name == "stall":
             self.stall_s = v
+        elif name == "pad":
+            self.pad_s = v
+        elif name == "trickle":
+            self.trickle_s = v
         elif name == "drop":
             self.drop_after = int(v)
         elif name == "malformed":
