@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from bench.decode import PROTOCOLS
 from bench.errors import InputError
 from bench.secrets import read_secret
 
@@ -44,8 +45,9 @@ def main() -> None:
 @main.command(context_settings={"max_content_width": 100})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind; 0 picks a free one.")
-@click.option("--flavor", type=click.Choice(["deployed", "documented"]), default="deployed", show_default=True,
-              help="Behave as the deployed route (text/plain, cookie sessions) or as its public doc (text/event-stream).")
+@click.option("--flavor", type=click.Choice(["deployed", "documented", "ui-stream"]), default="deployed", show_default=True,
+              help="Behave as the deployed route (text/plain AI SDK 4 data stream), as its public doc (text/event-stream), "
+                   "or as the app on AI SDK 5 (ui-stream: the UI message stream, with keep-alive comments).")
 @click.option("--content-type", type=click.Choice(["plain", "event-stream"]), default=None,
               help="Override the stream's content type (default follows --flavor).")
 @click.option("--framing", type=click.Choice(["aisdk", "sse"]), default="aisdk", show_default=True,
@@ -61,8 +63,10 @@ def main() -> None:
 @click.option("--truth-file", type=click.Path(dir_okay=False), default=None,
               help="Write the server's per-request truth here (JSON lines) when it stops.")
 @click.option("--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=int, help="Larger bodies get 413.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, help="Serve HTTPS: PEM certificate (chain).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None, help="Serve HTTPS: PEM private key.")
 def target(host, port, flavor, content_type, framing, finish_part, profiles_path, seed, faults, no_auth,
-           jwt_secret_file, truth_file, max_body_bytes) -> None:
+           jwt_secret_file, truth_file, max_body_bytes, tls_cert, tls_key) -> None:
     """Serve the reference target: the chat route, exactly, on a simulated inference engine.
 
     \b
@@ -91,7 +95,9 @@ def target(host, port, flavor, content_type, framing, finish_part, profiles_path
     load_profiles(profiles_path)
     cfg = TargetConfig(flavor=flavor, content_type=content_type, framing=framing, finish_part=finish_part, auth=auth,
                        profiles_path=profiles_path, seed=seed, faults=faults, max_body_bytes=max_body_bytes)
-    serve(cfg, host=host, port=port, truth_file=truth_file)
+    if bool(tls_cert) != bool(tls_key):
+        raise InputError("--tls-cert and --tls-key go together")
+    serve(cfg, host=host, port=port, truth_file=truth_file, tls=(tls_cert, tls_key) if tls_cert else None)
 
 
 def _append_fault_help() -> None:
@@ -127,7 +133,7 @@ def _run_options(f):
         click.option("--jwt-secret-file", type=click.Path(dir_okay=False), default=None, help="File holding the HS256 secret."),
         click.option("--cookie-file", type=click.Path(dir_okay=False), default=None, help="File holding the session cookie."),
         click.option("--route", type=click.Choice(["neptun", "openai"]), default="neptun", show_default=True, help="neptun: the chat route; openai: /v1/chat/completions."),
-        click.option("--protocol", type=click.Choice(["auto", "aisdk", "sse", "openai"]), default="auto", show_default=True, help="Stream format; auto detects it."),
+        click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="auto", show_default=True, help="Stream format: aisdk (v4 data stream), sse (its parts in SSE), ui (AI SDK 5 UI message stream), openai; auto detects it."),
         click.option("--persist", is_flag=True, help="Let the deployment store the chats (default: playground mode, nothing stored)."),
         click.option("--chat-id", default=-1, show_default=True, type=int, help="chat_id to send (a real chat's id with --persist)."),
         click.option("--first-chunk-timeout", default=60.0, show_default=True, type=float),
@@ -136,6 +142,8 @@ def _run_options(f):
         click.option("--target-profiles", type=click.Path(dir_okay=False), default=None, help="Embedded target: model profile YAML."),
         click.option("--target-seed", default=0, show_default=True, type=int, help="Embedded target: seed."),
         click.option("--target-faults", default=None, help='Embedded target: fault shares, e.g. "500=0.01,stall=0.01:2".'),
+        click.option("--target-flavor", type=click.Choice(["deployed", "documented", "ui-stream"]), default="deployed", show_default=True,
+                     help="Embedded target: the AI SDK 4 data stream as deployed or as documented, or the AI SDK 5 UI message stream."),
         click.option("--warmup", default=None, type=float, help="Seconds excluded from headline numbers (default: the ramp-up)."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed for conversation and model choice and think times."),
         click.option("--tokenizer", type=click.Path(dir_okay=False), default=None,
@@ -153,7 +161,8 @@ def _run_options(f):
 @_run_options
 def run(host, users, spawn_rate, duration, scenario, models, out, processes, load_mode, arrival_rate, arrival_dist, auth,
         token_file, jwt_secret_file, cookie_file, route, protocol, persist, chat_id, first_chunk_timeout, stall_timeout,
-        total_timeout, target_profiles, target_seed, target_faults, warmup, seed, tokenizer, no_report, fail_on_slo, quiet) -> None:
+        total_timeout, target_profiles, target_seed, target_faults, target_flavor, warmup, seed, tokenizer, no_report, fail_on_slo,
+        quiet) -> None:
     """Run a benchmark and report it.
 
     Without --host the embedded reference target is started on a free loopback port, so this
@@ -175,7 +184,8 @@ def run(host, users, spawn_rate, duration, scenario, models, out, processes, loa
                    token_file=token_file, jwt_secret_file=jwt_secret_file, cookie_file=cookie_file, route=route,
                    protocol=protocol, persist=persist, chat_id=chat_id, first_chunk_timeout=first_chunk_timeout,
                    stall_timeout=stall_timeout, total_timeout=total_timeout, target_profiles=target_profiles,
-                   target_seed=target_seed, target_faults=target_faults, warmup=warmup, seed=seed, tokenizer=tokenizer, quiet=quiet)
+                   target_seed=target_seed, target_faults=target_faults, target_flavor=target_flavor, warmup=warmup, seed=seed,
+                   tokenizer=tokenizer, quiet=quiet)
     run_dir = do_run(o)
     click.echo(f"records: {run_dir / 'requests.parquet'}")
     if no_report:

@@ -1,9 +1,11 @@
 """Incremental decoders for the streams a chat route sends, safe under any split of the bytes.
 
-Three framings reach us: the route's AI SDK data stream (``0:"text"\\n`` lines, either content
-type), the same parts inside SSE ``data:`` events, and OpenAI chat-completion chunks over SSE.
-``StreamDecoder`` detects which from the first line unless told. Lines are split on the raw
-``\\n`` byte before any UTF-8 decoding, so a character spread over two reads is never cut.
+Four framings reach us: the route's AI SDK 4 data stream (``0:"text"\\n`` lines, either content
+type), the same parts inside SSE ``data:`` events, the AI SDK 5 UI message stream (SSE events
+``{"type":"text-delta","delta":...}``, header ``x-vercel-ai-ui-message-stream: v1``), and OpenAI
+chat-completion chunks over SSE. ``StreamDecoder`` detects which from the bytes unless told, and
+says what it found in ``detected``. Lines are split on the raw ``\\n`` byte before any UTF-8
+decoding, so a character spread over two reads is never cut.
 
 The decoder never raises on bad input: it sets ``error`` to an error class of METRICS.md
 (``decode_error`` or ``stream_error``) and the caller stops reading. That keeps the hot loop
@@ -15,7 +17,10 @@ from __future__ import annotations
 import json
 import re
 
-PROTOCOLS = ("auto", "aisdk", "sse", "openai")
+PROTOCOLS = ("auto", "aisdk", "sse", "openai", "ui")
+# UI message stream parts that carry no reply text: accepted and passed over (and any type not known yet)
+_UI_TERMINAL = {"finish"}
+_UI_FAILED = {"error", "abort"}
 _AISDK_LINE = re.compile(rb"^[0-9a-z]:")
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _THINK, _END_THINK = "<think>", "</think>"
@@ -30,7 +35,7 @@ class StreamDecoder:
 
     __slots__ = (
         "protocol", "texts", "reasoning_parts", "usage_prompt", "usage_completion", "error", "error_detail",
-        "done", "first_visible", "_buf", "_sse", "_data", "_pre", "saw_openai",
+        "done", "first_visible", "_buf", "_sse", "_data", "_pre", "saw_openai", "detected",
     )
 
     def __init__(self, protocol: str = "auto") -> None:
@@ -45,9 +50,10 @@ class StreamDecoder:
         self.error_detail = ""
         self.done = False  # a terminal part ([DONE]) was seen
         self.first_visible: int | None = None  # index in ``texts`` of the first visible part
-        self.saw_openai = protocol == "openai"
+        self.saw_openai = protocol in ("openai", "ui")  # a protocol with a terminal part: without it, truncated
+        self.detected = {"aisdk": "aisdk-data", "sse": "aisdk-data-sse", "openai": "openai", "ui": "ui-message-stream"}.get(protocol, "")
         self._buf = bytearray()
-        self._sse = protocol in ("sse", "openai")
+        self._sse = protocol in ("sse", "openai", "ui")
         self._data: list[bytes] = []
         self._pre = ""
 
@@ -124,7 +130,8 @@ class StreamDecoder:
         if self._sse and self._data:
             self._dispatch()
         if self.saw_openai and not self.done and not self.error:
-            self._fail("truncated", "the stream ended without data: [DONE]")
+            end = "a finish part or data: [DONE]" if self.detected == "ui-message-stream" else "a finish_reason or data: [DONE]"
+            self._fail("truncated", f"the stream ended without {end}")
         return self.error
 
     @property
@@ -160,6 +167,8 @@ class StreamDecoder:
             self._sse = True
             self._sse_line(line)
             return
+        if not self.detected:
+            self.detected = "aisdk-data"
         if not _AISDK_LINE.match(line):
             self._fail("decode_error", f"not an AI SDK data-stream line: {line[:60]!r}")
             return
@@ -209,13 +218,15 @@ class StreamDecoder:
             self.done = True
             return
         if payload[:1] == b"{":
-            self._openai_chunk(payload)
+            self._json_event(payload)
         elif _AISDK_LINE.match(payload):
+            if not self.detected:
+                self.detected = "aisdk-data-sse"
             self._aisdk_part(payload[:1], payload[2:])
         else:
             self._fail("decode_error", f"unknown SSE payload {payload[:60]!r}")
 
-    def _openai_chunk(self, payload: bytes) -> None:
+    def _json_event(self, payload: bytes) -> None:
         try:
             obj = json.loads(payload)
         except ValueError:
@@ -224,7 +235,40 @@ class StreamDecoder:
         if not isinstance(obj, dict):
             self._fail("decode_error", "chunk is not a JSON object")
             return
+        kind = obj.get("type")
+        if isinstance(kind, str) and "choices" not in obj and self.detected != "openai":
+            self._ui_part(kind, obj)
+        else:
+            self._openai_chunk(obj)
+
+    def _ui_part(self, kind: str, obj: dict) -> None:
+        """One part of the AI SDK 5 UI message stream."""
+        self.saw_openai = True  # it ends with a finish part or [DONE]; without either it was cut off
+        self.detected = "ui-message-stream"
+        if kind == "text-delta" or kind == "reasoning-delta":
+            delta = obj.get("delta")
+            if not isinstance(delta, str):
+                self._fail("decode_error", f"{kind} part without a string delta")
+            elif delta:
+                self._text(delta, reasoning=kind == "reasoning-delta")
+        elif kind in _UI_FAILED:
+            text = obj.get("errorText") or obj.get("reason") or kind
+            self._fail("stream_error", f"{kind} part: {str(text)[:200]}")
+        elif kind in _UI_TERMINAL:
+            self.done = True
+            meta = obj.get("messageMetadata")
+            usage = meta.get("usage") if isinstance(meta, dict) else None
+            if isinstance(usage, dict):  # an app may put the SDK's usage into the message metadata
+                if isinstance(usage.get("outputTokens"), int):
+                    self.usage_completion = usage["outputTokens"]
+                if isinstance(usage.get("inputTokens"), int):
+                    self.usage_prompt = usage["inputTokens"]
+        # start, start-step, text-start/-end, reasoning-start/-end, finish-step, source-*, file, data-*,
+        # tool-*, message-metadata and any part type added later carry no reply text
+
+    def _openai_chunk(self, obj: dict) -> None:
         self.saw_openai = True
+        self.detected = "openai"
         if "error" in obj:
             err = obj["error"]
             self._fail("stream_error", str(err.get("message", err) if isinstance(err, dict) else err)[:200])
@@ -236,6 +280,8 @@ class StreamDecoder:
             if isinstance(usage.get("prompt_tokens"), int):
                 self.usage_prompt = usage["prompt_tokens"]
         for choice in obj.get("choices") or ():
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                self.done = True  # a proper end even where a server sends no [DONE] (usage may still follow)
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
                 continue

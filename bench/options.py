@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.decode import PROTOCOLS
 from bench.errors import InputError
 from bench.route import Credentials, RouteConfig, credentials_from
 from bench.scenario import Scenario, load_scenario
@@ -26,7 +27,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--results-dir", default="", help="Run folder for records (default results/<run-id>)")
     g.add_argument("--run-id", default="", help="Run id (default: time-stamped)")
     g.add_argument("--route", choices=["neptun", "openai"], default="neptun", help="Route protocol (default neptun)")
-    g.add_argument("--protocol", choices=["auto", "aisdk", "sse", "openai"], default="auto", help="Stream decoding (default: detect)")
+    g.add_argument("--protocol", choices=list(PROTOCOLS), default="auto", help="Stream decoding: aisdk, sse, ui (AI SDK 5 UI message stream), openai (default: detect)")
     g.add_argument("--auth", choices=["auto", "none", "bearer", "jwt", "cookie"], default="auto",
                    help="Credentials: bearer token (BENCH_TOKEN/--token-file), JWT minted from a secret "
                         "(BENCH_JWT_SECRET/--jwt-secret-file), session cookie (BENCH_COOKIE/--cookie-file)")

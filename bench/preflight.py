@@ -1,15 +1,18 @@
-"""One request per model before any load: is the host there, are the credentials good, do the models exist?
+"""One request per model before any load: is the host there, are the credentials good, do the
+models exist, and does the stream decode into at least one content part?
 
 httpx is right here: a handful of control-plane calls, where its clear errors matter and its
-per-part cost does not. Only the status and headers are read; the stream is closed at once.
+per-part cost does not. The body is read only until the first content part, then closed.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 
+from bench.decode import StreamDecoder
 from bench.errors import PreflightError
 from bench.route import Credentials, RouteConfig
 from bench.stream import classify_http_error
@@ -17,19 +20,23 @@ from bench.stream import classify_http_error
 _PROBE = [{"role": "user", "content": "Reply with the single word: ok"}]
 
 
-def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentials, timeout: float = 15.0) -> None:
+def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentials, timeout: float = 15.0,
+              protocol: str = "auto") -> dict[str, str]:
+    """Raises PreflightError with one line when a model cannot be load-tested; returns, per model,
+    the stream format it answered in."""
     base = host.rstrip("/")
+    found: dict[str, str] = {}
     try:
         with httpx.Client(timeout=timeout, trust_env=False) as client:
-            for i, model in enumerate(models):
-                headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": f"preflight-{i}"}
+            for model in models:
+                headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": str(uuid.uuid4())}
                 headers.update(creds.headers())
                 with client.stream("POST", base + route.path(model), content=route.body(model, _PROBE), headers=headers) as resp:
-                    if resp.status_code < 300:
-                        continue
-                    body = resp.read()
-                    cls, detail = classify_http_error(resp.status_code, body)
-                    raise PreflightError(_message(host, model, cls, resp.status_code, detail, body))
+                    if resp.status_code >= 300:
+                        body = resp.read()
+                        cls, detail = classify_http_error(resp.status_code, body)
+                        raise PreflightError(_message(host, model, cls, resp.status_code, detail, body))
+                    found[model] = _first_part(host, model, resp, protocol)
     except httpx.ConnectError as exc:
         raise PreflightError(f"cannot connect to {host}: {exc}; no load was sent") from None
     except httpx.TimeoutException:
@@ -38,6 +45,30 @@ def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentia
         raise PreflightError(f"{host} does not speak HTTP as expected ({exc}); no load was sent") from None
     except httpx.TransportError as exc:  # reset or closed mid-request: not an HTTP server we can use
         raise PreflightError(f"{host} does not answer HTTP requests ({type(exc).__name__}: {exc}); no load was sent") from None
+    return found
+
+
+def _first_part(host: str, model: str, resp: httpx.Response, protocol: str) -> str:
+    """Read until the decoder yields one content part; a stream that never does stops the run here."""
+    dec = StreamDecoder(protocol)
+    head = b""
+    ctype = resp.headers.get("content-type", "?")
+    if resp.headers.get("x-vercel-ai-ui-message-stream"):
+        dec.detected = "ui-message-stream"
+    for data in resp.iter_raw():
+        if len(head) < 200:
+            head += data[: 200 - len(head)]
+        if dec.feed(data) or dec.error:
+            break
+    else:
+        dec.finish()
+    if dec.texts:
+        return dec.detected or protocol
+    why = f"{dec.error}: {dec.error_detail}" if dec.error else "no content part"
+    shown = head.decode("utf-8", "replace").replace("\n", "\\n")[:120]
+    raise PreflightError(f"{resp.status_code} from {host} for model {model!r}, but its stream did not decode ({why}; "
+                         f"content-type {ctype}; it began {shown!r}): is --protocol right (auto, aisdk, sse, ui, openai)? "
+                         "no load was sent")
 
 
 def _message(host: str, model: str, cls: str, status: int, detail: str, body: bytes) -> str:
@@ -47,9 +78,15 @@ def _message(host: str, model: str, cls: str, status: int, detail: str, body: by
         return f"{status} from {host}: model {model!r} does not exist there ({detail}); no load was sent"
     if cls == "retired_model":
         return f"{status} from {host}: model {model!r} is retired ('Service not available anymore.'); no load was sent"
+    if 400 <= status < 500 and not body.strip():
+        return (f"{status} with an empty body from {host} for model {model!r}: the server gave no reason; it may reject a "
+                "header (X-Request-ID, Authorization, Accept-Encoding) or a body field (model, messages, stream, "
+                "stream_options); no load was sent")
     try:
         json.loads(body)
     except ValueError:
         if status == 404:
             return f"404 from {host}: no chat route at this address (is --host the app's base URL?); no load was sent"
+        text = " ".join(body.decode("utf-8", "replace").split())  # an HTML page: one line, not its layout
+        return f"{status} from {host} for model {model!r}: {text[:160]}; no load was sent"
     return f"{status} from {host} for model {model!r}: {detail}; no load was sent"

@@ -96,7 +96,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
     return [
         c.run_id, c.request_id, c.worker, c.user, c.conversation_id, c.conversation, c.turn, c.model, c.tags,
         c.t_wall_start, o.t_start, _ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
-        o.status, o.error, o.detail, c.protocol,
+        o.status, o.error, o.detail, (dec.detected or c.protocol) if dec is not None else c.protocol,
         _ms(o.t_headers, o.t_start) if o.t_headers else None, ttfc,
         _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc,
         ttfv, _ms(o.t_end, o.t_start) if o.t_end else None, tpot, tps, icl,

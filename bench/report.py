@@ -69,6 +69,7 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
     unsent_waits = [m["longest_unsent_wait_ms"] or 0 for m in models.values()]
     if offered and not_sent and (not_sent > NOT_SENT_UNTRUSTED * offered or max(unsent_waits, default=0) > NOT_SENT_WAIT_S * 1000):
         reasons.append(f"the generator could not send what it offered (offered {offered}, sent {offered - not_sent})")
+    warnings.extend(protocol_warnings(measured))
     untrusted = bool(reasons)
     if untrusted:
         warnings.insert(0, "Numbers not trustworthy: " + "; ".join(reasons) + ". Add worker processes (--processes) or lower the load.")
@@ -83,6 +84,20 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
     return summary, gaps
+
+
+def protocol_warnings(df: pd.DataFrame) -> list[str]:
+    """A 2xx answer with no content part, in most requests: the harness is probably reading the
+    stream as the wrong format. Say so, instead of a silent column of ``truncated``."""
+    wire = df[df["error"] != "not_sent"]
+    ok_status = wire[(wire["status"] >= 200) & (wire["status"] < 300)]
+    empty = ok_status[ok_status["chunks"].fillna(0) == 0]
+    if len(ok_status) < 5 or len(empty) <= len(ok_status) / 2:
+        return []
+    seen = ", ".join(sorted(map(str, empty["protocol"].dropna().unique()))) or "?"
+    types = ", ".join(sorted(map(str, empty["content_type"].dropna().unique()))) or "?"
+    return [f"{len(empty)} of {len(ok_status)} answers with a 2xx status held no content part the decoder understood "
+            f"(decoded as {seen}; content type {types}): is this the right protocol? Try --protocol aisdk, sse, ui or openai."]
 
 
 def failures(df: pd.DataFrame) -> list[dict]:

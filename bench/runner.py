@@ -202,7 +202,8 @@ def run(o: RunOptions) -> Path:
         route = RouteConfig(kind=o.route, playground=not o.persist, chat_id=o.chat_id)
         if not o.quiet:
             click.echo(f"preflight: {len(models)} model(s) on {host} ...", err=True)
-        preflight(host, models, route, creds)
+        formats = preflight(host, models, route, creds, protocol=o.protocol)
+        target_info["stream_formats"] = formats
         cmd = _locust_cmd(o, host, seconds, run_dir, run_id)
         if target is not None and (os.cpu_count() or 1) > 1 and o.processes == 1:
             from bench.target.server import _can_pin

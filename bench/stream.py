@@ -145,6 +145,8 @@ def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, heade
     o.t_headers = now()
     o.status = resp.status_code
     o.content_type = resp.get("content-type") or ""
+    if not dec.detected and resp.get("x-vercel-ai-ui-message-stream"):
+        dec.detected = "ui-message-stream"
     try:
         if o.status >= 300:
             try:

@@ -135,8 +135,29 @@ def test_preflight_rejected_token_sends_no_load(target, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=bench_env(BENCH_TOKEN="not-a-valid-token"))
     assert r.returncode == 2 and "401 from" in r.stderr and "rejected" in r.stderr
     seen = httpx.get(f"{target.url}/_bench/truth").json()
-    assert all(t["request_id"].startswith("preflight") for t in seen) and len(seen) <= 3
+    assert 1 <= len(seen) <= 3 and all(len(t["request_id"]) == 36 for t in seen)  # the preflight's own, UUIDs
     assert "not-a-valid-token" not in r.stderr
+
+
+def test_preflight_refuses_a_stream_that_does_not_decode(tmp_path):
+    """A 200 whose body is not a stream the harness understands stops the run before any load."""
+    r = run_bench(tmp_path, "--target-faults", "garbage=1.0", "-t", "5s", timeout=60)
+    assert r.returncode == 2 and "did not decode" in r.stderr and "--protocol" in r.stderr, r.stderr
+    assert "no load was sent" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_ui_message_stream_run_end_to_end(tmp_path):
+    """The app on AI SDK 5: every request decodes, the detected format and content type are recorded."""
+    r = run_bench(tmp_path, "--target-flavor", "ui-stream", "-t", "5s", "-u", "4", "-r", "4", "--no-report")
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(tmp_path)
+    df = pd.read_parquet(run / "requests.parquet")
+    live = df[df["error"] != "cancelled"]
+    assert len(live) > 5 and live["error"].isna().all(), live["error"].value_counts()
+    assert set(live["protocol"]) == {"ui-message-stream"} and set(live["content_type"]) == {"text/event-stream"}
+    assert (live["chunks"] > 0).all()
+    truth = {json.loads(x)["request_id"]: json.loads(x) for x in (run / "target-truth.jsonl").read_text().splitlines()}
+    assert all(truth[rid]["parts"] == n for rid, n in zip(live["request_id"], live["chunks"]))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -333,3 +333,16 @@ def test_untrusted_when_the_lag_is_large_against_the_slo_or_ttfc():
     assert "TTFC p50" in untrusted_reason(unc, [1000.0], [40.0])  # 12 > 25 % of 40
     assert untrusted_reason(unc, [1000.0], [500.0]) is None
     assert untrusted_reason(None, [10.0], [1.0]) is None
+
+
+def test_report_warns_when_2xx_answers_hold_no_content(tmp_path):
+    """A column of ``truncated`` after 200s is a format the decoder did not understand: say so."""
+    from bench.report import build_summary
+
+    rows = [row("m/m", None, t=i, error="truncated", detail="the stream ended with no content part") for i in range(8)]
+    for r in rows:
+        r[IDX["content_type"]] = "application/x-ndjson"
+        r[IDX["protocol"]] = "auto"
+    run = write_run(tmp_path / "run", rows)
+    summary, _ = build_summary(run)
+    assert any("is this the right protocol" in w and "application/x-ndjson" in w for w in summary["warnings"])

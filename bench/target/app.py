@@ -13,6 +13,7 @@ import random
 import re
 import time
 import uuid
+import zlib
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from bench.target.faults import FAULT_HEADER, FaultPlan, FaultShares, parse_head
 from bench.target.profiles import Profiles, load_profiles
 
 ROUTE = "/api/ai/huggingface/{publisher}/{name}/chat"
-INVALID_MODEL = {"deployed": "Invalid model name- or publisher", "documented": "Invalid model name or publisher"}
+INVALID_MODEL = {"deployed": "Invalid model name- or publisher", "documented": "Invalid model name or publisher",
+                 "ui-stream": "Invalid model name- or publisher"}
 CONTENT_TYPES = {"plain": "text/plain; charset=utf-8", "event-stream": "text/event-stream"}
 BAD_BODY = "Bad Request. Invalid body(message | messages)."
 _INT = re.compile(r"^-?\d+$")
@@ -35,7 +37,7 @@ _INT = re.compile(r"^-?\d+$")
 class TargetConfig:
     """Everything that shapes the target's behaviour. Secrets live only in ``auth``."""
 
-    flavor: str = "deployed"  # deployed | documented
+    flavor: str = "deployed"  # deployed | documented | ui-stream (the app once on AI SDK 5: the UI message stream)
     content_type: str | None = None  # plain | event-stream; default follows the flavor
     framing: str = "aisdk"  # aisdk: 0:"text" lines; sse: each part as an SSE data: event
     finish_part: bool = False  # send d:{finishReason, usage} at the end (AI SDK finish part)
@@ -48,7 +50,7 @@ class TargetConfig:
     truth_limit: int = 1_000_000
 
     def resolved_content_type(self) -> str:
-        key = self.content_type or ("plain" if self.flavor == "deployed" else "event-stream")
+        key = self.content_type or ("plain" if self.flavor == "deployed" else "event-stream")  # ui-stream: SSE
         return CONTENT_TYPES[key]
 
 
@@ -73,6 +75,7 @@ class Truth:
     prompt_tokens: int = 0
     queue_wait_ms: float = 0.0
     outcome: str = ""
+    text_crc: int = 0  # CRC-32 of the reply text sent, so a client can prove it decoded every character
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -116,6 +119,70 @@ class Framer:
             return b""
         usage = {"promptTokens": prompt_tokens, "completionTokens": tokens}
         return self._wrap(b"d:" + json.dumps({"finishReason": "stop", "usage": usage}).encode())
+
+
+class UIFramer(Framer):
+    """Bytes of the AI SDK 5 UI message stream, as ``toUIMessageStreamResponse`` writes them
+    (tests/data/aisdk/ui5-*.body), plus SSE keep-alive comments: one before the first part and
+    one every ``keepalive_every`` parts, which carry no content and must not count as chunks.
+    A reasoning model's ``<think>...</think>`` text goes out as reasoning parts."""
+
+    HEADERS = {"x-vercel-ai-ui-message-stream": "v1", "x-accel-buffering": "no"}
+
+    def __init__(self, keepalive_every: int = 10) -> None:
+        super().__init__(sse=True, finish_part=True)
+        self.keepalive_every = keepalive_every
+        self.parts = 0
+        self.mode = None  # None, "reasoning" or "text": the part block that is open
+
+    @staticmethod
+    def _event(obj: dict) -> bytes:
+        return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+    def start(self) -> bytes:
+        return self._event({"type": "start"}) + self._event({"type": "start-step"}) + b": keep-alive\n\n"
+
+    def _open(self, mode: str) -> bytes:
+        out = b""
+        if self.mode and self.mode != mode:
+            out += self._event({"type": f"{self.mode}-end", "id": self.mode[0] + "0"})
+        if self.mode != mode:
+            out += self._event({"type": f"{mode}-start", "id": mode[0] + "0"})
+            self.mode = mode
+        return out
+
+    def text(self, text: str) -> bytes:
+        out = b""
+        self.parts += 1
+        if self.keepalive_every and self.parts % self.keepalive_every == 0:
+            out += b": keep-alive\n\n"
+        if text.lstrip().startswith("<think>") and self.mode is None:
+            text = text.lstrip()[len("<think>"):]
+            self.mode = "reasoning"
+            out += self._event({"type": "reasoning-start", "id": "r0"})
+        if self.mode == "reasoning":
+            before, sep, after = text.partition("</think>")
+            if before:
+                out += self._event({"type": "reasoning-delta", "id": "r0", "delta": before})
+            if not sep:
+                return out
+            text = after
+        if text:
+            out += self._open("text") + self._event({"type": "text-delta", "id": "t0", "delta": text})
+        return out
+
+    def error(self, message: str) -> bytes:
+        return self._event({"type": "error", "errorText": message})
+
+    def malformed(self) -> bytes:
+        return b'data: {"type":"text-delta","delta":\n\n'
+
+    def padding(self) -> bytes:
+        return b": keep-alive\n\n"
+
+    def finish(self, prompt_tokens: int, tokens: int) -> bytes:
+        out = self._event({"type": f"{self.mode}-end", "id": self.mode[0] + "0"}) if self.mode else b""
+        return out + self._event({"type": "finish-step"}) + self._event({"type": "finish", "finishReason": "stop"}) + b"data: [DONE]\n\n"
 
 
 class OpenAIFramer(Framer):
@@ -228,8 +295,11 @@ class Target:
             return resp
         messages, faults = resp
         truth.faults = ",".join(faults.names)
-        sse = self.config.framing == "sse"
-        return await self._stream(request, truth, model, messages, faults, Framer(sse, self.config.finish_part), self.content_type)
+        if self.config.flavor == "ui-stream":
+            framer: Framer = UIFramer()
+        else:
+            framer = Framer(self.config.framing == "sse", self.config.finish_part)
+        return await self._stream(request, truth, model, messages, faults, framer, self.content_type)
 
     async def _route_checks(self, request: web.Request, model: str):
         if not self.config.auth.check(request.headers.get("Authorization"), request.cookies):
@@ -341,7 +411,8 @@ class Target:
             truth.queue_wait_ms = (time.monotonic_ns() - t_queue) / 1e6
             if faults.slow_headers_s:
                 await asyncio.sleep(faults.slow_headers_s)
-            resp = web.StreamResponse(status=200, headers={"Content-Type": content_type, "Cache-Control": "no-cache", "X-Request-ID": truth.request_id})
+            resp = web.StreamResponse(status=200, headers={"Content-Type": content_type, "Cache-Control": "no-cache", "X-Request-ID": truth.request_id,
+                                                           **getattr(framer, "HEADERS", {})})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             truth.headers_ns, truth.status = time.monotonic_ns(), 200
@@ -394,6 +465,7 @@ class Target:
             truth.last_ns, truth.last_due_ns = now, int(due * 1e9)
             truth.parts += 1
             truth.tokens += ntok
+            truth.text_crc = zlib.crc32(text.encode(), truth.text_crc)
             done = i + 1
             if faults.stall_s and i == 0:
                 await self._stall(resp, framer, faults)

@@ -23,14 +23,23 @@ from bench.target.app import Target, TargetConfig
 READY = "READY "
 
 
-async def _serve(target: Target, host: str, port: int, truth_file: str | None) -> None:
+def tls_context(cert: str, key: str):
+    """Server-side TLS from a PEM certificate chain and key (``--tls-cert/--tls-key``)."""
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def _serve(target: Target, host: str, port: int, truth_file: str | None, ssl_context=None) -> None:
     runner = web.AppRunner(target.app, access_log=None, handle_signals=False)
     await runner.setup()
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(4096)
-    site = web.SockSite(runner, sock, backlog=4096)
+    site = web.SockSite(runner, sock, backlog=4096, ssl_context=ssl_context)
     await site.start()
     bound = sock.getsockname()[1]
     # Full collections over thousands of live streams stall every stream at once (tens of ms):
@@ -39,7 +48,7 @@ async def _serve(target: Target, host: str, port: int, truth_file: str | None) -
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
     shown = f"[{host}]" if ":" in host else host
-    print(f"{READY}http://{shown}:{bound}", flush=True)
+    print(f"{READY}{'https' if ssl_context else 'http'}://{shown}:{bound}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -50,14 +59,15 @@ async def _serve(target: Target, host: str, port: int, truth_file: str | None) -
     await runner.cleanup()
 
 
-def serve(config: TargetConfig, host: str = "127.0.0.1", port: int = 8000, truth_file: str | None = None) -> None:
+def serve(config: TargetConfig, host: str = "127.0.0.1", port: int = 8000, truth_file: str | None = None,
+          tls: tuple[str, str] | None = None) -> None:
     try:  # uvloop roughly halves the event loop's cost per streamed part; asyncio works too
         import uvloop
 
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    runner(_serve(Target(config), host, port, truth_file))
+    runner(_serve(Target(config), host, port, truth_file, tls_context(*tls) if tls else None))
 
 
 class TargetProcess:
