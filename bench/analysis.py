@@ -14,12 +14,12 @@ import pandas as pd
 from bench.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
 from bench.slo import LATENCY, Slo
 
-LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "connect_ms"]
+LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttsc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "connect_ms"]
 READ_COLS = [
     "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error", "error_detail", "ttfb_ms", "ttfc_ms",
     "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms", "chunks", "gaps_us", "output_chars",
     "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "gap_p50_ms", "gap_p90_ms", "gap_p95_ms", "gap_p99_ms",
-    "gap_max_ms", "intended_delay_ms", "connect_ms", "body_head", "protocol", "content_type",
+    "gap_max_ms", "intended_delay_ms", "connect_ms", "body_head", "protocol", "content_type", "ttsc_ms", "requested_tokens",
 ]
 # Known as soon as the first part arrives, so a stream cut off by the run's end still has them.
 FIRST_PART = {"ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "connect_ms"}

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from bench.decode import PROTOCOLS
+from bench.optiontable import click_options
 from bench.errors import InputError
 from bench.secrets import read_secret
 
@@ -114,55 +114,9 @@ def target_main() -> None:
     main(["target", *sys.argv[1:]], prog_name="bench target")
 
 
-def _run_options(f):
-    opts = [
-        click.option("--host", default=None, help="Base URL of the app to test, e.g. https://neptun.example (default: start the embedded reference target on loopback)."),
-        click.option("-u", "--users", default=12, show_default=True, type=int, help="Concurrent users (closed loop) or the cap on concurrent conversations (open loop)."),
-        click.option("-r", "--spawn-rate", default=12.0, show_default=True, type=float, help="Users started per second."),
-        click.option("-t", "--duration", default="30s", show_default=True, help="How long to load: 30s, 2m, 1h30m."),
-        click.option("--scenario", default="default", show_default=True, help="Scenario file or bundled name (default, short-qa, coding-help, long-context, long-chat)."),
-        click.option("--models", default="", help="Comma-separated publisher/model list; overrides the scenario's model mix."),
-        click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Folder that receives the run folder."),
-        click.option("--processes", default=1, show_default=True, type=int, help="Load-generator processes (Locust --processes); add more when one CPU saturates."),
-        click.option("--load-mode", type=click.Choice(["closed", "open"]), default="closed", show_default=True, help="closed: users replay back to back; open: conversations arrive at --arrival-rate."),
-        click.option("--arrival-rate", default=1.0, show_default=True, type=float, help="Open loop: new conversations per second."),
-        click.option("--arrival-dist", type=click.Choice(["poisson", "gamma", "constant"]), default="poisson", show_default=True),
-        click.option("--auth", type=click.Choice(["auto", "none", "bearer", "jwt", "cookie"]), default="auto", show_default=True,
-                     help="With --host: bearer (BENCH_TOKEN / --token-file), jwt minted from BENCH_JWT_SECRET / --jwt-secret-file, cookie (BENCH_COOKIE / --cookie-file)."),
-        click.option("--token-file", type=click.Path(dir_okay=False), default=None, help="File holding the bearer token."),
-        click.option("--jwt-secret-file", type=click.Path(dir_okay=False), default=None, help="File holding the HS256 secret."),
-        click.option("--cookie-file", type=click.Path(dir_okay=False), default=None, help="File holding the session cookie."),
-        click.option("--route", type=click.Choice(["neptun", "openai"]), default="neptun", show_default=True, help="neptun: the chat route; openai: /v1/chat/completions."),
-        click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="auto", show_default=True, help="Stream format: aisdk (v4 data stream), sse (its parts in SSE), ui (AI SDK 5 UI message stream), openai; auto detects it."),
-        click.option("--persist", is_flag=True, help="Let the deployment store the chats (default: playground mode, nothing stored)."),
-        click.option("--chat-id", default=-1, show_default=True, type=int, help="chat_id to send (a real chat's id with --persist)."),
-        click.option("--first-chunk-timeout", default=60.0, show_default=True, type=float),
-        click.option("--stall-timeout", default=30.0, show_default=True, type=float),
-        click.option("--total-timeout", default=300.0, show_default=True, type=float),
-        click.option("--target-profiles", type=click.Path(dir_okay=False), default=None, help="Embedded target: model profile YAML."),
-        click.option("--target-seed", default=0, show_default=True, type=int, help="Embedded target: seed."),
-        click.option("--target-faults", default=None, help='Embedded target: fault shares, e.g. "500=0.01,stall=0.01:2".'),
-        click.option("--target-flavor", type=click.Choice(["deployed", "documented", "ui-stream"]), default="deployed", show_default=True,
-                     help="Embedded target: the AI SDK 4 data stream as deployed or as documented, or the AI SDK 5 UI message stream."),
-        click.option("--warmup", default=None, type=float, help="Seconds excluded from headline numbers (default: the ramp-up)."),
-        click.option("--seed", default=0, show_default=True, type=int, help="Seed for conversation and model choice and think times."),
-        click.option("--tokenizer", type=click.Path(dir_okay=False), default=None,
-                     help="Local tokenizer.json to count output tokens when the server sends no usage (pip install -e '.[tokenizer]')."),
-        click.option("--no-report", is_flag=True, help="Write records and run.json only."),
-        click.option("--fail-on-slo", is_flag=True, help="Exit 1 when a scenario SLO is missed."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
-
-
 @main.command(context_settings={"max_content_width": 100})
-@_run_options
-def run(host, users, spawn_rate, duration, scenario, models, out, processes, load_mode, arrival_rate, arrival_dist, auth,
-        token_file, jwt_secret_file, cookie_file, route, protocol, persist, chat_id, first_chunk_timeout, stall_timeout,
-        total_timeout, target_profiles, target_seed, target_faults, target_flavor, warmup, seed, tokenizer, no_report, fail_on_slo,
-        quiet) -> None:
+@click_options("run")
+def run(no_report, fail_on_slo, **kw) -> None:
     """Run a benchmark and report it.
 
     Without --host the embedded reference target is started on a free loopback port, so this
@@ -179,14 +133,7 @@ def run(host, users, spawn_rate, duration, scenario, models, out, processes, loa
     from bench.report import console_table, write_report
     from bench.runner import RunOptions, run as do_run
 
-    o = RunOptions(host=host, users=users, spawn_rate=spawn_rate, duration=duration, scenario=scenario, models=models, out=out,
-                   processes=processes, load_mode=load_mode, arrival_rate=arrival_rate, arrival_dist=arrival_dist, auth=auth,
-                   token_file=token_file, jwt_secret_file=jwt_secret_file, cookie_file=cookie_file, route=route,
-                   protocol=protocol, persist=persist, chat_id=chat_id, first_chunk_timeout=first_chunk_timeout,
-                   stall_timeout=stall_timeout, total_timeout=total_timeout, target_profiles=target_profiles,
-                   target_seed=target_seed, target_faults=target_faults, target_flavor=target_flavor, warmup=warmup, seed=seed,
-                   tokenizer=tokenizer, quiet=quiet)
-    run_dir = do_run(o)
+    run_dir = do_run(RunOptions(**kw))
     click.echo(f"records: {run_dir / 'requests.parquet'}")
     if no_report:
         return
@@ -283,7 +230,7 @@ def models(run_dir, warmup) -> None:
 
 
 @main.command(context_settings={"max_content_width": 100})
-@_run_options
+@click_options("capacity")
 @click.option("--levels", default="2,4,8,16,32", show_default=True,
               help="Load levels: concurrent conversations (closed loop) or conversations/s (open loop).")
 @click.option("--level-duration", default="30s", show_default=True, help="How long each level is held.")
@@ -312,11 +259,6 @@ def capacity(levels, level_duration, level_warmup, slos, adaptive, population, c
         from bench.slo import parse_slo
 
         parse_slo(s)
-    kw.pop("no_report", None)
-    kw.pop("fail_on_slo", None)
-    kw.pop("duration", None)
-    kw.pop("users", None)
-    kw.pop("spawn_rate", None)
     ro = RunOptions(**kw)
     out = sweep(CapacityOptions(run=ro, levels=parse_levels(levels), level_duration=level_duration, level_warmup=level_warmup,
                                 slos=list(slos), adaptive=adaptive, population=population,

@@ -35,7 +35,7 @@ class StreamDecoder:
 
     __slots__ = (
         "protocol", "texts", "reasoning_parts", "usage_prompt", "usage_completion", "error", "error_detail",
-        "done", "first_visible", "_buf", "_sse", "_data", "_pre", "saw_openai", "detected",
+        "done", "first_visible", "_buf", "_sse", "_data", "_pre", "saw_openai", "detected", "_reasoning_idx",
     )
 
     def __init__(self, protocol: str = "auto") -> None:
@@ -50,6 +50,7 @@ class StreamDecoder:
         self.error_detail = ""
         self.done = False  # a terminal part ([DONE]) was seen
         self.first_visible: int | None = None  # index in ``texts`` of the first visible part
+        self._reasoning_idx: list[int] = []  # parts that came as reasoning (a field or part type of their own)
         self.saw_openai = protocol in ("openai", "ui")  # a protocol with a terminal part: without it, truncated
         self.detected = {"aisdk": "aisdk-data", "sse": "aisdk-data-sse", "openai": "openai", "ui": "ui-message-stream"}.get(protocol, "")
         self._buf = bytearray()
@@ -138,6 +139,20 @@ class StreamDecoder:
     def text(self) -> str:
         return "".join(self.texts)
 
+    def visible_text(self) -> str:
+        """The reply as a user saw it: no reasoning parts, no leading ``<think>...</think>`` block.
+        What the AI SDK's ``useChat`` sends back as the assistant message's text on the next turn."""
+        if self._reasoning_idx:
+            skip = set(self._reasoning_idx)
+            text = "".join(t for i, t in enumerate(self.texts) if i not in skip)
+        else:
+            text = self.text
+        stripped = text.lstrip()
+        if stripped.startswith(_THINK):
+            end = stripped.find(_END_THINK)
+            text = stripped[end + len(_END_THINK):].lstrip() if end >= 0 else ""
+        return text
+
     # --- internals ----------------------------------------------------------------------------
     def _fail(self, cls: str, detail: str) -> None:
         self.error, self.error_detail = cls, detail
@@ -147,6 +162,7 @@ class StreamDecoder:
         self.texts.append(text)
         if reasoning:
             self.reasoning_parts += 1
+            self._reasoning_idx.append(idx)
             return
         if self.first_visible is None:
             self._pre += text

@@ -1,60 +1,22 @@
-"""The project's options on Locust's own parser, and the settings each process builds from them.
+"""The settings each load-generating process builds from its parsed options, validated.
 
-Registering on Locust's parser makes ``locust -f locustfile.py --help`` list them and makes
-the master pass them to its workers. Secrets are never options: only the files holding them.
+The options themselves are declared in ``bench.optiontable`` (registered on Locust's own parser,
+so the master passes them to its workers). Secrets are never options: only the files holding them.
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.decode import PROTOCOLS
 from bench.errors import InputError
-from bench.route import Credentials, RouteConfig, credentials_from
+from bench.optiontable import add_arguments  # noqa: F401  (the locustfile registers them through here)
+from bench.route import Credentials, RouteConfig, check_models, check_template, credentials_from, parse_headers
 from bench.scenario import Scenario, load_scenario
 from bench.secrets import refuse_url_credentials
 from bench.stream import Timeouts
-
-
-def add_arguments(parser) -> None:
-    g = parser.add_argument_group("bench (streaming chat replay)")
-    g.add_argument("--scenario", default="default", help="Scenario file or bundled name (default: default)")
-    g.add_argument("--models", default="", help="Comma-separated publisher/model list; overrides the scenario's mix")
-    g.add_argument("--results-dir", default="", help="Run folder for records (default results/<run-id>)")
-    g.add_argument("--run-id", default="", help="Run id (default: time-stamped)")
-    g.add_argument("--route", choices=["neptun", "openai"], default="neptun", help="Route protocol (default neptun)")
-    g.add_argument("--protocol", choices=list(PROTOCOLS), default="auto", help="Stream decoding: aisdk, sse, ui (AI SDK 5 UI message stream), openai (default: detect)")
-    g.add_argument("--auth", choices=["auto", "none", "bearer", "jwt", "cookie"], default="auto",
-                   help="Credentials: bearer token (BENCH_TOKEN/--token-file), JWT minted from a secret "
-                        "(BENCH_JWT_SECRET/--jwt-secret-file), session cookie (BENCH_COOKIE/--cookie-file)")
-    g.add_argument("--token-file", default="", help="File holding a bearer token")
-    g.add_argument("--jwt-secret-file", default="", help="File holding the HS256 secret to mint JWTs")
-    g.add_argument("--cookie-file", default="", help="File holding the session cookie")
-    g.add_argument("--persist", action="store_true", help="Write chat history on the target (default: playground mode)")
-    g.add_argument("--chat-id", type=int, default=-1, help="chat_id sent with every request (default -1)")
-    g.add_argument("--connect-timeout", type=float, default=10.0, help="Seconds (default 10)")
-    g.add_argument("--first-chunk-timeout", type=float, default=60.0, help="Seconds from send to first content (default 60)")
-    g.add_argument("--stall-timeout", type=float, default=30.0, help="Seconds without a chunk mid-stream (default 30)")
-    g.add_argument("--total-timeout", type=float, default=300.0, help="Seconds for a whole stream (default 300)")
-    g.add_argument("--load-mode", choices=["closed", "open"], default="closed",
-                   help="closed: each user replays conversations back to back; open: conversations arrive at --arrival-rate")
-    g.add_argument("--arrival-rate", type=float, default=1.0, help="Open loop: new conversations per second, all workers together")
-    g.add_argument("--arrival-dist", choices=["poisson", "gamma", "constant"], default="poisson", help="Open loop arrival process")
-    g.add_argument("--arrival-cv", type=float, default=2.0, help="Gamma arrivals: coefficient of variation (>1 is bursty)")
-    # set by the master for its workers (Locust does not pass --expect-workers on): how many share the arrival rate
-    g.add_argument("--arrival-split", type=int, default=0, help=argparse.SUPPRESS)
-    g.add_argument("--on-error", choices=["next-conversation", "next-turn"], default="next-conversation",
-                   help="After a failed turn: start a new conversation, or go on with the next turn")
-    g.add_argument("--start-jitter", type=float, default=1.0, help="Spread each user's start over this many seconds")
-    g.add_argument("--seed", type=int, default=0, help="Seed for conversation/model choice and think times")
-    g.add_argument("--tokenizer", default="", help="tokenizer.json to count output tokens when the server sends no usage")
-    g.add_argument("--steps", default="", help="With -f locustfile.py,bench/shapes.py: USERS:DURATION,... e.g. 10:30s,20:30s")
-    g.add_argument("--ramp", action="store_true", help="With bench/shapes.py: ramp linearly between steps")
-    g.add_argument("--drain", type=float, default=0.0, help="With bench/shapes.py: seconds after the last step before stopping")
 
 
 @dataclass
@@ -77,6 +39,9 @@ class Settings:
     run_dir: Path
     count_tokens: object = None
     rng: random.Random = field(default_factory=random.Random)
+    headers: dict[str, str] = field(default_factory=dict)  # --header: extra request headers (values may be secrets)
+    history: str = "visible"  # what a turn sends back of earlier replies: visible text, or reasoning too
+    tls: object = None
 
 
 def new_run_id() -> str:
@@ -85,29 +50,93 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def settings_from(opts) -> Settings:
-    """Validate everything before any load: scenario, models, credentials, timeouts."""
-    refuse_url_credentials(getattr(opts, "host", None))
-    scenario = load_scenario(opts.scenario)
+@dataclass(frozen=True)
+class Tls:
+    """How the client checks the target's certificate: a private CA, or not at all (loudly)."""
+
+    ca_file: str = ""
+    insecure: bool = False
+
+    def httpx_verify(self):
+        import ssl
+
+        return False if self.insecure else (ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True)
+
+    def context(self):
+        """One SSL context for every user of a process (creating one costs about 20 ms of CPU); gevent's,
+        so its sockets yield to the other users while they wait."""
+        import ssl
+
+        import gevent.ssl
+
+        ctx = gevent.ssl.create_default_context(cafile=self.ca_file or None)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+def tls_from(opts) -> Tls:
+    ca = getattr(opts, "ca_file", "") or ""
+    if ca and not Path(ca).is_file():
+        raise InputError(f"--ca-file {ca}: file not found")
+    return Tls(ca, bool(getattr(opts, "insecure", False)))
+
+
+def check_values(opts) -> None:
+    """Values that need no file or server to be refused: before any target starts or load is sent."""
+    for name in ("connect_timeout", "first_chunk_timeout", "stall_timeout", "total_timeout"):
+        if getattr(opts, name) <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive")
+    if opts.arrival_rate <= 0:
+        raise InputError(f"--arrival-rate must be positive, got {opts.arrival_rate:g}")
+    if opts.arrival_cv <= 0:
+        raise InputError(f"--arrival-cv must be positive, got {opts.arrival_cv:g}")
+    if opts.persist and opts.chat_id < 0:
+        raise InputError("--persist needs --chat-id N of a real chat")
+    if opts.start_jitter < 0:
+        raise InputError("--start-jitter must not be negative")
+    parse_headers(opts.header)
+    tls_from(opts)
+
+
+def route_and_models(opts, scenario: Scenario) -> tuple[RouteConfig, list[str], list[float]]:
+    """The route (templates per model included) and the model mix, checked: one home for both the
+    ``bench`` process (before any load) and every load-generating process."""
+    if opts.route_template:
+        check_template(opts.route_template)
+    templates = {m.model: check_template(m.route, f"scenario {scenario.name!r}, model {m.model!r}, route")
+                 for m in scenario.models if m.route}
     if opts.models:
         models = [m.strip() for m in opts.models.split(",") if m.strip()]
-        for m in models:
-            if m.count("/") != 1:
-                raise InputError(f"--models: {m!r} is not publisher/model")
         weights = [1.0] * len(models)
     else:
         models = [m.model for m in scenario.models]
         weights = [m.weight for m in scenario.models]
-    if not models:
+    if not models and opts.route != "openai":
         raise InputError(f"scenario {scenario.name!r} names no models: add 'models:' or pass --models")
-    for name in ("connect_timeout", "first_chunk_timeout", "stall_timeout", "total_timeout"):
-        if getattr(opts, name) <= 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive")
-    if opts.load_mode == "open" and opts.arrival_rate <= 0:
-        raise InputError("--arrival-rate must be positive in open loop")
-    if opts.persist and opts.chat_id < 0:
-        raise InputError("--persist needs --chat-id N of a real chat")
+    check_models(models, opts.route, opts.route_template, templates)
+    if opts.max_tokens < 0:
+        raise InputError("--max-tokens must be positive")
+    route = RouteConfig(kind=opts.route, playground=not opts.persist, chat_id=opts.chat_id, template=opts.route_template,
+                        templates=tuple(templates.items()), max_tokens=opts.max_tokens or (scenario.max_tokens or 0),
+                        ignore_eos=opts.ignore_eos)
+    return route, models, weights
+
+
+def settings_from(opts) -> Settings:
+    """Validate everything before any load: scenario, models, credentials, timeouts."""
+    refuse_url_credentials(getattr(opts, "host", None))
+    scenario = load_scenario(opts.scenario)
+    route, models, weights = route_and_models(opts, scenario)
+    check_values(opts)
     creds = credentials_from(opts.auth, opts.token_file or None, opts.jwt_secret_file or None, opts.cookie_file or None)
+    if not models and getattr(opts, "host", None):  # an OpenAI server: the models it serves
+        from bench.preflight import served_models
+
+        models = served_models(opts.host, creds, tls_from(opts))
+        weights = [1.0] * len(models)
+    extra_headers = parse_headers(opts.header)
     run_id = opts.run_id or new_run_id()
     run_dir = Path(opts.results_dir) if opts.results_dir else Path("results") / run_id
     count_tokens = None
@@ -117,8 +146,7 @@ def settings_from(opts) -> Settings:
         count_tokens = load_tokenizer(opts.tokenizer)
     return Settings(
         scenario=scenario, models=models, model_weights=weights,
-        route=RouteConfig(kind=opts.route, playground=not opts.persist, chat_id=opts.chat_id),
-        credentials=creds,
+        route=route, credentials=creds, headers=extra_headers, history=opts.history, tls=tls_from(opts),
         timeouts=Timeouts(opts.connect_timeout, opts.first_chunk_timeout, opts.stall_timeout, opts.total_timeout),
         protocol=opts.protocol, load_mode=opts.load_mode, arrival_rate=opts.arrival_rate,
         arrival_dist=opts.arrival_dist, arrival_cv=opts.arrival_cv, on_error=opts.on_error,

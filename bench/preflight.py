@@ -20,17 +20,38 @@ from bench.stream import classify_http_error
 _PROBE = [{"role": "user", "content": "Reply with the single word: ok"}]
 
 
+def served_models(host: str, creds: Credentials, tls=None, timeout: float = 15.0) -> list[str]:
+    """``GET /v1/models`` of an OpenAI-compatible server: every id it serves (``--route openai`` without --models)."""
+    base = (host or "").rstrip("/")
+    if not base:
+        raise PreflightError("--route openai without --models needs --host to ask the server for its models")
+    try:
+        with httpx.Client(timeout=timeout, trust_env=False, verify=tls.httpx_verify() if tls else True) as client:
+            resp = client.get(base + "/v1/models", headers=creds.headers())
+    except httpx.HTTPError as exc:
+        raise PreflightError(f"cannot list the models of {host} (GET /v1/models: {exc}); pass --models") from None
+    try:
+        ids = [m["id"] for m in resp.json()["data"] if isinstance(m, dict) and m.get("id")]
+    except (ValueError, KeyError, TypeError):
+        ids = []
+    if resp.status_code >= 300 or not ids:
+        raise PreflightError(f"{resp.status_code} from {host}/v1/models: no model list; pass --models")
+    return ids
+
+
 def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentials, timeout: float = 15.0,
-              protocol: str = "auto") -> dict[str, str]:
+              protocol: str = "auto", tls=None, headers: dict[str, str] | None = None) -> dict[str, str]:
     """Raises PreflightError with one line when a model cannot be load-tested; returns, per model,
     the stream format it answered in."""
     base = host.rstrip("/")
     found: dict[str, str] = {}
+    extra = headers or {}
     try:
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
+        with httpx.Client(timeout=timeout, trust_env=False, verify=tls.httpx_verify() if tls else True) as client:
             for model in models:
                 headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": str(uuid.uuid4())}
                 headers.update(creds.headers())
+                headers.update(extra)
                 with client.stream("POST", base + route.path(model), content=route.body(model, _PROBE), headers=headers) as resp:
                     if resp.status_code >= 300:
                         body = resp.read()
@@ -38,7 +59,8 @@ def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentia
                         raise PreflightError(_message(host, model, cls, resp.status_code, detail, body))
                     found[model] = _first_part(host, model, resp, protocol)
     except httpx.ConnectError as exc:
-        raise PreflightError(f"cannot connect to {host}: {exc}; no load was sent") from None
+        hint = " (a private CA: --ca-file; or --insecure)" if "CERTIFICATE" in str(exc).upper() else ""
+        raise PreflightError(f"cannot connect to {host}: {exc}{hint}; no load was sent") from None
     except httpx.TimeoutException:
         raise PreflightError(f"{host} did not answer within {timeout:.0f} s; no load was sent") from None
     except (httpx.RemoteProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

@@ -25,6 +25,7 @@ COLUMNS: list[str] = [
     "ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms",
     "chunks", "gaps_us", "output_chars", "output_tokens", "token_source",
     "prompt_chars", "prompt_tokens", "prompt_messages", "bytes_in", "connect_ms", "content_type", "body_head",
+    "requested_tokens", "ttsc_ms",
 ]
 IDX = {c: i for i, c in enumerate(COLUMNS)}
 
@@ -48,6 +49,7 @@ class RequestContext:
     prompt_messages: int
     protocol: str
     prompt_tokens: int | None = None  # counted by the run's tokenizer, when one is loaded
+    requested_tokens: int | None = None  # the reply bound asked for (max_tokens), to hold against what came
 
 
 def _ms(a: int, b: int) -> float:
@@ -59,7 +61,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
     dec = o.decoder
     stamps = o.stamps
     chunks = sum(stamps[1::2])
-    ttfc = ttfv = tpot = tps = icl = None
+    ttfc = ttfv = tpot = tps = icl = ttsc = None
     gaps = array("I")
     t_first = stamps[0] if stamps else 0
     if stamps:
@@ -80,6 +82,8 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
                     break
         if chunks > 1:
             icl = _ms(stamps[-2], t_first) / (chunks - 1)
+            # time to second chunk: some servers flush a first token early, then the rest late
+            ttsc = ttfc if stamps[1] > 1 else _ms(stamps[2], o.t_start)
     text_len = len(dec.text) if dec is not None else 0
     if dec is not None and dec.usage_completion is not None:
         out_tokens, source = dec.usage_completion, "usage"
@@ -102,6 +106,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         ttfv, _ms(o.t_end, o.t_start) if o.t_end else None, tpot, tps, icl,
         chunks, gaps.tobytes(), text_len, out_tokens, source,
         c.prompt_chars, prompt_tokens, c.prompt_messages, o.bytes_in, o.connect_ms, o.content_type or None, head,
+        c.requested_tokens, ttsc,
     ]
 
 

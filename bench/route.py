@@ -17,24 +17,100 @@ from bench.errors import InputError
 from bench.secrets import read_secret, remember
 
 
+NEPTUN_TEMPLATE = "/api/ai/huggingface/{publisher}/{name}/chat?chat_id={chat_id}"
+PLACEHOLDERS = {"model", "publisher", "name", "provider", "chat_id"}
+
+
+def check_template(template: str, where: str = "--route-template") -> str:
+    """A route template's placeholders are known and it is a path: refused before any load otherwise."""
+    import string
+
+    if not template.startswith("/"):
+        raise InputError(f"{where} {template!r}: must be a path starting with /")
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise InputError(f"{where} {template!r}: {exc}") from None
+    unknown = names - PLACEHOLDERS
+    if unknown:
+        raise InputError(f"{where} {template!r}: unknown placeholder(s) {sorted(unknown)}; known: {sorted(PLACEHOLDERS)}")
+    return template
+
+
 @dataclass(frozen=True)
 class RouteConfig:
+    """Where a turn goes and what its body is. ``templates`` maps a model to its own route path
+    (the app's sibling routes: cloudflare, openrouter, ollama); ``template`` is the default."""
+
     kind: str = "neptun"  # neptun | openai
     playground: bool = True  # is_playground=true: the deployment writes no chat history
     chat_id: int = -1
+    template: str = ""
+    templates: tuple[tuple[str, str], ...] = ()
+    max_tokens: int = 0  # OpenAI route: max_tokens in the body (0: none)
+    ignore_eos: bool = False
 
     def path(self, model: str) -> str:
-        if self.kind == "openai":
+        if self.kind == "openai" and not self.template and not self.templates:
             return "/v1/chat/completions"
-        query = f"chat_id={self.chat_id}" + ("&is_playground=true" if self.playground else "")
-        return f"/api/ai/huggingface/{model}/chat?{query}"
+        template = dict(self.templates).get(model) or self.template or NEPTUN_TEMPLATE
+        provider, model_id = split_model(model)
+        publisher, _, name = model_id.partition("/")
+        path = template.format(model=model_id, publisher=publisher, name=name or model_id, provider=provider, chat_id=self.chat_id)
+        if self.playground and "is_playground" not in path and self.kind != "openai":
+            path += ("&" if "?" in path else "?") + "is_playground=true"
+        return path
 
-    def body(self, model: str, messages: list[dict[str, str]]) -> bytes:
+    def body(self, model: str, messages: list[dict[str, str]], max_tokens: int = 0) -> bytes:
+        limit = self.max_tokens or max_tokens
         if self.kind == "openai":
-            obj = {"model": model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+            obj: dict = {"model": split_model(model)[1], "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+            if limit:
+                obj["max_tokens"] = limit
+            if self.ignore_eos:
+                obj["ignore_eos"] = True
         else:
             obj = {"messages": messages}
         return json.dumps(obj, ensure_ascii=False).encode()
+
+
+def check_models(models: list[str], kind: str, template: str, templates: dict[str, str] | None = None) -> None:
+    """The Neptun route's own path needs publisher/model; a route template or an OpenAI server takes any id."""
+    for m in models:
+        if not m or any(c.isspace() for c in m):
+            raise InputError(f"--models: {m!r} is not a model id")
+        uses_split = (templates or {}).get(m) or template or (NEPTUN_TEMPLATE if kind == "neptun" else "")
+        if "{publisher}" in uses_split or "{name}" in uses_split:
+            if split_model(m)[1].count("/") != 1:
+                raise InputError(f"--models: {m!r} is not publisher/model (the route's path needs both; "
+                                 "--route openai or --route-template takes any id)")
+
+
+def split_model(spec: str) -> tuple[str, str]:
+    """``provider=model`` (one run comparing the app's sibling routes) -> (provider, model); else ("", spec)."""
+    provider, sep, model = spec.partition("=")
+    return (provider, model) if sep else ("", spec)
+
+
+def parse_headers(items: list[str]) -> dict[str, str]:
+    """``Name: value`` pairs; ``@env:VAR`` and ``@file:PATH`` values are secrets, read here and scrubbed."""
+    from bench.secrets import read_secret
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value or any(c in name for c in " \t\r\n"):
+            raise InputError(f"--header {name or item!r}: expected 'Name: value', 'Name: @env:VAR' or 'Name: @file:PATH'")
+        if value.startswith("@env:"):
+            secret = read_secret(value[5:], None, f"header {name}")
+            if not secret:
+                raise InputError(f"--header {name}: environment variable {value[5:]} is not set")
+            value = secret
+        elif value.startswith("@file:"):
+            value = read_secret("", value[6:], f"header {name}") or ""
+        out[name] = value
+    return out
 
 
 class Credentials:

@@ -15,15 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from bench.errors import InputError
-from bench.options import new_run_id
+from bench.optiontable import RunOptions, locust_argv
+from bench.options import check_values, new_run_id, route_and_models, tls_from
 from bench.results import delivery, environment_info, file_digest, finalize_records, write_run_json
-from bench.route import Credentials, RouteConfig, credentials_from
+from bench.route import Credentials, credentials_from, parse_headers
 from bench.scenario import load_scenario, resolve_path
 from bench.secrets import redact, refuse_url_credentials, remember
 
@@ -43,43 +44,6 @@ def parse_duration(text: str) -> float:
     return total
 
 
-@dataclass
-class RunOptions:
-    host: str | None = None
-    users: int = 12
-    spawn_rate: float = 12.0
-    duration: str = "30s"
-    scenario: str = "default"
-    models: str = ""
-    out: str = "results"
-    processes: int = 1
-    load_mode: str = "closed"
-    arrival_rate: float = 1.0
-    arrival_dist: str = "poisson"
-    auth: str = "auto"
-    token_file: str | None = None
-    jwt_secret_file: str | None = None
-    cookie_file: str | None = None
-    route: str = "neptun"
-    protocol: str = "auto"
-    persist: bool = False
-    chat_id: int = -1
-    first_chunk_timeout: float = 60.0
-    stall_timeout: float = 30.0
-    total_timeout: float = 300.0
-    target_profiles: str | None = None
-    target_seed: int = 0
-    target_faults: str | None = None
-    target_flavor: str = "deployed"
-    warmup: float | None = None
-    seed: int = 0
-    tokenizer: str | None = None
-    run_id: str | None = None
-    report: bool = True
-    quiet: bool = False
-    extra: list[str] = field(default_factory=list)
-
-
 def _validate(o: RunOptions) -> tuple[float, list[str]]:
     if o.users < 1:
         raise InputError(f"--users must be at least 1, got {o.users}")
@@ -93,18 +57,21 @@ def _validate(o: RunOptions) -> tuple[float, list[str]]:
         from bench.tokens import load_tokenizer
 
         load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
-    models = [m.strip() for m in o.models.split(",") if m.strip()] if o.models else [m.model for m in scenario.models]
-    if not models:
-        raise InputError(f"scenario {scenario.name!r} names no models: pass --models")
-    for m in models:
-        if m.count("/") != 1:
-            raise InputError(f"--models: {m!r} is not publisher/model")
+    _, models, _ = route_and_models(o, scenario)
+    check_values(o)
+    if o.warmup is not None and o.warmup >= seconds:
+        raise InputError(f"--warmup {o.warmup:g} must be shorter than the run ({seconds:g} s): nothing would be measured")
+    if o.warmup is not None and o.warmup < 0:
+        raise InputError("--warmup must not be negative")
     if not o.host:
         from bench.target.faults import FaultShares
         from bench.target.profiles import load_profiles
 
         FaultShares.parse(o.target_faults)
         profiles = load_profiles(o.target_profiles)
+        if not models:  # --route openai without --models: what the embedded target serves
+            models = sorted(profiles.models)
+            o.models = ",".join(models)
         unknown = [m for m in models if m not in profiles.models and m not in profiles.retired]
         if unknown and not o.models:
             raise InputError(f"the embedded target has no profile for {', '.join(unknown)} (add them with --target-profiles)")
@@ -115,23 +82,11 @@ def _validate(o: RunOptions) -> tuple[float, list[str]]:
 
 
 def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str) -> list[str]:
+    """The Locust child: its own flags, then every project option the run sets (from the table)."""
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
            "-u", str(o.users), "-r", str(o.spawn_rate), "-t", f"{seconds:g}s", "--only-summary",
-           "--results-dir", str(run_dir), "--run-id", run_id, "--scenario", str(resolve_path(o.scenario)),
-           "--route", o.route, "--protocol", o.protocol, "--auth", o.auth, "--chat-id", str(o.chat_id),
-           "--first-chunk-timeout", str(o.first_chunk_timeout), "--stall-timeout", str(o.stall_timeout),
-           "--total-timeout", str(o.total_timeout), "--load-mode", o.load_mode,
-           "--arrival-rate", str(o.arrival_rate), "--arrival-dist", o.arrival_dist, "--seed", str(o.seed),
-           "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0"]
-    if o.models:
-        cmd += ["--models", o.models]
-    if o.tokenizer:
-        cmd += ["--tokenizer", str(Path(o.tokenizer).resolve())]
-    if o.persist:
-        cmd.append("--persist")
-    for flag, value in (("--token-file", o.token_file), ("--jwt-secret-file", o.jwt_secret_file), ("--cookie-file", o.cookie_file)):
-        if value:
-            cmd += [flag, value]
+           "--results-dir", str(run_dir), "--run-id", run_id, "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0"]
+    cmd += locust_argv(replace(o, scenario=str(resolve_path(o.scenario))))
     if o.processes > 1:
         cmd += ["--processes", str(o.processes)]
     return cmd + list(o.extra)
@@ -176,10 +131,17 @@ def run(o: RunOptions) -> Path:
     env = dict(os.environ)
     target = None
     target_info: dict = {"embedded": False}
+    tls = tls_from(o)
+    started_load = False
     try:
         if o.host:
             host = o.host.rstrip("/")
             creds = credentials_from(o.auth, o.token_file, o.jwt_secret_file, o.cookie_file)
+            if not models:  # --route openai without --models: the models the server lists
+                from bench.preflight import served_models
+
+                models = served_models(host, creds, tls)
+                o.models = ",".join(models)
         else:
             secret = pysecrets.token_hex(32)
             args = ["--seed", str(o.target_seed), "--flavor", o.target_flavor, "--truth-file", str(run_dir / "target-truth.jsonl")]
@@ -199,11 +161,12 @@ def run(o: RunOptions) -> Path:
             remember(secret)
             target_info = {"embedded": True, "url": host, "seed": o.target_seed, "faults": o.target_faults,
                            "profiles": o.target_profiles, "flavor": o.target_flavor}
-        route = RouteConfig(kind=o.route, playground=not o.persist, chat_id=o.chat_id)
+        route, _, _ = route_and_models(o, load_scenario(o.scenario))
         if not o.quiet:
             click.echo(f"preflight: {len(models)} model(s) on {host} ...", err=True)
-        formats = preflight(host, models, route, creds, protocol=o.protocol)
+        formats = preflight(host, models, route, creds, protocol=o.protocol, tls=tls, headers=parse_headers(o.header))
         target_info["stream_formats"] = formats
+        started_load = True
         cmd = _locust_cmd(o, host, seconds, run_dir, run_id)
         if target is not None and (os.cpu_count() or 1) > 1 and o.processes == 1:
             from bench.target.server import _can_pin
@@ -218,6 +181,10 @@ def run(o: RunOptions) -> Path:
     finally:
         if target is not None:
             target.stop()
+        if not started_load:  # refused before any load: leave no half-made run folder behind
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
     spool_warnings: list[str] = []
     n = finalize_records(run_dir, spool_warnings)
     collector = _read_json(run_dir / "collector.json")
@@ -231,18 +198,35 @@ def run(o: RunOptions) -> Path:
         "models": models, "slos": load_scenario(o.scenario).slos, "warmup_s": warmup,
         "load": {"users": o.users, "spawn_rate": o.spawn_rate, "processes": o.processes, "mode": o.load_mode,
                  "arrival_rate": o.arrival_rate if o.load_mode == "open" else None, "arrival_dist": o.arrival_dist},
-        "route": {"kind": o.route, "protocol": o.protocol, "playground": not o.persist, "chat_id": o.chat_id},
+        "route": {"kind": o.route, "protocol": o.protocol, "playground": not o.persist, "chat_id": o.chat_id,
+                  "template": o.route_template or None, "history": o.history, "max_tokens": o.max_tokens or None,
+                  "ignore_eos": o.ignore_eos, "headers": sorted(parse_headers(o.header)),  # names only: values may be secrets
+                  "tls": {"ca_file": o.ca_file or None, "insecure": o.insecure}},
         "auth": o.auth, "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},
         **fields, "collector": collector,
         "warnings": collector.get("warnings", []) + spool_warnings, "command": redact(" ".join(cmd)), **environment_info(),
     }
     meta["warnings"].extend(_calibration_warnings(Path(o.out), run_dir, o, seconds))
     meta["warnings"].extend(delivery_warnings)
+    if tls.insecure:
+        meta["warnings"].append("--insecure: the target's TLS certificate was not verified")
     write_run_json(run_dir, meta)
+    _link_latest(Path(o.out), run_dir)
     spool = run_dir / "records.spool"
     if (run_dir / "requests.parquet").is_file() and spool.is_file():
         spool.unlink()  # its rows are all in requests.parquet now
     return run_dir
+
+
+def _link_latest(out: Path, run_dir: Path) -> None:
+    """``results/latest`` points at the newest run folder, so CI scripts need no ``ls -t``."""
+    link = out / "latest"
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(run_dir.name, target_is_directory=True)
+    except OSError:
+        pass  # a file system without symlinks: the run folder is still there
 
 
 def _read_json(path: Path) -> dict:

@@ -49,8 +49,18 @@ class Conversation(_Strict):
 
 
 class ModelWeight(_Strict):
-    model: str = Field(pattern=r"^[^/\s]+/[^/\s]+$")
+    route: str | None = None  # this model's own route path template (the app's sibling routes); before model: it is read there
+    model: str = Field(pattern=r"^\S+$")
     weight: float = Field(1.0, gt=0)
+
+    @field_validator("model")
+    @classmethod
+    def _publisher_model(cls, v: str, info) -> str:
+        """The Neptun route's path needs publisher/model; a model with its own route template takes any id
+        (and --route openai / --models take any id the server serves)."""
+        if not info.data.get("route") and v.split("=", 1)[-1].count("/") != 1:
+            raise ValueError("must be publisher/model (or give this model a route: template)")
+        return v
 
 
 class FixedThink(_Strict):
@@ -102,6 +112,7 @@ class Scenario(_Strict):
     models: list[ModelWeight] = []
     think_time: ThinkTime = FixedThink(kind="fixed", seconds=0.0)
     slos: list[str] = []
+    max_tokens: int | None = Field(None, gt=0)  # bound every reply (OpenAI route), unless --max-tokens says otherwise
     conversations: list[Conversation] = Field(min_length=1)
 
     @field_validator("slos")

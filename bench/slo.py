@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bench.errors import InputError
 
-LATENCY = {"ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "gaps_ms"}
+LATENCY = {"ttfb_ms", "ttfc_ms", "ttsc_ms", "connect_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "gaps_ms"}
 HIGHER_IS_BETTER = {"decode_tps", "output_tps", "goodput", "requests_per_s"}
 RATES = {"error_rate"}
 METRICS = LATENCY | HIGHER_IS_BETTER | RATES

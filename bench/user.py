@@ -97,6 +97,13 @@ class Arrivals:
         return out
 
 
+def _shared_context(**kw):
+    ctx = STATE.get("ssl_context")
+    if ctx is None:
+        ctx = STATE["ssl_context"] = STATE["settings"].tls.context()
+    return ctx
+
+
 class ChatUser(User):
     """Replays the scenario's conversations against the route and records every request."""
 
@@ -113,9 +120,11 @@ class ChatUser(User):
         worker = getattr(environment.runner, "worker_index", 0) if environment.runner is not None else 0
         self.rng = random.Random(f"{s.seed}:{max(worker, 0)}:{self.index}")
         self._tokens: dict[str, int] = {}  # prompt token counts of user messages, with a tokenizer
+        tls = {}
+        if self.host.startswith("https:"):  # one SSL context per process, shared by every user
+            tls = {"ssl_context_factory": _shared_context, "insecure": s.tls.insecure}
         self.client = HTTPClient.from_url(
-            self.host, concurrency=1, connection_timeout=s.timeouts.connect,
-            network_timeout=s.timeouts.first_chunk, insecure=False,
+            self.host, concurrency=1, connection_timeout=s.timeouts.connect, network_timeout=s.timeouts.first_chunk, **tls,
         )
         self.base_path = urlsplit(self.host).path.rstrip("/")  # a deployment mounted under a prefix
         self._n = 0
@@ -183,11 +192,13 @@ class ChatUser(User):
         body = s.route.body(model, history)
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
         headers.update(s.credentials.headers())
+        headers.update(s.headers)
         ctx = RequestContext(
             run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
             conversation_id=conv_id, conversation=conv.name, turn=turn_no, model=model, tags=",".join(conv.tags),
             t_intended=t_intended, t_wall_start=time(), prompt_chars=sum(len(m["content"]) for m in history),
             prompt_messages=len(history), protocol=s.protocol, prompt_tokens=sum(tokens) if tokens else None,
+            requested_tokens=s.route.max_tokens or None,
         )
         o = Outcome()
         self.collector.count_sent()
@@ -197,8 +208,10 @@ class ChatUser(User):
             self._record(o, ctx)
             raise
         row = self._record(o, ctx)
-        reply_tokens = row[IDX["output_tokens"]] if str(row[IDX["token_source"]]).startswith("tokenizer:") else None
-        return (o.decoder.text if o.decoder is not None else ""), reply_tokens, o.error is None
+        dec = o.decoder
+        reply = "" if dec is None else (dec.visible_text() if s.history == "visible" else dec.text)
+        counted = str(row[IDX["token_source"]]).startswith("tokenizer:") and dec is not None and reply == dec.text
+        return reply, (row[IDX["output_tokens"]] if counted else None), o.error is None
 
     def _record(self, o: Outcome, ctx: RequestContext) -> list:
         if o.error is None and o.decoder is not None and not o.decoder.texts:

@@ -7,11 +7,15 @@ its id, the first part's stamp, the error class, the number of parts and the CRC
     python accuracy_probe.py URL N SEED TOKEN [neptun|openai] [CA_FILE]
 """
 
-import gc
+from gevent import monkey
+
+monkey.patch_all()  # as Locust does in every load generator: without it, TLS sockets block the whole process
+
+import gc  # noqa: E402
 import json
-import random
-import sys
-import zlib
+import random  # noqa: E402
+import sys  # noqa: E402
+import zlib  # noqa: E402
 
 import gevent
 from geventhttpclient import HTTPClient

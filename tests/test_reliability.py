@@ -29,7 +29,7 @@ def test_faults_on_the_wire_are_classified_and_users_carry_on(tmp_path):
                                  "--target-faults", faults, "--stall-timeout", "1", "-q"),
                        capture_output=True, text=True, timeout=120, env=bench_env())
     assert r.returncode == 0, r.stderr[-2000:]
-    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     df = pd.read_parquet(run_dir / "requests.parquet")
     classes = set(df["error"].dropna())
     assert {"server_error", "rate_limited", "stall", "truncated", "decode_error", "stream_error"} <= classes, classes
@@ -72,7 +72,7 @@ def test_open_loop_keeps_its_rate_when_the_server_slows(tmp_path):
                                      "--no-report"),
                            capture_output=True, text=True, timeout=120, env=bench_env())
         assert r.returncode == 0, r.stderr[-2000:]
-        df = pd.read_parquet(next(p for p in out.iterdir() if p.is_dir()) / "requests.parquet")
+        df = pd.read_parquet(next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink()) / "requests.parquet")
         counts[name] = len(df)
         assert (df["intended_delay_ms"] >= 0).all()
     assert 30 <= counts["fast"] <= 70 and 30 <= counts["slow"] <= 70, counts  # 6/s for ~8 s, Poisson
@@ -86,7 +86,7 @@ def test_open_loop_records_coordinated_omission(tmp_path):
                                  "--scenario", str(DATA / "one-turn.yaml"), "-q", "--no-report"),
                        capture_output=True, text=True, timeout=120, env=bench_env())
     assert r.returncode == 0, r.stderr[-2000:]
-    df = pd.read_parquet(next(p for p in tmp_path.iterdir() if p.is_dir()) / "requests.parquet")
+    df = pd.read_parquet(next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()) / "requests.parquet")
     ok = df[df["error"].isna()]
     assert (ok["ttfc_sched_ms"] - ok["ttfc_ms"]).max() > 1000
     assert (ok["ttfc_sched_ms"] >= ok["ttfc_ms"] - 0.01).all()
@@ -131,7 +131,7 @@ def test_bearer_token_never_written(target, tmp_path):
                        capture_output=True, text=True, timeout=90, env=bench_env(BENCH_TOKEN=secret_token))
     assert r.returncode == 0, r.stderr[-2000:]
     assert secret_token not in r.stdout + r.stderr
-    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     for path in run_dir.rglob("*"):
         if path.is_file():
             assert secret_token.encode() not in path.read_bytes(), path
@@ -199,5 +199,5 @@ def test_session_cookie_end_to_end(target, tmp_path):
                                  "-t", "3s", "-u", "2", "-q", "--no-report"),
                        capture_output=True, text=True, timeout=90, env=bench_env())
     assert r.returncode == 0, r.stderr[-2000:]
-    df = pd.read_parquet(next((tmp_path / "o").iterdir()) / "requests.parquet")
+    df = pd.read_parquet(next(p for p in (tmp_path / "o").iterdir() if not p.is_symlink()) / "requests.parquet")
     assert len(df) > 0 and (df["error"].isna() | (df["error"] == "cancelled")).all()

@@ -26,7 +26,7 @@ def faulty_run(tmp_path_factory):
                                  "--warmup", "2", "--target-faults", "500=0.08,429=0.04", "-q"),
                        capture_output=True, text=True, timeout=120, env=bench_env())
     assert r.returncode == 0, r.stderr[-3000:]
-    return next(p for p in out.iterdir() if p.is_dir())
+    return next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
 
 
 def measured(run_dir: Path) -> pd.DataFrame:

@@ -26,7 +26,7 @@ def run_bench(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Co
 
 
 def only_run(tmp_path: Path) -> Path:
-    runs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    runs = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]
     assert len(runs) == 1
     return runs[0]
 
@@ -209,3 +209,27 @@ def test_tokenizer_counts_tokens_in_a_run(tmp_path):
     assert ok["prompt_tokens"].notna().all() and (ok["prompt_tokens"] > 0).all()
     grew = [g.sort_values("turn")["prompt_tokens"].is_monotonic_increasing for _, g in ok.groupby("conversation_id") if len(g) > 1]
     assert grew and all(grew)
+
+
+def test_run_over_https_with_a_private_ca(tls_files, tmp_path):
+    """A staging deployment behind TLS signed by a private CA: --ca-file verifies it; without it the
+    preflight stops with a hint; --insecure runs and says so in run.json."""
+    from bench.target import TargetProcess
+    from conftest import SECRET
+
+    with TargetProcess(["--profiles", FAST, "--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]], secret=SECRET) as t:
+        base = ["run", "--host", t.url, "--auth", "jwt", "-t", "4s", "-u", "3", "-r", "3", "-q", "--no-report"]
+        ok = subprocess.run(bench_cmd(*base, "--out", str(tmp_path / "ca"), "--ca-file", tls_files["ca"]),
+                            capture_output=True, text=True, timeout=120, env=bench_env())
+        refused = subprocess.run(bench_cmd(*base, "--out", str(tmp_path / "none")), capture_output=True, text=True, timeout=120,
+                                 env=bench_env())
+        insecure = subprocess.run(bench_cmd(*base, "--out", str(tmp_path / "insecure"), "--insecure"), capture_output=True,
+                                  text=True, timeout=120, env=bench_env())
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    df = pd.read_parquet(only_run(tmp_path / "ca") / "requests.parquet")
+    live = df[df["error"] != "cancelled"]
+    assert len(live) and live["error"].isna().all() and (df["connect_ms"].notna().sum() >= 1)
+    assert refused.returncode == 2 and "--ca-file" in refused.stderr
+    assert insecure.returncode == 0, insecure.stderr[-2000:]
+    meta = json.loads((only_run(tmp_path / "insecure") / "run.json").read_text())
+    assert any("--insecure" in w for w in meta["warnings"]) and meta["route"]["tls"]["insecure"] is True

@@ -103,7 +103,7 @@ def test_a_run_where_every_request_fails_gets_a_full_report(tmp_path):
                                  "--warmup", "0", "--target-faults", "stall=1.0:3", "--stall-timeout", "0.3", "-q"),
                        capture_output=True, text=True, timeout=120, env=bench_env())
     assert r.returncode == 0, r.stderr[-3000:]
-    run = next(p for p in tmp_path.iterdir() if p.is_dir())
+    run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     page = (run / "report.html").read_text()
     assert 'id="no-success"' in page and 'id="failures"' in page and "stall" in page
     summary = json.loads((run / "summary.json").read_text())
@@ -124,7 +124,7 @@ def test_open_loop_records_every_arrival_offered(tmp_path):
                                  "--load-mode", "open", "--arrival-rate", "6", "--scenario", "long-chat", "-q"),
                        capture_output=True, text=True, timeout=120, env=bench_env())
     assert r.returncode == 0, r.stderr[-3000:]
-    run = next(p for p in tmp_path.iterdir() if p.is_dir())
+    run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     meta = json.loads((run / "run.json").read_text())
     df = pd.read_parquet(run / "requests.parquet")
     not_sent = df[df["error"] == "not_sent"]
@@ -145,7 +145,7 @@ def test_open_loop_processes_draw_their_own_arrivals(tmp_path):
                                  "--processes", "2", "--load-mode", "open", "--arrival-rate", "6", "--scenario", "short-qa", "-q"),
                        capture_output=True, text=True, timeout=150, env=bench_env())
     assert r.returncode == 0, r.stderr[-3000:]
-    run = next(p for p in tmp_path.iterdir() if p.is_dir())
+    run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     df = pd.read_parquet(run / "requests.parquet")
     first = df[df["turn"] == 0]
     intended = np.sort(first["t_start_ns"].to_numpy() - first["intended_delay_ms"].to_numpy() * 1e6)
@@ -316,7 +316,7 @@ def test_a_run_states_its_timing_uncertainty(tmp_path):
     r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "5s", "-u", "4", "-r", "4", "-q"),
                        capture_output=True, text=True, timeout=120, env=bench_env())
     assert r.returncode == 0, r.stderr[-3000:]
-    run = next(p for p in tmp_path.iterdir() if p.is_dir())
+    run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     lines = [json.loads(x) for x in (run / "timing.jsonl").read_text().splitlines()]
     assert len(lines) >= 3 and sum(len(x["lag_us"]) for x in lines) >= 200  # about 100 probe samples a second
     t = json.loads((run / "summary.json").read_text())["timing"]
