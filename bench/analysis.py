@@ -218,6 +218,9 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     for col in LAT_COLS:
         out[col] = stats(metric_samples(df, col))
     out["decode_tps"] = stats(ok["decode_tps"])
+    out["output_tokens"] = stats(ok["output_tokens"])
+    req = df["requested_tokens"].dropna() if "requested_tokens" in df else pd.Series(dtype=float)
+    out["requested_tokens"] = int(req.max()) if len(req) else None  # the bound asked for, beside what came back
     out["gaps_ms"] = gaps if isinstance(gaps, dict) else gap_stats_ms(ok) if gaps else empty_stats()
     out["prompt_chars"] = stats(live["prompt_chars"])
     judged = {m for m in FIRST_PART if any(x.metric == m for x in slos)}

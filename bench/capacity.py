@@ -53,15 +53,21 @@ def parse_levels(text: str) -> list[float]:
 
 
 def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> list[dict]:
+    from bench.servermetrics import summary as server_summary
+
     df = load_records(run_dir)
     measured, _ = split_warmup(df, warmup)
+    server = server_summary(run_dir, float(measured["t_wall_start"].min())) if len(measured) else None
     rows = []
     for model, g in measured.groupby("model"):
         s = model_summary(g, slos)
         row = {"model": model, "level": level, "requests": s["requests"], "ok": s["ok"], "error_rate": s["error_rate"],
                "still_waiting": s["still_waiting"], "longest_wait_ms": s["longest_wait_ms"], "not_sent": s["not_sent"],
                "output_tps": s["output_tps"], "requests_per_s": s["requests_per_s"], "goodput": s["goodput"],
-               "e2e_mean_ms": s["e2e_ms"]["mean"], "run_dir": str(run_dir)}
+               "e2e_mean_ms": s["e2e_ms"]["mean"], "run_dir": str(run_dir),
+               "server_waiting_mean": (server or {}).get("waiting", {}).get("mean"),
+               "server_waiting_max": (server or {}).get("waiting", {}).get("max"),
+               "server_running_mean": (server or {}).get("running", {}).get("mean")}
         for metric in ("ttfc_ms", "ttfv_ms", "e2e_ms", "gaps_ms", "tpot_ms", "decode_tps"):
             for stat in ("p50", "p95", "p99"):
                 row[f"{metric}_{stat}"] = s[metric][stat]
@@ -204,7 +210,7 @@ def sweep(o: CapacityOptions) -> Path:
             cpus = os.cpu_count() or 1
             target = TargetProcess(args, secret=secret, cpu=cpus - 1 if cpus > 1 else None, log=out / "target.log")
             os.environ["BENCH_JWT_SECRET"] = secret
-            base = replace(base, host=target.url, auth="jwt")
+            base = replace(base, host=target.url, auth="jwt", server_metrics=o.run.server_metrics or target.url + "/metrics")
         rows: list[dict] = []
         todo = list(o.levels)
         done: set[float] = set()
@@ -280,15 +286,17 @@ def markdown(result: dict) -> str:
         conc = p.get("concurrent_conversations_per_replica")
         out.append(f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
                    f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')} |")
-    out += ["", "| model | level | finished | still waiting (longest) | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | SLOs |",
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+    out += ["", "| model | level | finished | still waiting (longest) | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | "
+            "server queue (mean / max) | SLOs |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
     for r in result["levels"]:
         f = lambda x: "–" if x is None or x != x else f"{x:.0f}"  # noqa: E731
         wait = f"{r['still_waiting']} ({r['longest_wait_ms'] / 1000:.1f} s)" if r.get("still_waiting") else "0"
+        qm, qx = r.get("server_waiting_mean"), r.get("server_waiting_max")
+        queue = "–" if qm is None or qm != qm else f"{qm:.1f} / {qx:.0f}"
         verdict = "met" if r["slo_ok"] else ("too few" if "too few" in (r.get("slo_status") or {}).values()
                                              and "missed" not in (r.get("slo_status") or {}).values() else "missed")
         out.append(f"| {r['model'].split('/')[-1]} | {r['level']:g} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
-                   f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {verdict} |")
+                   f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {queue} | {verdict} |")
     return "\n".join(out) + "\n"
 
 

@@ -126,6 +126,20 @@ def _errors(live: pd.DataFrame, col: dict, out: Path) -> str:
     return _save(fig, out, "errors")
 
 
+def server_chart(table: pd.DataFrame, t0: float, out: Path) -> str:
+    """The server's own view over the run: streams running and waiting, KV cache, tokens/s."""
+    panels = [c for c in ("running", "waiting", "kv_cache", "tokens_per_s") if c in table]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.7 * len(panels) + 0.8), sharex=True, squeeze=False)
+    labels = {"running": "requests running", "waiting": "requests waiting", "kv_cache": "KV cache use", "tokens_per_s": "tokens/s (server)"}
+    for ax, c in zip(axes[:, 0], panels):
+        ax.plot(table.index - t0, table[c], color="#444")
+        ax.set_ylabel(labels[c], fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title("The server's own view (its Prometheus metrics, scraped every second)")
+    axes[-1, 0].set_xlabel("seconds since start")
+    return _save(fig, out, "server")
+
+
 def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None) -> list[tuple[str, str]]:
     """Draw the report's charts; return (file stem, title) pairs in the report's order.
 

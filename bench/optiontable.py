@@ -107,6 +107,8 @@ OPTIONS: list[Opt] = [
     Opt("target_faults", ("--target-faults",), 'Embedded target: fault shares, e.g. "500=0.01,stall=0.01:2".', None, where=HARNESS),
     Opt("target_flavor", ("--target-flavor",), "Embedded target: the AI SDK 4 data stream as deployed or as documented, or "
         "the AI SDK 5 UI message stream.", "deployed", choices=("deployed", "documented", "ui-stream"), where=HARNESS),
+    Opt("server_metrics", ("--server-metrics",), "Prometheus endpoint of the server to scrape every second during the run "
+        "(e.g. vLLM's or llama.cpp's /metrics); the embedded target's is scraped by default.", "", where=HARNESS),
     # --- what bench run does with the run ---------------------------------------------------------------------
     Opt("warmup", ("--warmup",), "Seconds excluded from headline numbers (default: the ramp-up).", None, float,
         where=frozenset({RUN})),

@@ -20,6 +20,7 @@ from bench.analysis import (
 )
 from bench.errors import InputError
 from bench.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
+from bench.servermetrics import summary as server_summary
 from bench.timing import uncertainty, untrusted_reason
 from bench.slo import parse_slo
 
@@ -78,7 +79,7 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
         "host": meta.get("host"), "warmup_s": warm, "records": int(len(df)),
         "measured_requests": int(len(measured)), "warmup_requests": int(len(warm_df)),
         "generator_cpu_max": cpu, "untrusted": untrusted, "untrusted_reasons": reasons, "warnings": warnings,
-        "timing": timing, "offered": offered, "not_sent": not_sent, "min_samples": MIN_SAMPLES,
+        "timing": timing, "server": server_summary(run_dir, t_from), "offered": offered, "not_sent": not_sent, "min_samples": MIN_SAMPLES,
         "slos": [s.text for s in slos], "models": models, "failures": failures(measured),
         "ok_requests": int(sum(m["ok"] for m in models.values())),
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
@@ -234,6 +235,13 @@ def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_di
 
     ts = time_series(df, window_s) if len(df) else pd.DataFrame()  # only the over-time chart reads it
     made = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
+    from bench.servermetrics import roles, load
+
+    server = roles(load(charts_dir.parent))
+    if not server.empty and len(df):
+        from bench.charts import server_chart
+
+        made.append((server_chart(server, float(df["t_wall_start"].min()), charts_dir), "The server's own view"))
     charts_dir.mkdir(parents=True, exist_ok=True)
     (charts_dir / "charts.json").write_text(json.dumps(made))
 

@@ -176,7 +176,16 @@ def run(o: RunOptions) -> Path:
         started = time.time()
         if not o.quiet:
             click.echo(f"run {run_id}: {o.users} users, {seconds:g} s, scenario {o.scenario}, models {', '.join(models)}", err=True)
-        interrupted = _run_locust(cmd, env, run_dir, seconds, o.quiet)
+        metrics_url = o.server_metrics or (host + "/metrics" if target is not None else "")
+        if metrics_url:
+            from bench.servermetrics import Scraper
+
+            scraper = Scraper(metrics_url, run_dir, verify=tls.httpx_verify()).start()
+        try:
+            interrupted = _run_locust(cmd, env, run_dir, seconds, o.quiet)
+        finally:
+            if metrics_url:
+                scraper.stop()
         ended = time.time()
     finally:
         if target is not None:
@@ -208,6 +217,9 @@ def run(o: RunOptions) -> Path:
     }
     meta["warnings"].extend(_calibration_warnings(Path(o.out), run_dir, o, seconds))
     meta["warnings"].extend(delivery_warnings)
+    if metrics_url:
+        meta["server_metrics"] = metrics_url
+        meta["warnings"].extend(scraper.warnings())
     if tls.insecure:
         meta["warnings"].append("--insecure: the target's TLS certificate was not verified")
     write_run_json(run_dir, meta)

@@ -233,3 +233,53 @@ def test_run_over_https_with_a_private_ca(tls_files, tmp_path):
     assert insecure.returncode == 0, insecure.stderr[-2000:]
     meta = json.loads((only_run(tmp_path / "insecure") / "run.json").read_text())
     assert any("--insecure" in w for w in meta["warnings"]) and meta["route"]["tls"]["insecure"] is True
+
+
+def test_history_like_the_real_client_and_sibling_routes_and_headers(tmp_path):
+    """A reasoning model's next turn carries only the visible reply by default (as useChat sends it);
+    --history full sends the <think> block too. The same run can go through a sibling route
+    (provider=model with a route template), and --header values from the environment reach the
+    server and no output."""
+    scenario = tmp_path / "two-turns.yaml"
+    scenario.write_text("name: two-turns\nthink_time: {kind: fixed, seconds: 0}\nconversations:\n"
+                        "  - {name: c, turns: ['Explain queueing.', 'And in one sentence?']}\n")
+    base = ["--scenario", str(scenario), "-t", "5s", "-u", "2", "-r", "2", "--no-report", "--on-error", "next-turn"]
+    r1 = run_bench(tmp_path / "visible", *base, "--models", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
+    r2 = run_bench(tmp_path / "full", *base, "--models", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "--history", "full")
+    assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr[-2000:], r2.stderr[-2000:])
+
+    def second_turn_growth(run: Path) -> float:
+        df = pd.read_parquet(run / "requests.parquet")
+        df = df[df["error"].isna()]
+        pairs = df.pivot_table(index="conversation_id", columns="turn", values="prompt_chars").dropna(subset=[0, 1])
+        assert len(pairs), "no conversation reached its second turn"
+        return float((pairs[1] - pairs[0]).mean())
+
+    assert second_turn_growth(only_run(tmp_path / "full")) > second_turn_growth(only_run(tmp_path / "visible")) + 50
+
+    env = bench_env(GATEWAY_KEY="gw-secret-0123456789")
+    r3 = subprocess.run(bench_cmd("run", "--out", str(tmp_path / "sib"), "--target-profiles", FAST, "-q", "-t", "4s", "-u", "2", "-r", "2",
+                                  "--models", "cloudflare=mistralai/Mistral-7B-Instruct-v0.3,huggingface=google/gemma-2-27b-it",
+                                  "--route-template", "/api/ai/{provider}/{model}/chat?chat_id={chat_id}",
+                                  "--header", "X-Gateway-Key: @env:GATEWAY_KEY", "--header", "X-Tenant: blue"),
+                        capture_output=True, text=True, timeout=120, env=env)
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    run = only_run(tmp_path / "sib")
+    df = pd.read_parquet(run / "requests.parquet")
+    assert set(df["model"]) == {"cloudflare=mistralai/Mistral-7B-Instruct-v0.3", "huggingface=google/gemma-2-27b-it"}
+    assert df.loc[df["error"] != "cancelled", "error"].isna().all()
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert b"gw-secret-0123456789" not in path.read_bytes(), path
+    assert json.loads((run / "run.json").read_text())["route"]["headers"] == ["X-Gateway-Key", "X-Tenant"]
+
+
+def test_server_metrics_scraped_and_shown(tmp_path):
+    r = run_bench(tmp_path, "-t", "5s", "-u", "4", "-r", "4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path)
+    lines = (run / "server-metrics.jsonl").read_text().splitlines()
+    assert len(lines) >= 3 and "bench_requests_running{model=mistralai/Mistral-7B-Instruct-v0.3}" in json.loads(lines[-1])["samples"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["server"]["running"]["max"] >= 1 and summary["server"]["tokens_per_s"]["mean"] > 0
+    assert (run / "charts" / "server.png").is_file() and 'id="server"' in (run / "report.html").read_text()

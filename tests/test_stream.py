@@ -339,3 +339,23 @@ def test_unreadable_tokenizer_is_a_clear_error(tmp_path):
         load_tokenizer(str(bad))
     with pytest.raises(InputError, match="not found"):
         load_tokenizer(str(tmp_path / "absent.json"))
+
+
+def test_tpot_matches_the_servers_own_token_timing(target):
+    """50 tokens 20 ms apart: the harness's TPOT equals the server's (last part - first part) / 49 within 0.05 ms,
+    as it matched a real llama.cpp server's own per-token timing."""
+    from bench.records import COLUMNS, RequestContext, build_row
+
+    o = send(target.url, "tokens=50,step_ms=20", rid="tpot-1")
+    row = dict(zip(COLUMNS, build_row(o, RequestContext("r", "tpot-1", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"))))
+    t = truth_of(target, "tpot-1")
+    server_tpot = (t["last_ns"] - t["first_ns"]) / 1e6 / (t["tokens"] - 1)
+    assert row["output_tokens"] == t["tokens"] == 50
+    assert abs(row["tpot_ms"] - server_tpot) < 0.05, (row["tpot_ms"], server_tpot)
+
+
+def test_max_tokens_bounds_the_reply_on_the_openai_route(target):
+    body = RouteConfig(kind="openai", max_tokens=7).body(MODEL, MSGS)
+    assert json.loads(body)["max_tokens"] == 7
+    o = send(target.url, route=RouteConfig(kind="openai"), body=body)
+    assert o.error is None and o.decoder.usage_completion == 7

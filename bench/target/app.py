@@ -26,6 +26,7 @@ from bench.target.faults import FAULT_HEADER, FaultPlan, FaultShares, parse_head
 from bench.target.profiles import Profiles, load_profiles
 
 ROUTE = "/api/ai/huggingface/{publisher}/{name}/chat"
+SIBLING_ROUTE = r"/api/ai/{provider:cloudflare|openrouter|ollama}/{model:.+}/chat"
 INVALID_MODEL = {"deployed": "Invalid model name- or publisher", "documented": "Invalid model name or publisher",
                  "ui-stream": "Invalid model name- or publisher"}
 CONTENT_TYPES = {"plain": "text/plain; charset=utf-8", "event-stream": "text/event-stream"}
@@ -235,12 +236,15 @@ class Target:
         self.content_type = config.resolved_content_type()
         self.app = web.Application(client_max_size=config.max_body_bytes)
         self.app.router.add_post(ROUTE, self.route_chat)
+        self.app.router.add_post(SIBLING_ROUTE, self.route_chat)  # the app's sibling routes, same body and stream
         self.app.router.add_post("/v1/chat/completions", self.openai_chat)
         self.app.router.add_get("/v1/models", self.openai_models)
         self.app.router.add_get("/_bench/health", self.health)
         self.app.router.add_get("/_bench/truth", self.get_truth)
         self.app.router.add_delete("/_bench/truth", self.clear_truth)
         self.app.router.add_get("/_bench/stats", self.stats)
+        self.app.router.add_get("/metrics", self.metrics)
+        self.tokens_total: dict[str, int] = {}
 
     # --- control plane -------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
@@ -250,6 +254,18 @@ class Target:
         return web.json_response(
             {name: {"active": e.active, "queued": e.queued, "max_batch": e.profile.max_batch} for name, e in self.engines.items()}
         )
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """The server's own view in Prometheus text, as vLLM and llama.cpp expose theirs: streams being
+        decoded, requests waiting for a slot, tokens produced."""
+        lines = ["# HELP bench_requests_running Streams being decoded (a slot of max_batch each).",
+                 "# TYPE bench_requests_running gauge"]
+        lines += [f'bench_requests_running{{model="{m}"}} {e.active}' for m, e in self.engines.items()]
+        lines += ["# HELP bench_requests_waiting Requests queued for a slot.", "# TYPE bench_requests_waiting gauge"]
+        lines += [f'bench_requests_waiting{{model="{m}"}} {e.queued}' for m, e in self.engines.items()]
+        lines += ["# HELP bench_generation_tokens_total Tokens streamed.", "# TYPE bench_generation_tokens_total counter"]
+        lines += [f'bench_generation_tokens_total{{model="{m}"}} {self.tokens_total.get(m, 0)}' for m in self.engines]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
     async def get_truth(self, request: web.Request) -> web.Response:
         ids = request.query.get("ids")
@@ -287,7 +303,8 @@ class Target:
 
     # --- the route -----------------------------------------------------------------------
     async def route_chat(self, request: web.Request) -> web.StreamResponse:
-        model = f"{request.match_info['publisher']}/{request.match_info['name']}"
+        info = request.match_info
+        model = info["model"] if "model" in info else f"{info['publisher']}/{info['name']}"
         truth = self._truth(request, "route", model)
         resp = await self._route_checks(request, model)
         if isinstance(resp, web.Response):
@@ -465,6 +482,7 @@ class Target:
             truth.last_ns, truth.last_due_ns = now, int(due * 1e9)
             truth.parts += 1
             truth.tokens += ntok
+            self.tokens_total[truth.model] = self.tokens_total.get(truth.model, 0) + ntok
             truth.text_crc = zlib.crc32(text.encode(), truth.text_crc)
             done = i + 1
             if faults.stall_s and i == 0:
