@@ -275,8 +275,8 @@ def test_every_stream_format_decodes_exactly_and_on_time(flavor, kind):
     assert min(p99 for _, p99 in results) < 2.0, results
 
 
-@pytest.mark.parametrize("flavor,kind", [("deployed", "neptun"), ("ui-stream", "neptun"), ("deployed", "openai")],
-                         ids=["aisdk-v4", "ui-message-stream", "openai-sse"])
+@pytest.mark.parametrize("flavor,kind", [("deployed", "neptun"), ("documented", "neptun"), ("ui-stream", "neptun"), ("deployed", "openai")],
+                         ids=["aisdk-v4-deployed", "aisdk-v4-documented", "ui-message-stream", "openai-sse"])
 def test_every_stream_format_over_https(tls_files, flavor, kind):
     """The same over TLS (a private CA): every character, TTFC p99 within 2 ms of the server's stamps."""
     results = accuracy_run(["--flavor", flavor, "--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]], 50, kind,

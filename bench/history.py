@@ -1,0 +1,156 @@
+"""``bench history RESULTS_DIR``: latency across builds, one line per percentile, one point per run.
+
+Every run folder under RESULTS_DIR of one scenario (matched by the scenario file's digest) is read
+in a single pyarrow dataset scan (the records carry their run id), its warm-up dropped, and per run
+and model: TTFC, TPOT and E2E p50/p95/p99 with a distribution-free 95 % interval for each
+percentile (order statistics whose ranks come from the binomial), and the error rate. Runs are
+ordered by start time or by git revision order; a run that was a candidate of ``bench compare``
+carries the gate's verdict. Writes ``history.csv``, ``history.png`` and ``history.html``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sst
+
+from bench.analysis import FIRST_PART
+from bench.errors import InputError
+
+METRICS = ("ttfc_ms", "tpot_ms", "e2e_ms")
+PCTS = (50, 95, 99)
+
+
+def find_runs(root: Path) -> list[dict]:
+    """Run folders under ``root`` (any depth), with what history needs from their run.json."""
+    out = []
+    for meta_path in sorted(Path(root).rglob("run.json")):
+        d = meta_path.parent
+        if d.is_symlink() or not (d / "requests.parquet").is_file() or any(p.is_symlink() for p in d.parents):
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError:
+            continue
+        verdict = None
+        cmp = d / "compare" / "compare.json"
+        if cmp.is_file():
+            try:
+                verdict = json.loads(cmp.read_text()).get("verdict")
+            except ValueError:
+                pass
+        out.append({"dir": str(d), "run_id": meta.get("run_id", d.name), "started": meta.get("started") or 0.0,
+                    "git": meta.get("git"), "digest": (meta.get("scenario") or {}).get("sha256"),
+                    "scenario": (meta.get("scenario") or {}).get("name"), "warmup_s": float(meta.get("warmup_s") or 0.0),
+                    "verdict": verdict})
+    return out
+
+
+def _quantile_ci(v: np.ndarray, q: float) -> tuple[float, float, float]:
+    """numpy's percentile, and a distribution-free 95 % interval: the order statistics at the binomial's
+    2.5 % and 97.5 % points for n samples and probability q."""
+    n = v.size
+    lo_k = int(sst.binom.ppf(0.025, n, q / 100))
+    hi_k = int(sst.binom.ppf(0.975, n, q / 100))
+    return float(np.percentile(v, q)), float(v[max(lo_k - 1, 0)]), float(v[min(hi_k, n - 1)])
+
+
+def history(root: Path, digest: str | None = None, order: str = "time") -> tuple[pd.DataFrame, list[dict]]:
+    """One row per run and model: percentiles with intervals, error rate, verdict."""
+    import pyarrow.dataset as ds
+
+    runs = find_runs(root)
+    if not runs:
+        raise InputError(f"{root}: no run folders (run.json + requests.parquet) found")
+    if digest is None:  # the newest run's scenario
+        digest = max(runs, key=lambda r: r["started"])["digest"]
+    runs = [r for r in runs if r["digest"] == digest]
+    by_id = {r["run_id"]: r for r in runs}
+    cols = ["run_id", "model", "error", "t_wall_start", *METRICS]
+    table = ds.dataset([str(Path(r["dir"]) / "requests.parquet") for r in runs], format="parquet").to_table(columns=cols)
+    df = table.to_pandas()
+    df = df[df["run_id"].isin(by_id)]
+    warm = df["run_id"].map({k: v["warmup_s"] for k, v in by_id.items()})
+    t0 = df.groupby("run_id")["t_wall_start"].transform("min")
+    df = df[(df["t_wall_start"] >= t0 + warm) & (df["error"] != "not_sent")]
+    rows = []
+    for (rid, model), g in df.groupby(["run_id", "model"], sort=False):
+        live = g[g["error"] != "cancelled"]
+        row = {"run_id": rid, "model": model, "started": by_id[rid]["started"], "git": by_id[rid]["git"],
+               "verdict": by_id[rid]["verdict"], "requests": int(len(live)),
+               "error_rate": float(live["error"].notna().mean()) if len(live) else np.nan}
+        for m in METRICS:
+            keep = g["error"].isna() | ((g["error"] == "cancelled") if m in FIRST_PART else False)
+            v = np.sort(g.loc[keep, m].dropna().to_numpy(dtype=float))
+            for q in PCTS:
+                p, lo, hi = _quantile_ci(v, q) if v.size else (np.nan, np.nan, np.nan)
+                row[f"{m}_p{q}"], row[f"{m}_p{q}_lo"], row[f"{m}_p{q}_hi"] = p, lo, hi
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if order == "git":  # git order: the order the revisions were first seen, oldest first
+        first_seen = out.groupby("git")["started"].transform("min")
+        out = out.assign(_k=first_seen).sort_values(["_k", "started"]).drop(columns="_k")
+    else:
+        out = out.sort_values("started")
+    return out.reset_index(drop=True), runs
+
+
+def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "history.csv", "png": out / "history.png", "html": out / "history.html"}
+    h.to_csv(paths["csv"], index=False)
+    models = list(dict.fromkeys(h["model"]))
+    fig, axes = plt.subplots(len(models), 3, figsize=(13, 3.2 * len(models)), squeeze=False)
+    run_order = {rid: i for i, rid in enumerate(dict.fromkeys(h["run_id"]))}
+    for r, model in enumerate(models):
+        g = h[h["model"] == model]
+        x = g["run_id"].map(run_order).to_numpy()
+        for c, (metric, title) in enumerate((("ttfc_ms", "TTFC (ms)"), ("tpot_ms", "TPOT (ms)"))):
+            ax = axes[r, c]
+            for q, style in zip(PCTS, ("-", "--", ":")):
+                y = g[f"{metric}_p{q}"].to_numpy()
+                ax.plot(x, y, style, color="#1f5fa8", label=f"p{q}")
+                ax.fill_between(x, g[f"{metric}_p{q}_lo"], g[f"{metric}_p{q}_hi"], color="#1f5fa8", alpha=0.12)
+            bad = g["verdict"] == "regression"
+            if bad.any():
+                ax.scatter(x[bad.to_numpy()], g.loc[bad, f"{metric}_p95"], color="crimson", zorder=5, s=40, label="gate: regression")
+            ax.set(title=f"{model.split('/')[-1]}: {title}", xlabel=f"run ({'git revision' if order == 'git' else 'time'} order)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax = axes[r, 2]
+        ax.plot(x, 100 * g["error_rate"], color="#b42318")
+        ax.set(title=f"{model.split('/')[-1]}: error rate (%)", xlabel="run")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(paths["png"], dpi=110)
+    plt.close(fig)
+    import base64
+    import html
+
+    img = base64.b64encode(paths["png"].read_bytes()).decode()
+    cols = ["run_id", "model", "git", "requests", "ttfc_ms_p50", "ttfc_ms_p95", "ttfc_ms_p99", "tpot_ms_p50", "e2e_ms_p95",
+            "error_rate", "verdict"]
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in cols) + "</tr>" for _, r in h.iterrows())
+    paths["html"].write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Latency history</title><style>body{font:14px system-ui;margin:24px auto;"
+        "max-width:1300px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td:nth-child(-n+3){text-align:left}"
+        "</style></head><body><h1>Latency history</h1><p>One point per run; bands are distribution-free 95 % intervals of each "
+        f"percentile; red points: runs the gate marked as a regression.</p><img src='data:image/png;base64,{img}' style='max-width:100%'>"
+        "<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{body}</table></body></html>")
+    return paths
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}"
+    return str(v)
