@@ -34,6 +34,7 @@ def main() -> None:
       bench models RUN_DIR      rank the models of a multi-model run
       bench capacity            sweep load levels, find the highest load within the SLOs
       bench calibrate           how far this machine's measurements can be trusted
+      bench history RESULTS     latency across runs and builds
       bench target              the reference target on its own
 
     \b
@@ -116,7 +117,7 @@ def target_main() -> None:
 
 @main.command(context_settings={"max_content_width": 100})
 @click_options("run")
-def run(no_report, fail_on_slo, **kw) -> None:
+def run(no_report, fail_on_slo, junit, **kw) -> None:
     """Run a benchmark and report it.
 
     Without --host the embedded reference target is started on a free loopback port, so this
@@ -143,6 +144,13 @@ def run(no_report, fail_on_slo, **kw) -> None:
     for w in summary["warnings"]:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"\nreport: {path}")
+    if junit:
+        from bench.junit import slo_junit
+
+        click.echo(f"junit: {slo_junit(summary, junit)}")
+    if not summary["measured_requests"]:
+        click.echo("error: no measured requests (all in the warm-up, or none sent): nothing to judge", err=True)
+        sys.exit(1)
     if fail_on_slo and summary["slo_ok"] is False:
         click.echo("SLOs missed (see report)", err=True)
         sys.exit(1)
@@ -175,7 +183,8 @@ def report(run_dir, warmup) -> None:
 @click.option("--tolerance-file", type=click.Path(dir_okay=False), default=None, help="One tolerance per line (# comments).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for compare.md/json/html (default: CANDIDATE/compare).")
 @click.option("--warmup", default=None, type=float, help="Seconds excluded from both runs (default: each run's own).")
-def compare(baseline, candidate, tolerances, tolerance_file, out, warmup) -> None:
+@click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Also write the verdicts as JUnit XML (one test case per model and metric).")
+def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit) -> None:
     """Latency regression gate: compare a candidate run with a baseline run.
 
     Per model and metric: percentiles, the difference with a 95% bootstrap interval, a
@@ -202,6 +211,10 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup) -> Non
     paths = write_outputs(result, Path(out) if out else Path(candidate) / "compare", runs)
     click.echo(markdown(result))
     click.echo(f"written: {paths['md']}, {paths['html']}, {paths['json']}")
+    if junit:
+        from bench.junit import compare_junit
+
+        click.echo(f"junit: {compare_junit(result, Path(junit))}")
     sys.exit(1 if result["regressions"] else 0)
 
 
@@ -301,6 +314,30 @@ def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> Non
     result = json.loads((cal_dir / "calibration.json").read_text())
     click.echo(f"\nverdict: {result['verdict']['text']}")
     click.echo(f"report: {cal_dir / 'calibration.md'}")
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--scenario-digest", default=None, help="Which scenario's runs (its sha256 in run.json; default: the newest run's).")
+@click.option("--order", type=click.Choice(["time", "git"]), default="time", show_default=True, help="Order runs by start time or by git revision.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for history.csv/png/html (default: RESULTS_DIR/history).")
+def history(results_dir, scenario_digest, order, out) -> None:
+    """Latency across runs: TTFC, TPOT, E2E p50/p95/p99 with intervals, error rate, gate verdicts.
+
+    Reads every run folder under RESULTS_DIR of one scenario in one pyarrow dataset scan.
+
+    \b
+    Example (CI keeps every build's run folder):
+      bench history results/ --order git
+    """
+    from pathlib import Path
+
+    from bench.history import history as build, write_outputs
+
+    h, runs = build(Path(results_dir), scenario_digest, order)
+    paths = write_outputs(h, Path(out) if out else Path(results_dir) / "history", order)
+    click.echo(f"{len(runs)} runs, {h['model'].nunique()} model(s); regressions marked: {int((h['verdict'] == 'regression').sum())}")
+    click.echo(f"written: {paths['html']}, {paths['png']}, {paths['csv']}")
 
 
 @main.command("locust-help", context_settings={"max_content_width": 100})

@@ -49,13 +49,26 @@ def find_runs(root: Path) -> list[dict]:
     return out
 
 
-def _quantile_ci(v: np.ndarray, q: float) -> tuple[float, float, float]:
-    """numpy's percentile, and a distribution-free 95 % interval: the order statistics at the binomial's
-    2.5 % and 97.5 % points for n samples and probability q."""
-    n = v.size
-    lo_k = int(sst.binom.ppf(0.025, n, q / 100))
-    hi_k = int(sst.binom.ppf(0.975, n, q / 100))
-    return float(np.percentile(v, q)), float(v[max(lo_k - 1, 0)]), float(v[min(hi_k, n - 1)])
+def _grouped_percentiles(df: pd.DataFrame, metric: str, keep: pd.Series) -> pd.DataFrame:
+    """Per (run, model): numpy's percentile of ``metric`` and a distribution-free 95 % interval (the
+    order statistics at the binomial's 2.5 % and 97.5 % points for n samples and probability q),
+    computed for every group at once from one sort."""
+    sub = df.loc[keep & df[metric].notna(), ["run_id", "model", metric]].sort_values(["run_id", "model", metric])
+    keys = sub.groupby(["run_id", "model"], sort=False).size()
+    n = keys.to_numpy()
+    starts = np.concatenate(([0], np.cumsum(n)[:-1]))
+    v = sub[metric].to_numpy(dtype=float)
+    out = pd.DataFrame(index=keys.index)
+    for q in PCTS:
+        pos = q / 100 * (n - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, n - 1)
+        out[f"{metric}_p{q}"] = v[starts + lo] + (v[starts + hi] - v[starts + lo]) * (pos - lo)
+        k_lo = sst.binom.ppf(0.025, n, q / 100).astype(np.int64)
+        k_hi = sst.binom.ppf(0.975, n, q / 100).astype(np.int64)
+        out[f"{metric}_p{q}_lo"] = v[starts + np.clip(k_lo - 1, 0, n - 1)]
+        out[f"{metric}_p{q}_hi"] = v[starts + np.clip(k_hi, 0, n - 1)]
+    return out
 
 
 def history(root: Path, digest: str | None = None, order: str = "time") -> tuple[pd.DataFrame, list[dict]]:
@@ -72,24 +85,23 @@ def history(root: Path, digest: str | None = None, order: str = "time") -> tuple
     cols = ["run_id", "model", "error", "t_wall_start", *METRICS]
     table = ds.dataset([str(Path(r["dir"]) / "requests.parquet") for r in runs], format="parquet").to_table(columns=cols)
     df = table.to_pandas()
+    df["run_id"] = df["run_id"].astype(str)
     df = df[df["run_id"].isin(by_id)]
-    warm = df["run_id"].map({k: v["warmup_s"] for k, v in by_id.items()})
+    warm = df["run_id"].map({k: v["warmup_s"] for k, v in by_id.items()}).astype(float)
     t0 = df.groupby("run_id")["t_wall_start"].transform("min")
     df = df[(df["t_wall_start"] >= t0 + warm) & (df["error"] != "not_sent")]
-    rows = []
-    for (rid, model), g in df.groupby(["run_id", "model"], sort=False):
-        live = g[g["error"] != "cancelled"]
-        row = {"run_id": rid, "model": model, "started": by_id[rid]["started"], "git": by_id[rid]["git"],
-               "verdict": by_id[rid]["verdict"], "requests": int(len(live)),
-               "error_rate": float(live["error"].notna().mean()) if len(live) else np.nan}
-        for m in METRICS:
-            keep = g["error"].isna() | ((g["error"] == "cancelled") if m in FIRST_PART else False)
-            v = np.sort(g.loc[keep, m].dropna().to_numpy(dtype=float))
-            for q in PCTS:
-                p, lo, hi = _quantile_ci(v, q) if v.size else (np.nan, np.nan, np.nan)
-                row[f"{m}_p{q}"], row[f"{m}_p{q}_lo"], row[f"{m}_p{q}_hi"] = p, lo, hi
-        rows.append(row)
-    out = pd.DataFrame(rows)
+    err = df["error"]
+    live = df[err != "cancelled"]
+    base = live.groupby(["run_id", "model"], sort=False).agg(requests=("error", "size"), errors=("error", "count"))
+    base["error_rate"] = base["errors"] / base["requests"]
+    parts = [base.drop(columns="errors")]
+    for m in METRICS:
+        keep = err.isna() | ((err == "cancelled") if m in FIRST_PART else False)
+        parts.append(_grouped_percentiles(df, m, keep))
+    rows = pd.concat(parts, axis=1).reset_index()
+    for field in ("started", "git", "verdict"):
+        rows[field] = rows["run_id"].map({k: v[field] for k, v in by_id.items()})
+    out = rows
     if order == "git":  # git order: the order the revisions were first seen, oldest first
         first_seen = out.groupby("git")["started"].transform("min")
         out = out.assign(_k=first_seen).sort_values(["_k", "started"]).drop(columns="_k")
@@ -133,24 +145,15 @@ def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
     fig.savefig(paths["png"], dpi=110)
     plt.close(fig)
     import base64
-    import html
 
     img = base64.b64encode(paths["png"].read_bytes()).decode()
     cols = ["run_id", "model", "git", "requests", "ttfc_ms_p50", "ttfc_ms_p95", "ttfc_ms_p99", "tpot_ms_p50", "e2e_ms_p95",
             "error_rate", "verdict"]
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in cols) + "</tr>" for _, r in h.iterrows())
+    table = h[cols].to_html(index=False, na_rep="–", float_format=lambda v: f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}", border=0)
     paths["html"].write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>Latency history</title><style>body{font:14px system-ui;margin:24px auto;"
         "max-width:1300px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td:nth-child(-n+3){text-align:left}"
         "</style></head><body><h1>Latency history</h1><p>One point per run; bands are distribution-free 95 % intervals of each "
         f"percentile; red points: runs the gate marked as a regression.</p><img src='data:image/png;base64,{img}' style='max-width:100%'>"
-        "<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{body}</table></body></html>")
+        f"{table}</body></html>")
     return paths
-
-
-def _cell(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}"
-    return str(v)

@@ -115,6 +115,8 @@ OPTIONS: list[Opt] = [
     Opt("run_id", ("--run-id",), "Run id (default: time-stamped).", "", where=frozenset({LOCUST, RUN})),
     Opt("no_report", ("--no-report",), "Write records and run.json only.", False, flag=True, where=frozenset({RUN})),
     Opt("fail_on_slo", ("--fail-on-slo",), "Exit 1 when a scenario SLO is missed.", False, flag=True, where=frozenset({RUN})),
+    Opt("junit", ("--junit",), "Write the SLO verdicts as JUnit XML to this file (one test case per model and SLO).", "",
+        where=frozenset({RUN})),
     Opt("quiet", ("-q", "--quiet"), "No progress output.", False, flag=True, where=HARNESS),
     # --- plain Locust only ----------------------------------------------------------------------------------
     Opt("results_dir", ("--results-dir",), "Run folder for records (default results/<run-id>).", "", where=frozenset({LOCUST})),

@@ -118,7 +118,9 @@ class ChatUser(User):
         # the same seed, worker and user index give the same conversations, models and think times
         self.index = next(ChatUser._index)
         worker = getattr(environment.runner, "worker_index", 0) if environment.runner is not None else 0
-        self.rng = random.Random(f"{s.seed}:{max(worker, 0)}:{self.index}")
+        self.worker_index = max(worker, 0)
+        self.rng = random.Random(f"{s.seed}:{self.worker_index}:{self.index}")  # conversation and model choices
+        self.conversations = 0
         self._tokens: dict[str, int] = {}  # prompt token counts of user messages, with a tokenizer
         tls = {}
         if self.host.startswith("https:"):  # one SSL context per process, shared by every user
@@ -128,11 +130,11 @@ class ChatUser(User):
         )
         self.base_path = urlsplit(self.host).path.rstrip("/")  # a deployment mounted under a prefix
         self._n = 0
-        self.user_id = id(self) & 0xFFFFFF
+        self.user_id = self.worker_index * 100_000 + self.index  # the same user in every run of the same seed
 
     def on_start(self) -> None:
         if self.s.start_jitter:
-            gevent.sleep(self.rng.uniform(0, self.s.start_jitter))
+            gevent.sleep(random.Random(f"{self.s.seed}:{self.worker_index}:{self.index}:start").uniform(0, self.s.start_jitter))
 
     def on_stop(self) -> None:
         self.client.close()
@@ -148,6 +150,10 @@ class ChatUser(User):
             conv = self.rng.choices(s.scenario.conversations, weights=[c.weight for c in s.scenario.conversations])[0]
             model = self.rng.choices(s.models, weights=s.model_weights)[0]
         conv_id = uuid.uuid4().hex[:12]
+        # think times from a generator of this conversation's own: a conversation cut short by an error
+        # does not shift the choices and think times of the ones after it
+        self.conversations += 1
+        think_rng = random.Random(f"{s.seed}:{self.worker_index}:{self.index}:{self.conversations}")
         history: list[dict[str, str]] = []
         tokens: list[int] = []
         last_reply = 0
@@ -155,7 +161,7 @@ class ChatUser(User):
             if arrival is not None and turn_no == 0:
                 t_intended = arrival.due
             elif turn_no > 0:
-                think = s.scenario.think(self.rng, last_reply, len(turn.user))
+                think = s.scenario.think(think_rng, last_reply, len(turn.user))
                 # intended: when thinking ends, whatever the generator does; a late wake-up shows in ttfc_sched_ms
                 t_intended = monotonic_ns() + int(think * 1e9)
                 if think > 0:

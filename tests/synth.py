@@ -44,6 +44,8 @@ def row(model: str, ttfc: float | None, *, t: float = 0.0, error: str | None = N
 def write_run(run_dir: Path, rows: list[list], **meta) -> Path:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        r[IDX["run_id"]] = run_dir.name  # as a real run's records carry its run id
     write_records(rows_to_table(rows, run_dir / "gaps.u32"), run_dir / "requests.parquet")
     write_run_json(run_dir, {"run_id": run_dir.name, "scenario": {"name": "synth", "sha256": "x"}, "warmup_s": 0.0,
                              "slos": [], **meta})

@@ -283,3 +283,20 @@ def test_server_metrics_scraped_and_shown(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["server"]["running"]["max"] >= 1 and summary["server"]["tokens_per_s"]["mean"] > 0
     assert (run / "charts" / "server.png").is_file() and 'id="server"' in (run / "report.html").read_text()
+
+
+def test_same_seed_replays_the_same_sequence_per_user(tmp_path):
+    """Two runs with --seed 7: each user (by index) sends the same conversations to the same models in
+    the same order; a third run with another seed does not."""
+    def sequences(out: Path, seed: str) -> dict[int, list[tuple]]:
+        r = run_bench(out, "-t", "6s", "-u", "4", "-r", "4", "--seed", seed, "--no-report", "--scenario", "short-qa")
+        assert r.returncode == 0, r.stderr[-2000:]
+        df = pd.read_parquet(only_run(out) / "requests.parquet").sort_values("t_start_ns")
+        return {u: list(zip(g["conversation"], g["turn"], g["model"])) for u, g in df.groupby("user")}
+
+    a, b, c = sequences(tmp_path / "a", "7"), sequences(tmp_path / "b", "7"), sequences(tmp_path / "c", "8")
+    assert set(a) == set(b) == {0, 1, 2, 3}
+    for u in a:
+        n = min(len(a[u]), len(b[u]))
+        assert n >= 3 and a[u][:n] == b[u][:n], (u, a[u][:n], b[u][:n])
+    assert any(a[u][:3] != c[u][:3] for u in a)

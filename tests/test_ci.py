@@ -1,0 +1,54 @@
+"""The regression-run workflow end to end: JUnit verdicts, history across builds, the README's CI example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from conftest import bench_cmd, bench_env
+from synth import lognormal, row, write_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synth_build(root: Path, k: int, median: float, verdict: str | None = None) -> Path:
+    rows = [row("m/mistral", v, t=i * 0.01, chunks=5, gap_ms=median / 20) for i, v in enumerate(lognormal(200, median, seed=k))]
+    run = write_run(root / f"run-{k:03d}", rows, started=1_800_000_000 + 3600 * k, git=f"{k:040x}")
+    if verdict:
+        (run / "compare").mkdir()
+        (run / "compare" / "compare.json").write_text(json.dumps({"verdict": verdict}))
+    return run
+
+
+def test_history_over_50_builds_marks_the_regression(tmp_path):
+    for k in range(50):
+        synth_build(tmp_path / "results", k, 100.0 if k < 30 else 160.0, "regression" if k == 30 else ("ok" if k > 30 else None))
+    r = subprocess.run(bench_cmd("history", str(tmp_path / "results"), "--out", str(tmp_path / "h")), capture_output=True, text=True,
+                       timeout=120, env=bench_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    import pandas as pd
+
+    h = pd.read_csv(tmp_path / "h" / "history.csv")
+    assert len(h) == 50 and list(h["run_id"]) == [f"run-{k:03d}" for k in range(50)]  # time order
+    assert h.loc[30, "verdict"] == "regression"
+    before, after = h.loc[:29, "ttfc_ms_p50"].mean(), h.loc[30:, "ttfc_ms_p50"].mean()
+    assert after / before > 1.4
+    assert (h["ttfc_ms_p95_lo"] <= h["ttfc_ms_p95"]).all() and (h["ttfc_ms_p95"] <= h["ttfc_ms_p95_hi"]).all()
+    assert (tmp_path / "h" / "history.png").stat().st_size > 10_000 and "regression" in (tmp_path / "h" / "history.html").read_text()
+
+
+def test_compare_writes_junit_with_the_numbers(tmp_path):
+    b = write_run(tmp_path / "base", [row("m/m", v) for v in lognormal(300, 100, seed=1)])
+    c = write_run(tmp_path / "cand", [row("m/m", v) for v in lognormal(300, 200, seed=2)])
+    r = subprocess.run(bench_cmd("compare", str(b), str(c), "--junit", str(tmp_path / "j.xml")), capture_output=True, text=True,
+                       timeout=120, env=bench_env())
+    assert r.returncode == 1
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    cases = {tc.get("name"): tc for tc in suite.findall("testcase")}
+    failure = cases["ttfc_ms p50"].find("failure")
+    assert failure is not None and "baseline" in failure.text and "95% CI" in failure.text
+    assert int(suite.get("failures")) >= 1 and int(suite.get("tests")) == len(cases)
