@@ -52,3 +52,34 @@ def test_compare_writes_junit_with_the_numbers(tmp_path):
     failure = cases["ttfc_ms p50"].find("failure")
     assert failure is not None and "baseline" in failure.text and "95% CI" in failure.text
     assert int(suite.get("failures")) >= 1 and int(suite.get("tests")) == len(cases)
+
+
+def test_the_readme_ci_example_runs_green(tmp_path):
+    """examples/ci-gate.sh, as the README's workflow calls it: the first build becomes the baseline,
+    the second is gated against it (same build: exit 0), JUnit files and compare.md are written,
+    and the history of both builds is drawn."""
+    import os
+    import shutil
+
+    from conftest import FAST
+
+    script = ROOT / "examples" / "ci-gate.sh"
+    readme = (ROOT / "README.md").read_text()
+    assert "examples/ci-gate.sh" in readme and "runs-on:" in readme  # the workflow shown calls this script
+    tol = tmp_path / "tolerances.txt"
+    tol.write_text("ttfc_ms:p50:+50%\nerror_rate:+5pp\n")  # two runs of one build on a shared machine: gate on gross changes
+    env = bench_env(OUT=str(tmp_path / "results" / "ci"), BASELINE=str(tmp_path / "baselines" / "main"), DURATION="6s",
+                    SCENARIO=str(ROOT / "tests" / "data" / "one-turn.yaml"), USERS="6", TARGET_PROFILES=FAST,
+                    TOLERANCE_FILE=str(tol))
+    env["PATH"] = str(Path(shutil.which("bench") or "").parent) + os.pathsep + env.get("PATH", "")
+    first = subprocess.run(["bash", str(script)], env={**env, "BUILD_ID": "build-1"}, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=180)
+    assert first.returncode == 0 and "is the baseline now" in first.stdout, first.stderr[-2000:]
+    second = subprocess.run(["bash", str(script)], env={**env, "BUILD_ID": "build-2"}, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=180)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    run = tmp_path / "results" / "ci" / "build-2"
+    for f in ("slo-junit.xml", "gate-junit.xml", "compare/compare.md"):
+        assert (run / f).is_file(), f
+    assert ET.parse(run / "gate-junit.xml").getroot().find("testsuite").get("failures") == "0"
+    assert (tmp_path / "results" / "ci" / "history" / "history.png").is_file()
