@@ -75,6 +75,7 @@ def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> l
         row["slo_ok"] = all(v["ok"] for v in verdicts)
         row["slo_observed"] = {v["slo"]: v["observed"] for v in verdicts}
         row["slo_status"] = {v["slo"]: v["status"] for v in verdicts}
+        row["slo_censored"] = {v["slo"]: v.get("censored", 0) for v in verdicts}
         rows.append(row)
     return rows
 
@@ -117,7 +118,7 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
             if cands:
                 cap, limit = min(cands)
                 bound = "interpolated"
-                if (f.get("still_waiting") or 0) > 0 and "ttf" in limit:
+                if ((f.get("slo_censored") or {}).get(limit) or 0) > 0:
                     # the failing level's value is a lower bound (requests still waiting): the true crossing is lower
                     bound = "at most (interpolated on a level with requests still waiting)"
                 res.update(capacity=cap, limited_by=limit, bound=bound)
@@ -177,7 +178,8 @@ def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, th
             needed = lam * w_conv
             res.update(population=o.population, conversations_per_user_hour=o.conversations_per_user_hour,
                        concurrent_conversations_needed=needed, headroom=o.headroom,
-                       replicas=math.ceil(needed * (1 + o.headroom) / concurrent) if concurrent else None)
+                       # headroom 30 %: each replica runs at most 70 % of its capacity, so 30 % of it stays spare
+                       replicas=math.ceil(needed / (concurrent * (1 - o.headroom))) if concurrent and o.headroom < 1 else None)
         out[model] = res
     return out
 
@@ -237,9 +239,14 @@ def sweep(o: CapacityOptions) -> Path:
     cap = find_capacity(levels, slos)
     turns = sum(len(c.turns) * c.weight for c in scenario.conversations) / sum(c.weight for c in scenario.conversations)
     result = {"sweep": sweep_id, "mode": o.run.load_mode, "slos": [s.text for s in slos], "min_samples": MIN_SAMPLES,
-              "levels": levels.drop(columns=["slo_observed"]).to_dict(orient="records"),
+              "levels": levels.drop(columns=["slo_observed", "slo_censored"]).to_dict(orient="records"),
               "capacity": cap, "people": people(cap, levels, o, turns, scenario.mean_think_s(), o.run.load_mode),
               "scenario": scenario.name, "turns_mean": turns, "think_mean_s": scenario.mean_think_s()}
+    measured_s = seconds - o.level_warmup
+    slow = levels[(levels["e2e_mean_ms"].fillna(0) / 1000.0) * 2 > measured_s]
+    result["warnings"] = [f"level {r['level']:g} ({r['model'].split('/')[-1]}): a typical request took {r['e2e_mean_ms'] / 1000:.1f} s, "
+                          f"more than half of the {measured_s:g} s measured per level; lengthen --level-duration"
+                          for _, r in slow.iterrows()]
     write_outputs(result, levels, out, slos)
     return out
 
@@ -297,6 +304,8 @@ def markdown(result: dict) -> str:
                                              and "missed" not in (r.get("slo_status") or {}).values() else "missed")
         out.append(f"| {r['model'].split('/')[-1]} | {r['level']:g} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
                    f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {queue} | {verdict} |")
+    for w in result.get("warnings", []):
+        out += ["", f"> ⚠️ {w}"]
     return "\n".join(out) + "\n"
 
 
@@ -310,13 +319,36 @@ def write_outputs(result: dict, levels: pd.DataFrame, out: Path, slos: list[Slo]
     metric = slo.metric if f"{slo.metric}_p95" in levels else "ttfc_ms"
     caps = {m: c["capacity"] for m, c in result["capacity"].items()}
     xlabel = "arrival rate (conversations/s)" if result["mode"] == "open" else "concurrent conversations (users)"
-    sweep_chart(levels, out / "charts", metric, slo.value if slo.metric == metric else None, caps, xlabel=xlabel)
-    (out / "capacity.html").write_text(_html(md, (out / "charts" / "capacity.svg").read_text()))
+    knees = {m: c["knee"] for m, c in result["capacity"].items()}
+    sweep_chart(levels, out / "charts", metric, slo.value if slo.metric == metric else None, caps, xlabel=xlabel, knees=knees)
+    (out / "capacity.html").write_text(_html(result, (out / "charts" / "capacity.svg").read_text()))
 
 
-def _html(md: str, svg: str) -> str:
+def _html(result: dict, svg: str) -> str:
+    """The plan as a page: the same tables as capacity.md, as HTML tables (the Markdown, rendered)."""
     import html
 
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>Capacity</title><style>body{font:14px system-ui;margin:24px auto;max-width:1000px}"
-            "pre{background:#f7f7f7;padding:10px}</style></head><body><h1>Capacity plan</h1>"
-            f"{svg}<pre>{html.escape(md)}</pre></body></html>")
+    def table(md_lines: list[str]) -> str:
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md_lines if not set(line) <= set("|-: ")]
+        head, body = rows[0], rows[1:]
+        return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body) + "</table>")
+
+    blocks, current, text = [], [], []
+    for line in markdown(result).splitlines():
+        if line.startswith("|"):
+            current.append(line)
+            continue
+        if current:
+            blocks.append(table(current))
+            current = []
+        if line.startswith("### "):
+            blocks.append(f"<h2>{html.escape(line[4:])}</h2>")
+        elif line.strip():
+            blocks.append(f"<p>{html.escape(line)}</p>")
+    if current:
+        blocks.append(table(current))
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Capacity</title><style>body{font:14px system-ui;margin:24px auto;"
+            "max-width:1100px}table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;"
+            "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f6f6f6}</style></head><body>"
+            f"<h1>Capacity plan</h1>{svg}{''.join(blocks)}</body></html>")

@@ -164,7 +164,7 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
 
 
 def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float | None, capacity: dict[str, float] | None,
-                x: str = "level", xlabel: str = "concurrent conversations") -> str:
+                x: str = "level", xlabel: str = "concurrent conversations", knees: dict[str, float] | None = None) -> str:
     """Latency percentiles and throughput against load, with the SLO line and the found capacity."""
     out.mkdir(parents=True, exist_ok=True)
     models = sorted(levels["model"].unique())
@@ -178,9 +178,13 @@ def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float |
         if capacity and capacity.get(m):
             for a in (a1, a2):
                 a.axvline(capacity[m], color=col[m], ls="--", lw=1)
+        if knees and knees.get(m):  # where TTFC p50 leaves 1.5x its floor
+            k = knees[m]
+            y = np.interp(k, s[x].to_numpy(dtype=float), s[f"{metric}_p50"].to_numpy(dtype=float))
+            a1.scatter([k], [y], marker="v", s=70, color=col[m], zorder=5, label=f"{_short(m)} knee")
     if slo_value:
         a1.axhline(slo_value, color="crimson", ls="--", lw=1, label=f"SLO {slo_value:g}")
-    a1.set(ylabel=metric, title=f"{metric} and throughput against load (dashed: capacity found)")
+    a1.set(ylabel=metric, title=f"{metric} and throughput against load (dashed: capacity found; ▼ knee)")
     a2.set(xlabel=xlabel, ylabel="output tokens/s")
     for a in (a1, a2):
         a.grid(alpha=0.3)

@@ -79,7 +79,6 @@ def target(host, port, flavor, content_type, framing, finish_part, profiles_path
 
     \b
     Per-request faults for tests: header X-Bench-Fault, e.g. "stall=0.5" or "500" or "ttft_ms=40,tokens=20".
-    Fault kinds:
     """
     from bench.target import AuthConfig, TargetConfig, serve
     from bench.target.faults import FaultShares
@@ -104,7 +103,9 @@ def target(host, port, flavor, content_type, framing, finish_part, profiles_path
 def _append_fault_help() -> None:
     from bench.target.faults import describe
 
-    target.help = (target.help or "") + "\n\b\n" + describe()
+    import inspect
+
+    target.help = inspect.cleandoc(target.help or "") + "\n\n\b\nFault kinds:\n" + describe()
 
 
 _append_fault_help()
@@ -268,6 +269,8 @@ def capacity(levels, level_duration, level_warmup, slos, adaptive, population, c
         room = float(str(headroom).rstrip("%")) / (100.0 if str(headroom).endswith("%") else 1.0)
     except ValueError:
         raise InputError(f"--headroom {headroom!r}: expected e.g. 30%") from None
+    if not 0 <= room < 1:
+        raise InputError(f"--headroom {headroom!r}: the share of capacity kept spare, from 0% to under 100%")
     for s in slos:
         from bench.slo import parse_slo
 

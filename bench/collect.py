@@ -331,6 +331,8 @@ class Collector:
             if not self._final_sent and not self.is_master:
                 self.flush(final=True)
             self.write_summary()
+            if os.environ.get("BENCH_CHILD") != "1":  # plain Locust: say where the records went and what comes next
+                sys.stderr.write(f"bench: records in {self.run_dir}/ ; build the report with: bench report {self.run_dir}\n")
 
     def write_summary(self) -> None:
         workers = {}

@@ -56,7 +56,7 @@ def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentia
                     if resp.status_code >= 300:
                         body = resp.read()
                         cls, detail = classify_http_error(resp.status_code, body)
-                        raise PreflightError(_message(host, model, cls, resp.status_code, detail, body))
+                        raise PreflightError(_message(host, model, cls, resp.status_code, detail, body, creds))
                     found[model] = _first_part(host, model, resp, protocol)
     except httpx.ConnectError as exc:
         hint = " (a private CA: --ca-file; or --insecure)" if "CERTIFICATE" in str(exc).upper() else ""
@@ -93,9 +93,12 @@ def _first_part(host: str, model: str, resp: httpx.Response, protocol: str) -> s
                          "no load was sent")
 
 
-def _message(host: str, model: str, cls: str, status: int, detail: str, body: bytes) -> str:
+def _message(host: str, model: str, cls: str, status: int, detail: str, body: bytes, creds: Credentials | None = None) -> str:
     if cls == "unauthorized":
-        return f"{status} from {host}: the credentials were rejected (check BENCH_TOKEN / BENCH_JWT_SECRET / BENCH_COOKIE); no load was sent"
+        if creds is None or creds.kind == "none":
+            return (f"{status} from {host}: no credentials found (set BENCH_TOKEN, BENCH_COOKIE or BENCH_JWT_SECRET, or pass "
+                    "--token-file / --cookie-file / --jwt-secret-file); no load was sent")
+        return f"{status} from {host}: the credentials were rejected: {creds.source}; no load was sent"
     if cls == "invalid_model":
         return f"{status} from {host}: model {model!r} does not exist there ({detail}); no load was sent"
     if cls == "retired_model":

@@ -57,6 +57,7 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
     gaps = gap_summaries(measured[measured["error"].isna()], "model")  # one pass over the gaps for every model
     for model, g in measured.groupby("model", observed=True):
         models[model] = model_summary(g, slos, gaps=gaps[model].stats if model in gaps else False)
+    overall = model_summary(measured, [], gaps=False) if len(models) > 1 else None  # the all-models row (no pooled gap pass)
     t_from = float(measured["t_wall_start"].min()) if len(measured) else None
     timing = uncertainty(run_dir, t_from)
     reasons = []
@@ -80,7 +81,9 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
         "measured_requests": int(len(measured)), "warmup_requests": int(len(warm_df)),
         "generator_cpu_max": cpu, "untrusted": untrusted, "untrusted_reasons": reasons, "warnings": warnings,
         "timing": timing, "server": server_summary(run_dir, t_from), "offered": offered, "not_sent": not_sent, "min_samples": MIN_SAMPLES,
-        "slos": [s.text for s in slos], "models": models, "failures": failures(measured),
+        "slos": [s.text for s in slos], "models": models, "all_models": overall, "failures": failures(measured),
+        "started_utc": _utc(meta.get("started")), "ended_utc": _utc(meta.get("ended")),
+        "cut_off": int((measured["error"] == "cancelled").sum()), "not_sent_measured": int((measured["error"] == "not_sent").sum()),
         "ok_requests": int(sum(m["ok"] for m in models.values())),
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
@@ -114,9 +117,16 @@ def failures(df: pd.DataFrame) -> list[dict]:
     return sorted(out, key=lambda x: -x["count"])
 
 
+def _utc(t) -> str | None:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(float(t), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else None
+
+
 def headline_table(summary: dict) -> pd.DataFrame:
     rows = []
-    for model, s in summary["models"].items():
+    every = list(summary["models"].items()) + ([("all models", summary["all_models"])] if summary.get("all_models") else [])
+    for model, s in every:
         rows.append({
             "model": model, "requests": s["requests"], "errors": s["errors"],
             "ttfc_p50_ms": s["ttfc_ms"]["p50"], "ttfc_p95_ms": s["ttfc_ms"]["p95"], "ttfc_p99_ms": s["ttfc_ms"]["p99"],
@@ -143,7 +153,15 @@ def console_table(summary: dict) -> str:
     cells = [[_fmt(r[c]) for c in cols] for _, r in t.iterrows()]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
     line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
-    return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    table = "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    return table + "\n" + counts_line(summary)
+
+
+def counts_line(summary: dict) -> str:
+    """Why the table's request count differs from the progress line's: warm-up, cut off, not sent."""
+    return (f"{summary['records']} requests recorded: {summary['warmup_requests']} in the warm-up ({summary['warmup_s']:.0f} s, "
+            f"left out), {summary.get('cut_off', 0)} cut off by the run's end, {summary.get('not_sent_measured', 0)} never sent; "
+            "the table counts the rest. TTFC also counts streams cut off after their first part.")
 
 
 def markdown(summary: dict) -> str:
@@ -197,6 +215,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     charts_job = _start_charts(df, measured, max(1.0, round(duration / 40)), charts_dir, ttfc_slo)
     summary, gaps = build_summary(run_dir, warm, df, (measured, warm_df))
     by_turn = by_group(measured, "turn", "turn")
+    by_turn["turn"] = by_turn["turn"] + 1  # turns as a person counts them
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
     warm_table = headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
 

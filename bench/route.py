@@ -116,9 +116,10 @@ def parse_headers(items: list[str]) -> dict[str, str]:
 class Credentials:
     """Produces the auth header or cookie for each request; never exposes its secret in repr."""
 
-    def __init__(self, kind: str = "none", value: str | None = None) -> None:
+    def __init__(self, kind: str = "none", value: str | None = None, source: str = "") -> None:
         self.kind = kind
         self._value = value
+        self.source = source  # where the secret came from, in words (never the secret)
         self._token: str | None = None
         self._token_exp = 0.0
 
@@ -134,7 +135,11 @@ class Credentials:
             now = time.time()
             if self._token is None or now > self._token_exp - 300:
                 self._token_exp = now + 3600
-                self._token = jwt.encode({"sub": "bench", "exp": int(self._token_exp)}, self._value, algorithm="HS256")
+                import warnings
+
+                with warnings.catch_warnings():  # a short secret: said once, in our words, by credentials_from
+                    warnings.simplefilter("ignore")
+                    self._token = jwt.encode({"sub": "bench", "exp": int(self._token_exp)}, self._value, algorithm="HS256")
                 remember(self._token)
             return {"Authorization": f"Bearer {self._token}"}
         return {}
@@ -152,14 +157,18 @@ def credentials_from(kind: str, token_file: str | None = None, jwt_secret_file: 
     if cookie and "=" not in cookie:
         cookie = f"nuxt-session={cookie}"
     found = {"bearer": token, "jwt": secret, "cookie": cookie}
+    source = {"bearer": f"the token from {'--token-file ' + token_file if token_file else 'BENCH_TOKEN'}",
+              "jwt": f"JWTs minted from the secret in {'--jwt-secret-file ' + jwt_secret_file if jwt_secret_file else 'BENCH_JWT_SECRET'}",
+              "cookie": f"the session cookie from {'--cookie-file ' + cookie_file if cookie_file else 'BENCH_COOKIE'}"}
     if kind == "auto":
-        for k in ("bearer", "jwt", "cookie"):
-            if found[k]:
-                return Credentials(k, found[k])
-        return Credentials("none")
+        kind = next((k for k in ("bearer", "jwt", "cookie") if found[k]), "none")
     if kind == "none":
         return Credentials("none")
     if not found.get(kind):
         where = {"bearer": "BENCH_TOKEN or --token-file", "jwt": "BENCH_JWT_SECRET or --jwt-secret-file", "cookie": "BENCH_COOKIE or --cookie-file"}[kind]
         raise InputError(f"--auth {kind}: no secret found; set {where}")
-    return Credentials(kind, found[kind])
+    if kind == "jwt" and len(found[kind].encode()) < 32:
+        import sys
+
+        sys.stderr.write("warning: the JWT secret is shorter than 32 bytes; HS256 wants at least 256 bits of key\n")
+    return Credentials(kind, found[kind], source[kind])

@@ -129,6 +129,7 @@ def run(o: RunOptions) -> Path:
     run_dir = Path(o.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    env["BENCH_CHILD"] = "1"  # the Locust child of bench run, which builds the report itself
     target = None
     target_info: dict = {"embedded": False}
     tls = tls_from(o)

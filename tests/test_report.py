@@ -104,7 +104,10 @@ def test_report_outputs_exist(faulty_run):
     md = (faulty_run / "summary.md").read_text()
     assert "TTFC p95" in md and len(md) < 4000
     csv = pd.read_csv(faulty_run / "summary.csv")
-    assert set(csv["model"]) == set(measured(faulty_run)["model"])
+    assert set(csv["model"]) == set(measured(faulty_run)["model"]) | {"all models"}
+    every = csv[csv["model"] == "all models"].iloc[0]
+    assert every["requests"] == csv.loc[csv["model"] != "all models", "requests"].sum()
+    assert "in the warm-up" in (faulty_run / "report.html").read_text() and "UTC" in (faulty_run / "report.html").read_text()
 
 
 def test_untrusted_banner_when_generator_saturated(faulty_run, tmp_path):
