@@ -82,17 +82,27 @@ def _ttfc_cdf(ok: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttf
     return _save(fig, out, "ttfc_cdf")
 
 
-def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path) -> str:
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path, warmup_s: float = 0.0) -> str:
+    """TTFC, throughput, completed requests and streams in flight over the run; the warm-up shaded."""
+    fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
+    a1, a2, a3, a4 = axes
     for m in models:
         s = ts[ts["model"] == m]
+        if s.empty:
+            continue
         a1.plot(s["t"], s["ttfc_p95_ms"], color=col[m], label=f"{_short(m)} p95")
         a1.plot(s["t"], s["ttfc_p50_ms"], color=col[m], ls=":", label=f"{_short(m)} p50")
         a2.plot(s["t"], s["output_tps"], color=col[m], label=_short(m))
-    a1.set(ylabel="TTFC (ms)", title="TTFC and output throughput over time")
-    a2.set(xlabel="seconds since start", ylabel="output tokens/s (as streamed)")
-    for a in (a1, a2):
+        a3.plot(s["t"], s["requests_per_s"], color=col[m], label=_short(m))
+        a4.plot(s["t"], s["active_streams"], color=col[m], label=_short(m))
+    a1.set(ylabel="TTFC (ms)", title="Over time (shaded: the warm-up, left out of the headline numbers)")
+    a2.set(ylabel="output tokens/s\n(as streamed)")
+    a3.set(ylabel="requests/s\n(completed)")
+    a4.set(xlabel="seconds since start", ylabel="streams in flight")
+    for a in axes:
         a.grid(alpha=0.3)
+        if warmup_s:
+            a.axvspan(0, warmup_s, color="#999", alpha=0.15, lw=0)
     a1.legend(**{**BESIDE, "fontsize": 7})
     return _save(fig, out, "over_time")
 
@@ -140,7 +150,8 @@ def server_chart(table: pd.DataFrame, t0: float, out: Path) -> str:
     return _save(fig, out, "server")
 
 
-def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None) -> list[tuple[str, str]]:
+def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None,
+                warmup_s: float = 0.0) -> list[tuple[str, str]]:
     """Draw the report's charts; return (file stem, title) pairs in the report's order.
 
     ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
@@ -156,7 +167,7 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
     if len(ok):  # no panel without data: a run where nothing succeeded shows its errors
         made.append((_ttfc_cdf(ok, models, col, out, slo_ttfc), "TTFC distribution per model"))
     if not ts.empty:
-        made.append((_over_time(ts, models, col, out), "TTFC and throughput over time"))
+        made.append((_over_time(ts, models, col, out, warmup_s), "TTFC, throughput, requests and streams in flight over time"))
     if len(ok):
         made.append((_ttfc_vs_prompt(ok, models, col, out), "TTFC against prompt size"))
     made.append((_errors(live, col, out), "Errors by class"))

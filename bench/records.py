@@ -28,6 +28,8 @@ COLUMNS: list[str] = [
     "requested_tokens", "ttsc_ms",
 ]
 IDX = {c: i for i, c in enumerate(COLUMNS)}
+CHARS_PER_TOKEN = 4.0  # the usual ratio for English text with a BPE tokenizer; only used without usage or a tokenizer
+CHARS_PER_PART_ESTIMATE = 16  # parts averaging this many characters (4+ tokens) are counted by characters, not as one token
 
 
 @dataclass(slots=True)
@@ -89,6 +91,10 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         out_tokens, source = dec.usage_completion, "usage"
     elif count_tokens is not None and dec is not None and chunks:
         out_tokens, source = count_tokens(dec.text), f"tokenizer:{count_tokens.name}"
+    elif chunks and text_len >= CHARS_PER_PART_ESTIMATE * chunks:
+        # parts that carry many tokens each (sentence-sized, as the route sends DeepSeek R1's): counting
+        # parts would make a model look 10x slower; estimate from characters, and say so
+        out_tokens, source = max(chunks, round(text_len / CHARS_PER_TOKEN)), "estimate:chars"
     else:
         out_tokens, source = chunks, "chunks"
     ok = o.error is None

@@ -212,7 +212,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     ttfc_slo = next((parse_slo(s).value for s in meta.get("slos", []) if s.startswith("ttfc_ms")), None)
     charts_dir = run_dir / "charts"
     measured, warm_df = split_warmup(df, warm)
-    charts_job = _start_charts(df, measured, max(1.0, round(duration / 40)), charts_dir, ttfc_slo)
+    charts_job = _start_charts(df, measured, max(1.0, round(duration / 40)), charts_dir, ttfc_slo, warm)
     summary, gaps = build_summary(run_dir, warm, df, (measured, warm_df))
     by_turn = by_group(measured, "turn", "turn")
     by_turn["turn"] = by_turn["turn"] + 1  # turns as a person counts them
@@ -249,11 +249,12 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     return path, summary
 
 
-def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None) -> None:
+def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None,
+            warmup_s: float = 0.0) -> None:
     from bench.charts import make_charts
 
     ts = time_series(df, window_s) if len(df) else pd.DataFrame()  # only the over-time chart reads it
-    made = make_charts(measured, ts, charts_dir, ttfc_slo) if len(measured) else []
+    made = make_charts(measured, ts, charts_dir, ttfc_slo, warmup_s) if len(measured) else []
     from bench.servermetrics import roles, load
 
     server = roles(load(charts_dir.parent))
@@ -265,16 +266,16 @@ def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_di
     (charts_dir / "charts.json").write_text(json.dumps(made))
 
 
-def _start_charts(df, measured, window_s: float, charts_dir: Path, ttfc_slo):
+def _start_charts(df, measured, window_s: float, charts_dir: Path, ttfc_slo, warmup_s: float = 0.0):
     """Charts render in a forked child (sharing the records' pages) on the other core while this
     process computes the numbers. One child: two measured slower here, the parent needs a core."""
     import multiprocessing as mp
 
     (charts_dir / "charts.json").unlink(missing_ok=True)
     if "fork" not in mp.get_all_start_methods():
-        _render(df, measured, window_s, charts_dir, ttfc_slo)
+        _render(df, measured, window_s, charts_dir, ttfc_slo, warmup_s)
         return None
-    proc = mp.get_context("fork").Process(target=_render, args=(df, measured, window_s, charts_dir, ttfc_slo), daemon=True)
+    proc = mp.get_context("fork").Process(target=_render, args=(df, measured, window_s, charts_dir, ttfc_slo, warmup_s), daemon=True)
     proc.start()
     return proc
 

@@ -359,3 +359,19 @@ def test_max_tokens_bounds_the_reply_on_the_openai_route(target):
     assert json.loads(body)["max_tokens"] == 7
     o = send(target.url, route=RouteConfig(kind="openai"), body=body)
     assert o.error is None and o.decoder.usage_completion == 7
+
+
+def test_sentence_sized_parts_counted_by_characters_not_as_one_token(target):
+    """DeepSeek R1 on the route streams sentence-sized parts. Without usage or a tokenizer, one token per
+    part would make it look several times slower than a same-speed model: tokens are estimated from
+    characters (token_source estimate:chars), within a factor of the server's own count."""
+    from bench.records import COLUMNS, RequestContext, build_row
+
+    o = send(target.url, "tokens=80,step_ms=2", model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", rid="r1-est")
+    row = dict(zip(COLUMNS, build_row(o, RequestContext("r", "r1-est", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"))))
+    truth = truth_of(target, "r1-est")
+    assert row["token_source"] == "estimate:chars" and row["output_tokens"] > 2 * row["chunks"]
+    assert 0.5 < row["output_tokens"] / truth["tokens"] < 2.0, (row["output_tokens"], truth["tokens"])
+    plain = send(target.url, "tokens=30,step_ms=2")
+    assert dict(zip(COLUMNS, build_row(plain, RequestContext("r", "p", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"))))[
+        "token_source"] == "chunks"  # word-sized parts stay one token each
