@@ -185,44 +185,54 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     ``gaps``: True computes the pooled gap stats, a dict passes them in (computed for several
     groups in one pass by ``gap_summaries``), False leaves them out where nobody reads them.
     """
-    live = live_rows(df)
-    ok = live[live["error"].isna()]
-    on_wire = df[df["error"] != "not_sent"]
+    # masks and single columns, not row copies of the whole frame: a million records carry 40 columns
+    err = df["error"]
+    live_m = ~err.isin(NOT_LIVE).to_numpy()
+    ok_m = err.isna().to_numpy()
+    wire_m = (err != "not_sent").to_numpy()
+    n_live, n_ok = int(live_m.sum()), int(ok_m.sum())
     if window_s is None:
-        window_s = _window(on_wire)
+        window_s = float(df.loc[wire_m, "t_wall_end"].max() - df.loc[wire_m, "t_wall_start"].min()) if wire_m.any() else 0.0
     window_s = max(window_s, 1e-9)
-    errors = {k: v for k, v in live["error"].value_counts().items() if v}
-    meets = request_meets(live, slos) if len(live) else pd.Series(dtype=bool)
-    conv = conversations_met(live["conversation_id"], meets) if len(live) else np.empty(0, bool)
+    errors = {k: v for k, v in err[live_m].value_counts().items() if v}
+    if n_live:
+        cols = ["error", "conversation_id", *{c for c in ("ttfc_ms", "ttfv_ms", "ttfb_ms", "ttsc_ms", "ttfc_sched_ms", "e2e_ms",
+                                                          "tpot_ms", "icl_ms", "connect_ms", "decode_tps", *GAP_STAT_COLUMN.values())
+                                              if c in df and any(x.metric in (c, "gaps_ms") for x in slos)}]
+        live = df.loc[live_m, cols]
+        meets = request_meets(live, slos)
+        conv = conversations_met(live["conversation_id"], meets)
+    else:
+        meets, conv = pd.Series(dtype=bool), np.empty(0, bool)
     waits = waiting(df)
-    not_sent = df[df["error"] == "not_sent"]
-    streamed = on_wire["output_tokens"].where(on_wire["chunks"].fillna(0) > 0, 0)
+    not_sent_wait = df.loc[(err == "not_sent").to_numpy(), "intended_delay_ms"]
+    streamed = df.loc[wire_m & (df["chunks"].fillna(0) > 0).to_numpy(), "output_tokens"]
     out = {
-        "requests": int(len(live)), "ok": int(len(ok)), "errors": int(len(live) - len(ok)),
-        "cancelled": int((df["error"] == "cancelled").sum()),
+        "requests": n_live, "ok": n_ok, "errors": n_live - n_ok,
+        "cancelled": int((err == "cancelled").sum()),
         "still_waiting": int(waits.size), "longest_wait_ms": float(waits.max()) if waits.size else None,
-        "not_sent": int(len(not_sent)),
-        "longest_unsent_wait_ms": float(not_sent["intended_delay_ms"].max()) if len(not_sent) else None,
-        "error_rate": float((len(live) - len(ok)) / len(live)) if len(live) else 0.0,
+        "not_sent": int(len(not_sent_wait)),
+        "longest_unsent_wait_ms": float(not_sent_wait.max()) if len(not_sent_wait) else None,
+        "error_rate": float((n_live - n_ok) / n_live) if n_live else 0.0,
         "errors_by_class": {str(k): int(v) for k, v in errors.items()},
-        "conversations": int(live["conversation_id"].nunique()),
+        "conversations": int(df.loc[live_m, "conversation_id"].nunique()),
         "window_s": float(window_s),
-        "requests_per_s": len(ok) / window_s,
+        "requests_per_s": n_ok / window_s,
         # every token that streamed in the window, also of streams that failed or were cut off later
         "output_tps": float(streamed.sum()) / window_s,
-        "goodput": float(meets.sum()) / window_s if len(live) else 0.0,
-        "goodput_share": float(meets.mean()) if len(live) else 0.0,
+        "goodput": float(meets.sum()) / window_s if n_live else 0.0,
+        "goodput_share": float(meets.mean()) if n_live else 0.0,
         "conversation_goodput": float(conv.mean()) if len(conv) else 0.0,
-        "token_source": token_source_mix(ok),
+        "token_source": token_source_mix(df.loc[ok_m, ["token_source"]]),
     }
     for col in LAT_COLS:
         out[col] = stats(metric_samples(df, col))
-    out["decode_tps"] = stats(ok["decode_tps"])
-    out["output_tokens"] = stats(ok["output_tokens"])
+    out["decode_tps"] = stats(df.loc[ok_m, "decode_tps"])
+    out["output_tokens"] = stats(df.loc[ok_m, "output_tokens"])
     req = df["requested_tokens"].dropna() if "requested_tokens" in df else pd.Series(dtype=float)
     out["requested_tokens"] = int(req.max()) if len(req) else None  # the bound asked for, beside what came back
-    out["gaps_ms"] = gaps if isinstance(gaps, dict) else gap_stats_ms(ok) if gaps else empty_stats()
-    out["prompt_chars"] = stats(live["prompt_chars"])
+    out["gaps_ms"] = gaps if isinstance(gaps, dict) else gap_stats_ms(df[ok_m]) if gaps else empty_stats()
+    out["prompt_chars"] = stats(df.loc[live_m, "prompt_chars"])
     judged = {m for m in FIRST_PART if any(x.metric == m for x in slos)}
     out["slo_verdicts"] = slo_verdicts(out, slos, {m: metric_samples(df, m) for m in judged}, {m: waiting(df, m) for m in judged})
     return out
@@ -334,26 +344,31 @@ def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
     Output tokens are counted in the window they *streamed* in (each part's own arrival, from the
     first part's time and the request's gaps), not all at the request's end.
     """
-    on_wire = df[df["error"] != "not_sent"]
-    if on_wire.empty:
+    err = df["error"]
+    wire_m = (err != "not_sent").to_numpy()
+    if not wire_m.any():
         return pd.DataFrame()
+    cols = ["model", "t_wall_start", "t_wall_end", "chunks", "output_tokens", "connect_ms", "ttfc_ms", "icl_ms"]
+    on_wire = df.loc[wire_m, cols]  # the columns read here only: a million rows carry 40
     t0 = on_wire["t_wall_start"].min()
     nbins = int((on_wire["t_wall_end"].max() - t0) // window_s) + 1
-    live = live_rows(df)
-    ok = live["error"].isna()
-    g = pd.DataFrame({"model": live["model"].astype(str), "w": ((live["t_wall_end"] - t0) // window_s).astype(int), "ok": ok,
-                      "ttfc": live["ttfc_ms"].where(ok), "err": ~ok})
-    agg = g.groupby(["model", "w"]).agg(done=("ok", "sum"), errors=("err", "sum"),
-                                        ttfc_p50=("ttfc", lambda x: x.quantile(0.5)), ttfc_p95=("ttfc", lambda x: x.quantile(0.95)))
-    models = sorted(on_wire["model"].astype(str).unique())
-    tokens = _streamed_tokens(on_wire, models, t0, window_s, nbins)
+    live_m = ~err.isin(NOT_LIVE).to_numpy()
+    ok = err[live_m].isna()
+    g = pd.DataFrame({"model": df.loc[live_m, "model"], "w": ((df.loc[live_m, "t_wall_end"] - t0) // window_s).astype(int),
+                      "ok": ok, "ttfc": df.loc[live_m, "ttfc_ms"].where(ok), "err": ~ok})
+    agg = g.groupby(["model", "w"], observed=True).agg(done=("ok", "sum"), errors=("err", "sum"),
+                                                       ttfc_p50=("ttfc", lambda x: x.quantile(0.5)),
+                                                       ttfc_p95=("ttfc", lambda x: x.quantile(0.95)))
+    del g
+    models = sorted(map(str, on_wire["model"].unique()))
+    tokens = _streamed_tokens(on_wire, models, t0, window_s, nbins, df.attrs.get("gaps"))
     ws = np.arange(nbins)
     lo, hi = t0 + ws * window_s, t0 + (ws + 1) * window_s
     rows = []
     for k, model in enumerate(models):
         a = agg.loc[model].reindex(ws) if model in agg.index.get_level_values(0) else pd.DataFrame(index=ws, columns=agg.columns)
-        m = on_wire[on_wire["model"].astype(str) == model]
-        area = _active_area(m["t_wall_start"].to_numpy(), m["t_wall_end"].to_numpy(), np.concatenate([lo, hi]))
+        sel = (on_wire["model"] == model).to_numpy()
+        area = _active_area(on_wire["t_wall_start"].to_numpy()[sel], on_wire["t_wall_end"].to_numpy()[sel], np.concatenate([lo, hi]))
         active = (area[nbins:] - area[:nbins]) / window_s
         rows.append(pd.DataFrame({"model": model, "t": (ws + 0.5) * window_s,
                                   "requests_per_s": a["done"].fillna(0).to_numpy(dtype=float) / window_s,
@@ -363,15 +378,13 @@ def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def _streamed_tokens(df: pd.DataFrame, models: list[str], t0: float, width: float, nbins: int) -> np.ndarray:
+def _streamed_tokens(df: pd.DataFrame, models: list[str], t0: float, width: float, nbins: int, store=None) -> np.ndarray:
     """Output tokens per model and window by when each part arrived (one token share per part)."""
     from bench.gapstats import arrival_histogram
 
     chunks = df["chunks"].fillna(0).to_numpy(dtype=float)
     per_part = np.where(chunks > 0, df["output_tokens"].fillna(0).to_numpy(dtype=float) / np.maximum(chunks, 1), 0.0)
-    label_of = {m: i for i, m in enumerate(models)}
-    labels = df["model"].astype(str).map(label_of).to_numpy(dtype=np.int64)
-    store = df.attrs.get("gaps")
+    labels = pd.Categorical(df["model"], categories=models).codes.astype(np.int64)  # -1: not one of them
     if store is None:  # no gap file: every part at the first part's time, the best that is known
         out = np.zeros((len(models), nbins))
         t = first_part_wall(df)
@@ -386,4 +399,6 @@ def _streamed_tokens(df: pd.DataFrame, models: list[str], t0: float, width: floa
     t_first[idx] = first_part_wall(df)
     weights = np.zeros(len(store.lengths))
     weights[idx] = per_part
-    return arrival_histogram(store.path, store.starts, store.lengths, t_first, weights, full, len(models), t0, width, nbins)
+    span = np.zeros(len(store.lengths))  # first to last part, s: the mean gap times the gaps
+    span[idx] = (df["icl_ms"].fillna(0) * np.maximum(chunks - 1, 0) / 1000.0).to_numpy(dtype=float)
+    return arrival_histogram(store.path, store.starts, store.lengths, t_first, span, weights, full, len(models), t0, width, nbins)

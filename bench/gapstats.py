@@ -188,21 +188,24 @@ def sample(path: Path, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray
     return out
 
 
-def arrival_histogram(path: Path, starts: np.ndarray, lengths: np.ndarray, t_first: np.ndarray, weights: np.ndarray,
-                      labels: np.ndarray, groups: int, t0: float, width: float, nbins: int, chunk: int = CHUNK) -> np.ndarray:
+def arrival_histogram(path: Path, starts: np.ndarray, lengths: np.ndarray, t_first: np.ndarray, span: np.ndarray,
+                      weights: np.ndarray, labels: np.ndarray, groups: int, t0: float, width: float, nbins: int,
+                      chunk: int = CHUNK) -> np.ndarray:
     """Per group and time bin: the summed ``weights`` of the parts that *arrived* in the bin.
 
     A part's arrival is its row's first-part time ``t_first`` (seconds) plus the running sum of
-    the row's gaps, so tokens count when they streamed, not when their request ended: a long
-    stream spreads its tokens over every bin it spanned. ``weights[i]`` is what one part of row i
-    weighs (its output tokens per part); rows labelled -1 are left out. Streamed in chunks like
-    ``summarize``: bounded memory whatever the run's size.
+    the row's gaps, so tokens count when they streamed, not when their request ended. A row whose
+    first and last part (``t_first + span``) fall in one bin puts all its parts there without
+    reading a gap; only rows that straddle a bin boundary have their gaps read, chunk by chunk
+    (a few percent of a long run's rows when bins are long against streams). ``weights[i]`` is
+    what one part of row i weighs (its output tokens per part); rows labelled -1 are left out.
     """
     out = np.zeros(groups * nbins + 1, dtype=np.float64)  # last cell: parts outside the bins
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     t_first = np.asarray(t_first, dtype=np.float64)
+    span = np.nan_to_num(np.asarray(span, dtype=np.float64), nan=0.0)
     weights = np.asarray(weights, dtype=np.float64)
     use = (labels >= 0) & np.isfinite(t_first) & (weights > 0)
 
@@ -211,28 +214,25 @@ def arrival_histogram(path: Path, starts: np.ndarray, lengths: np.ndarray, t_fir
         inside = (b >= 0) & (b < nbins)
         return np.where(inside, lab * nbins + np.clip(b, 0, nbins - 1), groups * nbins)
 
-    first = np.flatnonzero(use)  # every row's first part, at t_first
-    np.add.at(out, cell(t_first[first], labels[first]), weights[first])
-    path = Path(path)
-    if not path.is_file() or not path.stat().st_size or not use.any():
-        return out[:-1].reshape(groups, nbins)
-    with open(path, "rb", buffering=0) as f:
-        for i, j in _chunks(starts, lengths, chunk):
-            sel = use[i:j] & (lengths[i:j] > 0)
-            if not sel.any():
-                continue
-            lens = lengths[i:j]
-            n = int(lens.sum())
-            vals = np.empty(n, dtype="<u4")
-            f.seek(int(starts[i]) * 4)
-            if f.readinto(memoryview(vals).cast("B")) != n * 4:
-                raise ValueError(f"{path}: ends before the gaps of its records (truncated file?)")
-            row = np.repeat(np.arange(i, j), lens)
-            cum = np.cumsum(vals, dtype=np.int64)
-            row_start = np.concatenate(([0], np.cumsum(lens)[:-1]))
-            before = np.where(lens > 0, cum[np.minimum(row_start, n - 1)] - vals[np.minimum(row_start, n - 1)], 0)
-            keep = use[row]
-            row, cum = row[keep], cum[keep]
-            t = t_first[row] + (cum - before[row - i]) / 1e6
-            out += np.bincount(cell(t, labels[row]), weights=weights[row], minlength=out.size)
+    b_first = np.floor((t_first - t0) / width)
+    b_last = np.floor((t_first + span - t0) / width)
+    whole = use & ((b_first == b_last) | (lengths == 0))
+    np.add.at(out, cell(t_first[whole], labels[whole]), weights[whole] * (lengths[whole] + 1))
+    split = np.flatnonzero(use & ~whole)
+    if split.size:
+        np.add.at(out, cell(t_first[split], labels[split]), weights[split])  # their first parts
+        path = Path(path)
+        gaps = np.memmap(path, dtype="<u4", mode="r") if path.is_file() and path.stat().st_size else np.empty(0, "<u4")
+        lens = lengths[split]
+        for i, j in _chunks(np.concatenate(([0], np.cumsum(lens)[:-1])), lens, chunk):
+            rows, ln = split[i:j], lens[i:j]
+            n = int(ln.sum())
+            base = np.repeat(np.concatenate(([0], np.cumsum(ln)[:-1])), ln)
+            idx = np.repeat(starts[rows], ln) + (np.arange(n) - base)
+            vals = np.asarray(gaps[idx], dtype=np.int64)
+            cum = np.cumsum(vals)
+            row_of = np.repeat(np.arange(rows.size), ln)
+            before = (cum - vals)[np.concatenate(([0], np.cumsum(ln)[:-1]))]  # running sum just before each row
+            t = t_first[rows][row_of] + (cum - before[row_of]) / 1e6
+            out += np.bincount(cell(t, labels[rows][row_of]), weights=weights[rows][row_of], minlength=out.size)
     return out[:-1].reshape(groups, nbins)

@@ -93,11 +93,13 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
 def protocol_warnings(df: pd.DataFrame) -> list[str]:
     """A 2xx answer with no content part, in most requests: the harness is probably reading the
     stream as the wrong format. Say so, instead of a silent column of ``truncated``."""
-    wire = df[df["error"] != "not_sent"]
-    ok_status = wire[(wire["status"] >= 200) & (wire["status"] < 300)]
-    empty = ok_status[ok_status["chunks"].fillna(0) == 0]
-    if len(ok_status) < 5 or len(empty) <= len(ok_status) / 2:
+    status = df["status"]
+    ok_m = ((df["error"] != "not_sent") & (status >= 200) & (status < 300)).to_numpy()
+    empty_m = ok_m & (df["chunks"].fillna(0) == 0).to_numpy()
+    n_ok, n_empty = int(ok_m.sum()), int(empty_m.sum())
+    if n_ok < 5 or n_empty <= n_ok / 2:
         return []
+    ok_status, empty = range(n_ok), df.loc[empty_m, ["protocol", "content_type"]]
     seen = ", ".join(sorted(map(str, empty["protocol"].dropna().unique()))) or "?"
     types = ", ".join(sorted(map(str, empty["content_type"].dropna().unique()))) or "?"
     return [f"{len(empty)} of {len(ok_status)} answers with a 2xx status held no content part the decoder understood "

@@ -62,7 +62,8 @@ def synth(n: int, run_dir: Path, seed: int = 1) -> None:
     }
     for c in GAP_COLUMNS:
         cols[c] = pa.array(step)
-    table = pa.table({f.name: cols[f.name].cast(f.type) for f in schema()}, schema=schema())
+    # columns a run has and this synthesis does not set (connect_ms, content_type, ...) are empty, as in a run without them
+    table = pa.table({f.name: (cols[f.name] if f.name in cols else pa.nulls(n)).cast(f.type) for f in schema()}, schema=schema())
     write_records(table, run_dir / "requests.parquet")
     (run_dir / "run.json").write_text(json.dumps({"run_id": "synthetic", "slos": ["ttfc_ms:p95<=1000", "gaps_ms:p99<=200"],
                                                   "warmup_s": 60, "duration_s": 3600, "scenario": {"name": "synthetic"}}))
