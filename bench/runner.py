@@ -258,6 +258,9 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _term)
+    # Ctrl-C too, whatever this process inherited: a shell starts background jobs with SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt of its own
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     with open(run_dir / "locust.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -273,6 +276,7 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
                 proc.kill()
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
         progress.show(final=True)
     if proc.returncode not in (0, None) and not interrupted:
         tail = (run_dir / "locust.log").read_text()[-2000:]

@@ -22,10 +22,10 @@ import pandas as pd
 FILE = "server-metrics.jsonl"
 # Which of a server's series answer which question, across the servers above.
 ROLES = {
-    "running": re.compile(r"(num_requests_running|requests_processing|requests_running)$"),
-    "waiting": re.compile(r"(num_requests_waiting|requests_deferred|requests_waiting)$"),
-    "kv_cache": re.compile(r"(cache_usage_perc|cache_usage_ratio|kv_cache_usage)"),
-    "tokens_total": re.compile(r"(generation_tokens|tokens_predicted|generation_tokens)(_total)?$"),
+    "running": re.compile(r"(?:num_requests_running|requests_processing|requests_running)$"),
+    "waiting": re.compile(r"(?:num_requests_waiting|requests_deferred|requests_waiting)$"),
+    "kv_cache": re.compile(r"(?:cache_usage_perc|cache_usage_ratio|kv_cache_usage)"),
+    "tokens_total": re.compile(r"(?:generation_tokens|tokens_predicted)(?:_total)?$"),
 }
 
 

@@ -131,3 +131,17 @@ def test_fractional_closed_loop_levels_are_refused(tmp_path):
     r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--levels", "2.5,5", "--out", str(tmp_path))
     assert r.returncode == 2 and "whole numbers" in r.stderr, r.stderr
     assert not list(tmp_path.glob("capacity-*/level-*"))
+
+
+def test_headroom_leaves_that_share_spare():
+    """38.9 concurrent conversations needed, 27 per replica, 30 % headroom: each replica may run at 70 %
+    of 27 = 18.9, so 3 replicas (38.9 x 1.3 / 27 would say 2 and leave too little spare)."""
+    import pandas as pd
+
+    from bench.capacity import CapacityOptions, people
+    from bench.optiontable import RunOptions
+
+    levels = pd.DataFrame([{"model": "m", "level": 27.0, "e2e_mean_ms": 1000.0}])
+    o = CapacityOptions(run=RunOptions(), levels=[27.0], population=70_020, conversations_per_user_hour=2.0, headroom=0.3)
+    p = people({"m": {"capacity": 27.0}}, levels, o, turns=1, think_s=0.0, mode="closed")["m"]
+    assert p["concurrent_conversations_needed"] == pytest.approx(38.9) and p["replicas"] == 3

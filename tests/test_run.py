@@ -119,6 +119,10 @@ def test_project_options_are_on_locusts_parser():
         (["--host", "http://127.0.0.1:9"], "cannot connect"),
         (["--host", "ftp://x"], "--host"),
         (["--tokenizer", "no-such-tokenizer.json"], "not found"),
+        (["--warmup", "50", "-t", "3s"], "--warmup 50 must be shorter than the run"),
+        (["--arrival-rate", "-1"], "--arrival-rate must be positive"),
+        (["--header", "no colon here"], "--header"),
+        (["--route-template", "/api/{nope}/chat"], "unknown placeholder"),
     ],
 )
 def test_bad_input_refused_before_load(tmp_path, args, needle):
@@ -126,6 +130,7 @@ def test_bad_input_refused_before_load(tmp_path, args, needle):
     assert r.returncode == 2
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # refused before any load: no run folder left behind
 
 
 def test_preflight_rejected_token_sends_no_load(target, tmp_path):
@@ -137,6 +142,12 @@ def test_preflight_rejected_token_sends_no_load(target, tmp_path):
     seen = httpx.get(f"{target.url}/_bench/truth").json()
     assert 1 <= len(seen) <= 3 and all(len(t["request_id"]) == 36 for t in seen)  # the preflight's own, UUIDs
     assert "not-a-valid-token" not in r.stderr
+
+
+def test_preflight_says_when_no_credentials_were_found(target, tmp_path):
+    cmd = bench_cmd("run", "--host", target.url, "--auth", "none", "--out", str(tmp_path), "-q", "-t", "5s")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=bench_env())
+    assert r.returncode == 2 and "no credentials found" in r.stderr and "BENCH_TOKEN" in r.stderr, r.stderr
 
 
 def test_preflight_refuses_a_stream_that_does_not_decode(tmp_path):
