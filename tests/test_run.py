@@ -286,7 +286,8 @@ def test_history_like_the_real_client_and_sibling_routes_and_headers(tmp_path):
 
 
 def test_server_metrics_scraped_and_shown(tmp_path):
-    r = run_bench(tmp_path, "-t", "5s", "-u", "4", "-r", "4")
+    """No think time and six users: streams are running at every scrape of the target's /metrics."""
+    r = run_bench(tmp_path, "-t", "6s", "-u", "6", "-r", "6", "--scenario", str(Path(__file__).parent / "data" / "one-turn.yaml"))
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path)
     lines = (run / "server-metrics.jsonl").read_text().splitlines()
