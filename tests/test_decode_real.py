@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.decode import StreamDecoder, decode_all
+from bench.decode import decode_all
+from test_decode import feed_split
 
 AISDK = Path(__file__).resolve().parent / "data" / "aisdk"
 
@@ -24,22 +25,12 @@ def fixture(name: str) -> tuple[bytes, dict]:
     return (AISDK / f"{name}.body").read_bytes(), json.loads((AISDK / f"{name}.headers.json").read_text())
 
 
-def split_feed(data: bytes, cuts: list[int]) -> StreamDecoder:
-    d = StreamDecoder("auto")
-    prev = 0
-    for c in sorted(set(cuts)) + [len(data)]:
-        d.feed(data[prev:c])
-        prev = c
-    d.finish()
-    return d
-
-
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_ui_message_stream_v5_any_split(data):
     raw, headers = fixture("ui5-plain")
     assert headers["x-vercel-ai-ui-message-stream"] == "v1"
-    d = split_feed(raw, data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
+    d = feed_split(raw, data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
     assert d.error is None and d.done and d.detected == "ui-message-stream"
     assert d.texts == ["Hello", ", wörld", ' "quoted"\n', " 🚀"]
 
@@ -80,7 +71,7 @@ def test_ui_message_stream_ignores_unknown_and_tool_parts():
 def test_ai_sdk_v4_data_stream_any_split(data):
     raw, headers = fixture("v4-data")
     assert headers["x-vercel-ai-data-stream"] == "v1"
-    d = split_feed(raw, data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
+    d = feed_split(raw, data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
     assert d.error is None and d.detected == "aisdk-data"
     assert d.texts == ["Hello", ", wörld", ' "quoted"\n', " 🚀"] and d.usage_completion == 4 and d.usage_prompt == 12
 
