@@ -286,6 +286,7 @@ def slo_verdicts(summary: dict, slos: list[Slo], samples: dict | None = None, ce
         else:
             observed = summary.get(s.metric)
             entry.update(observed=observed, n=summary.get("requests", 0), ok=s.ok(observed), status="met" if s.ok(observed) else "missed")
+        entry["observed_text"] = s.show(entry["observed"])
         out.append(entry)
     return out
 

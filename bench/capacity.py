@@ -89,19 +89,25 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
     out = {}
     for model, g in levels.groupby("model"):
         g = g.sort_values("level").reset_index(drop=True)
-        last_ok, first_bad = None, None
-        for i, r in g.iterrows():
-            if r["slo_ok"]:
-                last_ok = i
-            else:
-                first_bad = i
-                break
-        res = {"last_passing_level": None, "first_failing_level": None, "capacity": None, "limited_by": None, "bound": None}
+        judged = [_judgement(r) for _, r in g.iterrows()]
+        first_bad = next((i for i, j in enumerate(judged) if j == "missed"), None)
+        end = len(g) if first_bad is None else first_bad
+        last_ok = next((i for i in range(end - 1, -1, -1) if judged[i] == "ok"), None)
+        res = {"last_passing_level": None, "first_failing_level": None, "capacity": None, "limited_by": None, "bound": None,
+               "unjudged_levels": [float(g["level"].iloc[i]) for i, j in enumerate(judged) if j == "unjudged"]}
         if first_bad is None:
-            res.update(last_passing_level=float(g["level"].iloc[-1]), capacity=float(g["level"].iloc[-1]), bound="at least")
+            # no level missed: the highest level that met every SLO is a lower bound; a level above it with
+            # too few finished requests to judge is neither a pass nor a failure (it is named, not counted)
+            if last_ok is None:
+                res.update(bound="unknown: too few finished requests at every level", limited_by=_failing(g.iloc[0]))
+            else:
+                above = next((i for i in range(last_ok + 1, len(g)) if judged[i] == "unjudged"), None)
+                res.update(last_passing_level=float(g["level"].iloc[last_ok]), capacity=float(g["level"].iloc[last_ok]),
+                           bound="at least", limited_by=_failing(g.iloc[above]) if above is not None else None)
         elif last_ok is None:
-            res.update(first_failing_level=float(g["level"].iloc[0]), capacity=None, bound="below the lowest level",
-                       limited_by=_failing(g.iloc[0]))
+            lowest = "the lowest level" if first_bad == 0 else "the lowest level judged"
+            res.update(first_failing_level=float(g["level"].iloc[first_bad]), capacity=None, bound=f"below {lowest}",
+                       limited_by=_failing(g.iloc[first_bad]))
         else:
             p, f = g.iloc[last_ok], g.iloc[first_bad]
             cands = []
@@ -127,6 +133,15 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
         res["knee"] = _knee(g)
         out[model] = res
     return out
+
+
+def _judgement(row: pd.Series) -> str:
+    """A level's verdict: "ok" (every SLO met), "missed" (one was missed: waits already past a bound
+    count), or "unjudged" (too few finished requests to say either way)."""
+    if row["slo_ok"]:
+        return "ok"
+    status = row.get("slo_status") or {}
+    return "unjudged" if status and "missed" not in status.values() else "missed"
 
 
 def _failing(row: pd.Series) -> str:
@@ -263,7 +278,8 @@ def _one_level(base: RunOptions, level: float, slos: list[Slo], warmup: float) -
 
 
 def _brief(r: dict) -> str:
-    return f"{r['model'].split('/')[-1]} TTFC p95 {r['ttfc_ms_p95'] or float('nan'):.0f} ms {'ok' if r['slo_ok'] else 'SLO missed'}"
+    verdict = {"ok": "ok", "unjudged": "too few to judge", "missed": "SLO missed"}[_judgement(pd.Series(r))]
+    return f"{r['model'].split('/')[-1]} TTFC p95 {r['ttfc_ms_p95'] or float('nan'):.0f} ms {verdict}"
 
 
 def _refine(levels: pd.DataFrame, slos: list[Slo], done: set[float], whole: bool) -> list[float]:
@@ -293,6 +309,11 @@ def markdown(result: dict) -> str:
         conc = p.get("concurrent_conversations_per_replica")
         out.append(f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
                    f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')} |")
+    unjudged = [f"{m.split('/')[-1]} at {', '.join(f'{x:g}' for x in c['unjudged_levels'])}"
+                for m, c in result["capacity"].items() if c.get("unjudged_levels")]
+    if unjudged:
+        out += ["", f"Levels with too few finished requests to judge (counted neither as met nor as missed; run longer "
+                    f"levels to judge them): {'; '.join(unjudged)}."]
     out += ["", "| model | level | finished | still waiting (longest) | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | "
             "server queue (mean / max) | SLOs |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
     for r in result["levels"]:
@@ -300,8 +321,7 @@ def markdown(result: dict) -> str:
         wait = f"{r['still_waiting']} ({r['longest_wait_ms'] / 1000:.1f} s)" if r.get("still_waiting") else "0"
         qm, qx = r.get("server_waiting_mean"), r.get("server_waiting_max")
         queue = "–" if qm is None or qm != qm else f"{qm:.1f} / {qx:.0f}"
-        verdict = "met" if r["slo_ok"] else ("too few" if "too few" in (r.get("slo_status") or {}).values()
-                                             and "missed" not in (r.get("slo_status") or {}).values() else "missed")
+        verdict = {"ok": "met", "unjudged": "too few", "missed": "missed"}[_judgement(r)]
         out.append(f"| {r['model'].split('/')[-1]} | {r['level']:g} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
                    f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {queue} | {verdict} |")
     for w in result.get("warnings", []):

@@ -66,10 +66,13 @@ def gaps_chart(cdfs: dict[str, tuple[np.ndarray, np.ndarray]], models: list[str]
     return _save(fig, out, "gaps_cdf"), "Inter-chunk gap distribution"
 
 
-def _ttfc_cdf(ok: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttfc: float | None) -> str:
+def _ttfc_cdf(df: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttfc: float | None) -> str:
+    """The same samples as the tables' TTFC percentiles (``metric_samples``), so n agrees."""
+    from bench.analysis import metric_samples
+
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for m in models:
-        v = ok.loc[ok["model"] == m, "ttfc_ms"].dropna().to_numpy()
+        v = metric_samples(df[df["model"] == m], "ttfc_ms")
         if v.size:
             x, y = cdf_points(v)
             ax.step(x, y, where="post", color=col[m], label=f"{_short(m)} (n={v.size})")
@@ -165,7 +168,7 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
     col = colours(models)
     made = []
     if len(ok):  # no panel without data: a run where nothing succeeded shows its errors
-        made.append((_ttfc_cdf(ok, models, col, out, slo_ttfc), "TTFC distribution per model"))
+        made.append((_ttfc_cdf(df, models, col, out, slo_ttfc), "TTFC distribution per model"))
     if not ts.empty:
         made.append((_over_time(ts, models, col, out, warmup_s), "TTFC, throughput, requests and streams in flight over time"))
     if len(ok):
@@ -205,12 +208,14 @@ def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float |
 
 def compare_chart(base: pd.DataFrame, cand: pd.DataFrame, out: Path) -> str:
     """Overlaid TTFC CDFs, baseline solid and candidate dashed, per model; returns the SVG text."""
+    from bench.analysis import metric_samples
+
     models = sorted(set(base["model"]) | set(cand["model"]))
     col = colours(models)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for m in models:
         for df, ls, tag in ((base, "-", "baseline"), (cand, "--", "candidate")):
-            v = df[(df["model"] == m) & df["error"].isna()]["ttfc_ms"].dropna().to_numpy()
+            v = metric_samples(df[df["model"] == m], "ttfc_ms")  # the samples the gate judges
             if v.size:
                 x, y = cdf_points(v)
                 ax.step(x, y, where="post", ls=ls, color=col[m], label=f"{_short(m)} {tag}")

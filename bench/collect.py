@@ -110,6 +110,7 @@ class Collector:
 
         self.live = LiveStats()  # scenario, models, SLOs: so a plain-locust run folder explains itself
         self.started = time.time()
+        self.spawned_s: float | None = None  # seconds from start until every user was running (the ramp-up)
         self._final_sent = False
         self._flusher = None
         self._proc = psutil.Process()
@@ -132,6 +133,7 @@ class Collector:
         ev.test_stop.add_listener(self._on_test_stop)
         ev.cpu_warning.add_listener(self._on_cpu_warning)
         ev.quitting.add_listener(self._on_quitting)
+        ev.spawning_complete.add_listener(self._on_spawned)
 
     # --- measuring side ----------------------------------------------------------------------
     def count_sent(self) -> None:
@@ -145,8 +147,13 @@ class Collector:
         if failed:
             self.errors += 1
 
+    def _on_spawned(self, user_count: int = 0, **kw) -> None:
+        if self.spawned_s is None:
+            self.spawned_s = time.time() - self.started
+
     def _on_test_start(self, environment, **kw) -> None:
         self.started = time.time()
+        self.spawned_s = None
         self._final_sent = False
         if self._flusher is None:
             self._flusher = gevent.spawn(self._flush_loop)
@@ -327,14 +334,54 @@ class Collector:
         self.write_summary()
 
     def _on_quitting(self, environment, **kw) -> None:
-        if not self.is_worker:
-            if not self._final_sent and not self.is_master:
-                self.flush(final=True)
-            self.write_summary()
-            if os.environ.get("BENCH_CHILD") != "1":  # plain Locust: say where the records went and what comes next
-                sys.stderr.write(f"bench: records in {self.run_dir}/ ; build the report with: bench report {self.run_dir}\n")
+        """Locust is exiting (end of -t, Ctrl-C, SIGTERM, the web UI's quit): leave a whole run folder.
+
+        A web-UI run may still be running here: stopping the users first turns the streams in
+        flight into ``cancelled`` records (and, distributed, runs the workers' final flush).
+        Plain Locust then gets ``requests.parquet`` and ``run.json`` right away; ``bench run``
+        writes its own after the child exits.
+        """
+        if self.is_worker:
+            return
+        runner = environment.runner
+        if getattr(runner, "state", None) in ("spawning", "running"):
+            try:
+                runner.stop()
+            except Exception as exc:  # quitting must still write what it has
+                self.warnings.append(f"stopping the users at quit failed: {exc!r}")
+        if not self._final_sent and not self.is_master:
+            self.flush(final=True)
+        self.write_summary()
+        if os.environ.get("BENCH_CHILD") == "1":
+            return
+        try:  # plain Locust: the folder is complete now; the report is one command away
+            from bench.results import ensure_records
+
+            ensure_records(self.run_dir)
+            sys.stderr.write(f"bench: run folder {self.run_dir}/ (requests.parquet, run.json); "
+                             f"build the report with: bench report {self.run_dir}\n")
+        except Exception as exc:
+            sys.stderr.write(f"bench: records in {self.run_dir}/ could not be finalized now ({exc}); "
+                             f"bench report {self.run_dir} finalizes them\n")
+
+    def _warmup(self, ended: float) -> tuple[float, str]:
+        """The warm-up this run excludes, by the rule ``bench run`` uses (see ``default_warmup``)."""
+        from bench.results import default_warmup
+
+        opts = self.env.parsed_options
+        given = getattr(opts, "warmup", None)
+        if given is not None:
+            return float(given), "--warmup"
+        users, rate = getattr(opts, "num_users", None), getattr(opts, "spawn_rate", None)
+        if getattr(opts, "headless", False) and users and rate and self.env.shape_class is None:
+            return default_warmup(ended - self.started, users / rate), f"ramp-up of -u {users} at -r {rate:g}/s, plus 1 s"
+        if self.spawned_s is not None:
+            return default_warmup(ended - self.started, self.spawned_s), f"observed ramp-up {self.spawned_s:.1f} s, plus 1 s"
+        return 0.0, "no ramp-up observed"
 
     def write_summary(self) -> None:
+        ended = time.time()
+        warmup, rule = self._warmup(ended)
         workers = {}
         for wid, w in self.workers.items():
             missing = max(0, w["sent"] + (w.get("not_sent") or 0) - w["received"])
@@ -352,7 +399,8 @@ class Collector:
             "workers": workers, "warnings": self.warnings,
             "cpu_max": max([self.cpu_max] + [w.get("cpu_max", 0.0) for w in self.workers.values()]),
             "cpu_p50": sorted(self.cpu_samples)[len(self.cpu_samples) // 2] if self.cpu_samples else None,
-            "runner": type(self.env.runner).__name__, "started": self.started, "ended": time.time(),
+            "runner": type(self.env.runner).__name__, "started": self.started, "ended": ended,
+            "warmup_s": warmup, "warmup_rule": rule,
             "host": self.env.host, **self.meta,
         })
         self._progress()

@@ -51,6 +51,6 @@ def slo_junit(summary: dict, path: Path) -> Path:
     cases = []
     for model, s in summary["models"].items():
         for v in s["slo_verdicts"]:
-            details = f"observed {_num(v['observed'])} over {v.get('n')} requests; {v['status']}" + (f" ({v['note']})" if v.get("note") else "")
+            details = f"observed {v.get('observed_text') or _num(v['observed'])} over {v.get('n')} requests; {v['status']}" + (f" ({v['note']})" if v.get("note") else "")
             cases.append((model, v["slo"], None if v["ok"] else f"{v['slo']}: {v['status']}", details))
     return _write(_suite(f"bench run {summary['run_id']} SLOs", cases), path)

@@ -96,6 +96,8 @@ def check_values(opts) -> None:
         raise InputError("--persist needs --chat-id N of a real chat")
     if opts.start_jitter < 0:
         raise InputError("--start-jitter must not be negative")
+    if getattr(opts, "warmup", None) is not None and opts.warmup < 0:
+        raise InputError("--warmup must not be negative")
     parse_headers(opts.header)
     tls_from(opts)
 

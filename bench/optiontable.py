@@ -110,8 +110,8 @@ OPTIONS: list[Opt] = [
     Opt("server_metrics", ("--server-metrics",), "Prometheus endpoint of the server to scrape every second during the run "
         "(e.g. vLLM's or llama.cpp's /metrics); the embedded target's is scraped by default.", "", where=HARNESS),
     # --- what bench run does with the run ---------------------------------------------------------------------
-    Opt("warmup", ("--warmup",), "Seconds excluded from headline numbers (default: the ramp-up).", None, float,
-        where=frozenset({RUN})),
+    Opt("warmup", ("--warmup",), "Seconds excluded from headline numbers (default: the ramp-up plus 1 s, at most a "
+        "third of the run).", None, float, where=frozenset({LOCUST, RUN})),
     Opt("run_id", ("--run-id",), "Run id (default: time-stamped).", "", where=frozenset({LOCUST, RUN})),
     Opt("no_report", ("--no-report",), "Write records and run.json only.", False, flag=True, where=frozenset({RUN})),
     Opt("fail_on_slo", ("--fail-on-slo",), "Exit 1 when a scenario SLO is missed.", False, flag=True, where=frozenset({RUN})),
@@ -144,7 +144,8 @@ def add_arguments(parser) -> None:
         elif o.multiple:
             g.add_argument(*long_flags, dest=o.name, action="append", default=[], help=helptext)
         else:
-            g.add_argument(*long_flags, dest=o.name, type=o.type, default=o.default if o.default is not None else "",
+            g.add_argument(*long_flags, dest=o.name, type=o.type,
+                           default=o.default if o.default is not None else ("" if o.type is str else None),
                            choices=list(o.choices) if o.choices else None, help=helptext)
 
 

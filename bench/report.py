@@ -185,7 +185,7 @@ def markdown(summary: dict) -> str:
                    f"{_fmt(r['ttfc_p99_ms'])} | {_fmt(r['gap_p99_ms'])} | {_fmt(r['decode_tps_p50'])} | {_fmt(r['output_tps'])} | {_fmt(r['goodput_rps'])} |")
     if summary["slos"]:
         out += ["", "SLOs: " + ", ".join(
-            f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {_fmt(v['observed'])}{'' if v['ok'] else ', ' + v['status']})"
+            f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {v.get('observed_text') or _fmt(v['observed'])}{'' if v['ok'] else ', ' + v['status']})"
             for m, s in summary["models"].items() for v in s["slo_verdicts"])]
     waiting = {m: s["still_waiting"] for m, s in summary["models"].items() if s["still_waiting"]}
     if waiting:

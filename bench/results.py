@@ -131,6 +131,16 @@ def delivery(collector: dict, records: int) -> tuple[dict, list[str]]:
     return fields, warnings
 
 
+def default_warmup(run_s: float, ramp_s: float) -> float:
+    """Seconds excluded from headline numbers when none are given: the ramp-up plus one second.
+
+    At most a third of the run, so a short run still measures something. ``bench run`` and a
+    plain Locust run use this one rule (the ramp from -u/-r, or as observed when a web UI or
+    a shape started the users).
+    """
+    return round(max(0.0, min(run_s / 3, ramp_s + 1.0)), 3)
+
+
 def _version(pkg: str) -> str | None:
     try:
         return metadata.version(pkg)
@@ -186,5 +196,6 @@ def ensure_records(run_dir: Path) -> None:
         meta = {"run_id": collector.get("run_id", run_dir.name), "scenario": collector.get("scenario"), **fields,
                 "slos": collector.get("slos", []), "models": collector.get("models"), "collector": collector,
                 "warnings": collector.get("warnings", []) + spool_warnings + delivery_warnings, "host": collector.get("host"), "started": collector.get("started"),
-                "ended": collector.get("ended"), "warmup_s": 0.0, **environment_info()}
+                "ended": collector.get("ended"), "warmup_s": float(collector.get("warmup_s") or 0.0),
+                "warmup_rule": collector.get("warmup_rule"), **environment_info()}
         write_run_json(run_dir, meta)

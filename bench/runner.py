@@ -23,7 +23,7 @@ import click
 from bench.errors import InputError
 from bench.optiontable import RunOptions, locust_argv
 from bench.options import check_values, new_run_id, route_and_models, tls_from
-from bench.results import delivery, environment_info, file_digest, finalize_records, write_run_json
+from bench.results import default_warmup, delivery, environment_info, file_digest, finalize_records, write_run_json
 from bench.route import Credentials, credentials_from, parse_headers
 from bench.scenario import load_scenario, resolve_path
 from bench.secrets import redact, refuse_url_credentials, remember
@@ -200,7 +200,7 @@ def run(o: RunOptions) -> Path:
     collector = _read_json(run_dir / "collector.json")
     fields, delivery_warnings = delivery(collector, n)
     scenario_path = resolve_path(o.scenario)
-    warmup = o.warmup if o.warmup is not None else min(seconds / 3, o.users / o.spawn_rate + 1.0)
+    warmup = o.warmup if o.warmup is not None else default_warmup(seconds, o.users / o.spawn_rate)
     meta = {
         "run_id": run_id, "started": started, "ended": ended, "duration_s": seconds, "interrupted": interrupted,
         "host": host if not target_info["embedded"] else "embedded reference target", "target": target_info,

@@ -33,6 +33,15 @@ class Slo:
         return {"<=": observed <= self.value, "<": observed < self.value, ">=": observed >= self.value, ">": observed > self.value}[self.op]
 
 
+    def show(self, observed: float | None) -> str:
+        """The observed value in the SLO's own terms: a rate as a percentage, a latency as a number."""
+        if observed is None or observed != observed:
+            return "–"
+        if self.metric in RATES or "%" in self.text:
+            return f"{100 * observed:.2f}%"
+        return f"{observed:,.1f}"
+
+
 def parse_slo(text: str) -> Slo:
     m = _RE.match(text)
     if not m:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import bench_cmd, bench_env
+from test_report import CHROMIUM, chromium_dom
 
 DATA = Path(__file__).parent / "data"
 
@@ -49,6 +50,10 @@ def test_capacity_found_within_15_percent(tmp_path):
     assert people["replicas"] >= 1 and people["concurrent_conversations_per_replica"] == pytest.approx(cap["capacity"])
     for name in ("capacity.md", "capacity.html", "charts/capacity.png", "charts/capacity.svg"):
         assert (sweep / name).is_file()
+    if CHROMIUM:  # the page a person opens: real tables (not Markdown in a <pre>), the chart with its knee marker
+        dom = chromium_dom((sweep / "capacity.html").resolve().as_uri(), 1000)
+        assert "<pre" not in dom and dom.count("<table") >= 2 and "<svg" in dom
+        assert "knee" in dom and "test/knee" in dom and "replicas needed" in dom
 
 
 def test_compare_same_configuration_passes(runs):

@@ -94,12 +94,59 @@ def test_plain_locust_two_processes_delivers_every_record(target, tmp_path):
     assert r.returncode in (0, 1), r.stderr[-2000:]
     col = json.loads((out / "collector.json").read_text())
     assert len(col["workers"]) == 2 and all(w["final"] for w in col["workers"].values())
+    # Locust's exit finalizes the folder itself: Parquet and run.json, with bench run's warm-up rule
+    assert (out / "requests.parquet").is_file() and (out / "run.json").is_file()
+    assert "bench report" in r.stderr
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["warmup_s"] == pytest.approx(2.0)  # -u 8 at -r 8/s: 1 s of ramp-up plus 1 s, as bench run
     rep = subprocess.run(bench_cmd("report", str(out)), capture_output=True, text=True, timeout=120, env=bench_env())
     assert rep.returncode == 0, rep.stderr
     df = pd.read_parquet(out / "requests.parquet")
     assert col["sent"] == col["records"] == len(df) > 10
     assert df["worker"].nunique() == 2
     assert set(df["error"].dropna()) <= {"cancelled"}  # streams in flight at the end are kept, as cancelled
+
+
+def test_plain_locust_web_ui_sigterm_leaves_a_whole_run_folder(target, tmp_path):
+    """A web-UI run stopped by SIGTERM mid-test (as a container stop does) still writes run.json,
+    with the streams in flight kept as cancelled and the observed ramp-up as its warm-up."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "webui"
+    scenario = tmp_path / "busy.yaml"  # no think time: every user is mid-stream almost all the time
+    scenario.write_text("name: busy\nmodels: [{model: mistralai/Mistral-7B-Instruct-v0.3}]\n"
+                        "conversations:\n  - {name: c, turns: ['Explain queueing.', 'And in one sentence?']}\n")
+    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--web-host", "127.0.0.1", "--web-port", str(port),
+           "--autostart", "-u", "6", "-r", "3", "--results-dir", str(out), "--auth", "jwt", "--scenario", str(scenario)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env(),
+                            cwd=Path(__file__).parent.parent)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until records are flowing and every user runs
+            prog = out / "progress.json"
+            if prog.is_file():
+                try:
+                    p = json.loads(prog.read_text())
+                except ValueError:
+                    p = {}
+                if p.get("records", 0) >= 5 and p.get("users") == 6:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the web-UI run never got going")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    meta = json.loads((out / "run.json").read_text())
+    df = pd.read_parquet(out / "requests.parquet")
+    assert meta["records"] == len(df) == meta["requests_sent"] >= 5, err[-2000:]
+    assert (df["error"] == "cancelled").any()  # the streams in flight at SIGTERM are records too
+    assert "observed ramp-up" in meta["warmup_rule"] and 0 < meta["warmup_s"] <= (meta["ended"] - meta["started"]) / 3 + 0.01
+    assert "bench report" in err
 
 
 def test_project_options_are_on_locusts_parser():

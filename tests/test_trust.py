@@ -76,6 +76,31 @@ def test_capacity_never_interpolates_on_levels_without_finished_requests():
     assert "too few finished requests (0 < 20)" in c["limited_by"] and "2 still waiting" in c["limited_by"]
 
 
+def _level(slo, level: float, status: str, observed: float | None, ok: int = 40) -> dict:
+    return {"model": "m", "level": level, "slo_ok": status == "met", "slo_observed": {slo.text: observed},
+            "slo_status": {slo.text: status}, "ttfc_ms_p50": observed or np.nan, "still_waiting": 0, "ok": ok}
+
+
+def test_capacity_a_level_too_short_to_judge_is_not_a_failure():
+    """The lowest level (4 users) finished 7 requests of a light model; 12 and 24 met the SLO.
+    The model's capacity is at least 24, not "below the lowest level"."""
+    slo = parse_slo("ttfc_ms:p95<=150")
+    levels = pd.DataFrame([_level(slo, 4, "too few", 32.0, ok=7), _level(slo, 12, "met", 32.0), _level(slo, 24, "met", 33.0)])
+    c = find_capacity(levels, [slo])["m"]
+    assert c["capacity"] == 24.0 and c["bound"] == "at least" and c["unjudged_levels"] == [4.0]
+    # too few at the lowest level, then a miss: below the lowest level that could be judged
+    levels = pd.DataFrame([_level(slo, 4, "too few", 32.0, ok=7), _level(slo, 12, "missed", 400.0)])
+    c = find_capacity(levels, [slo])["m"]
+    assert c["capacity"] is None and c["bound"] == "below the lowest level judged" and c["first_failing_level"] == 12.0
+    # an unjudged level between a pass and a miss is stepped over: interpolation uses the judged ones
+    levels = pd.DataFrame([_level(slo, 4, "met", 50.0), _level(slo, 8, "too few", 90.0, ok=5), _level(slo, 12, "missed", 250.0)])
+    c = find_capacity(levels, [slo])["m"]
+    assert c["capacity"] == pytest.approx(4 + 8 * (150 - 50) / (250 - 50)) and c["bound"] == "interpolated"
+    # nothing judged anywhere: no number at all
+    c = find_capacity(pd.DataFrame([_level(slo, 4, "too few", 32.0, ok=3)]), [slo])["m"]
+    assert c["capacity"] is None and c["bound"].startswith("unknown")
+
+
 # --- throughput counts tokens when they streamed ---------------------------------------------------
 
 def test_output_tokens_counted_in_the_windows_they_streamed_in(tmp_path):
@@ -209,7 +234,7 @@ class Env:  # only what the collector's constructor reads
         class _E:
             def add_listener(self, f):
                 pass
-        test_start = test_stopping = test_stop = cpu_warning = quitting = _E()
+        test_start = test_stopping = test_stop = cpu_warning = quitting = spawning_complete = _E()
 
 d = Path(sys.argv[1])
 c = Collector(Env(), d)
