@@ -20,6 +20,7 @@ READ_COLS = [
     "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms", "chunks", "gaps_us", "output_chars",
     "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "gap_p50_ms", "gap_p90_ms", "gap_p95_ms", "gap_p99_ms",
     "gap_max_ms", "intended_delay_ms", "connect_ms", "body_head", "protocol", "content_type", "ttsc_ms", "requested_tokens",
+    "requested_input_tokens", "trace_row",
 ]
 # Known as soon as the first part arrives, so a stream cut off by the run's end still has them.
 FIRST_PART = {"ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "connect_ms"}
@@ -231,6 +232,7 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     out["output_tokens"] = stats(df.loc[ok_m, "output_tokens"])
     req = df["requested_tokens"].dropna() if "requested_tokens" in df else pd.Series(dtype=float)
     out["requested_tokens"] = int(req.max()) if len(req) else None  # the bound asked for, beside what came back
+    out["lengths"] = requested_lengths(df[ok_m])
     out["gaps_ms"] = gaps if isinstance(gaps, dict) else gap_stats_ms(df[ok_m]) if gaps else empty_stats()
     out["prompt_chars"] = stats(df.loc[live_m, "prompt_chars"])
     judged = {m for m in FIRST_PART if any(x.metric == m for x in slos)}
@@ -289,6 +291,28 @@ def slo_verdicts(summary: dict, slos: list[Slo], samples: dict | None = None, ce
         entry["observed_text"] = s.show(entry["observed"])
         out.append(entry)
     return out
+
+
+def requested_lengths(ok: pd.DataFrame) -> dict | None:
+    """Asked-for against achieved prompt and reply lengths (token-length mixes, traces): means over the
+    successful requests that asked for one, with where the achieved counts came from."""
+    if "requested_input_tokens" not in ok or "requested_tokens" not in ok:
+        return None
+    out = {}
+    for key, asked, got in (("input", "requested_input_tokens", "prompt_tokens"), ("output", "requested_tokens", "output_tokens")):
+        rows = ok[ok[asked].notna()]
+        achieved = rows[got]
+        if key == "input":  # no usage and no tokenizer: the records' own ratio of characters per token
+            from bench.records import CHARS_PER_TOKEN
+
+            achieved = achieved.astype(float).fillna(rows["prompt_chars"].astype(float) / CHARS_PER_TOKEN)
+        achieved = achieved.dropna()
+        if len(rows) and len(achieved):
+            a, g = float(rows[asked].mean()), float(achieved.mean())
+            out[key] = {"requested_mean": a, "achieved_mean": g, "ratio": g / a if a else None, "n": int(len(achieved))}
+    if "output" in out and "token_source" in ok:
+        out["output"]["counted_by"] = ", ".join(sorted(map(str, ok.loc[ok["requested_tokens"].notna(), "token_source"].dropna().unique())))
+    return out or None
 
 
 def by_group(df: pd.DataFrame, key: str, name: str) -> pd.DataFrame:

@@ -35,6 +35,8 @@ def main() -> None:
       bench capacity            sweep load levels, find the highest load within the SLOs
       bench calibrate           how far this machine's measurements can be trusted
       bench history RESULTS     latency across runs and builds
+      bench scenario import F   a scenario from ShareGPT / OpenAI JSONL / text prompts
+      bench trace RUN_DIR       a run's requests as a trace, for bench run --trace
       bench target              the reference target on its own
 
     \b
@@ -341,6 +343,72 @@ def history(results_dir, scenario_digest, order, out) -> None:
     paths = write_outputs(h, Path(out) if out else Path(results_dir) / "history", order)
     click.echo(f"{len(runs)} runs, {h['model'].nunique()} model(s); regressions marked: {int((h['verdict'] == 'regression').sum())}")
     click.echo(f"written: {paths['html']}, {paths['png']}, {paths['csv']}")
+
+
+@main.group(cls=_Group, context_settings={"max_content_width": 100})
+def scenario() -> None:
+    """Scenario files: import conversations from datasets you already have."""
+
+
+@scenario.command("import", context_settings={"max_content_width": 100})
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Scenario file to write, e.g. scenarios/mine.yaml.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "sharegpt", "openai", "text"]), default="auto", show_default=True,
+              help="sharegpt: a JSON list (or JSONL) of {conversations: [{from, value}]}; openai: JSONL of {messages: "
+                   "[{role, content}]}; text: one prompt per line. auto: by extension and first record.")
+@click.option("--name", default=None, help="Scenario name (default: the output file's stem).")
+@click.option("--min-turns", default=1, show_default=True, type=click.IntRange(1), help="Skip conversations with fewer user turns.")
+@click.option("--max-turns", default=0, type=click.IntRange(0), help="Cut longer conversations to their first N user turns (0: no bound).")
+@click.option("--max-prompt-chars", default=0, type=click.IntRange(0), help="Skip conversations with a longer user message (0: no bound).")
+@click.option("--sample", default=0, type=click.IntRange(0), help="Keep a random sample of N conversations (0: all).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for --sample.")
+@click.option("--models", default=None, help="Comma-separated model mix for the scenario (default: the bundled default scenario's).")
+@click.option("--skip-invalid", is_flag=True, help="Count records of the wrong shape as skipped instead of stopping at the first.")
+def scenario_import(source, out, fmt, name, min_turns, max_turns, max_prompt_chars, sample, seed, models, skip_invalid) -> None:
+    """Turn a conversation dataset into a scenario file (the user's turns; replies come live).
+
+    Every kept conversation replays with live history: each turn sends the earlier turns and the
+    replies the model actually streamed. The report lists what was kept and why the rest was not.
+
+    \b
+    Examples:
+      bench scenario import datasets/sample-sharegpt.json -o scenarios/sample.yaml --min-turns 2 --max-turns 4
+      bench scenario import chats.jsonl -o scenarios/support.yaml --sample 200 --seed 1
+      bench run --scenario scenarios/sample.yaml
+    """
+    from pathlib import Path
+
+    from bench.scenario import load_scenario
+    from bench.workload.datasets import ImportFilters, import_conversations, write_scenario
+
+    convs, rep = import_conversations(source, fmt, ImportFilters(min_turns, max_turns, max_prompt_chars, sample, seed), skip_invalid)
+    default = load_scenario("default")
+    mix = [m.strip() for m in models.split(",") if m.strip()] if models else [m.model for m in default.models]
+    write_scenario(Path(out), name or Path(out).stem, convs, rep, mix, default.slos)
+    click.echo(rep.text())
+    click.echo(f"written: {out}  (run it: bench run --scenario {out})")
+
+
+@main.command("trace", context_settings={"max_content_width": 100})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Trace file to write (JSON Lines).")
+def trace_cmd(run_dir, out) -> None:
+    """Turn a run's own requests into a trace, to replay the same arrivals against the next build.
+
+    Each request becomes a row at its intended time, with its conversation, turn, model and the
+    turn's text (from the run's scenario file; a replayed trace's rows keep theirs).
+
+    \b
+    Example:
+      bench trace results/latest -o prod-like.jsonl
+      bench run --trace prod-like.jsonl --host https://staging.example
+    """
+    from pathlib import Path
+
+    from bench.workload.trace import trace_from_run
+
+    n = trace_from_run(Path(run_dir), Path(out))
+    click.echo(f"{n} rows written to {out}")
 
 
 @main.command("locust-help", context_settings={"max_content_width": 100})

@@ -219,10 +219,11 @@ class Collector:
         lag, self.lag = self.lag, array("I")
         cpu = self.cpu_samples[-1] if self.cpu_samples else None
         offered = self.arrivals.offered if self.arrivals is not None else None
+        trace = self.arrivals.info() if hasattr(self.arrivals, "info") else None  # a trace replay: its clock origin and progress
         if self.is_worker:
             data = {"w": self.worker_id, "rows": rows, "sent": self.sent, "errors": self.errors, "final": final,
                     "cpu_max": self.cpu_max, "warnings": self.warnings[-5:], "lag": lag.tobytes(), "cpu": cpu, "t": time.time(),
-                    "offered": offered, "not_sent": self.not_sent}
+                    "offered": offered, "not_sent": self.not_sent, "trace": trace}
             self.env.runner.send_message("bench_records", data)
         else:
             self._write(rows)
@@ -234,6 +235,8 @@ class Collector:
             w["final"] = w["final"] or final
             w["cpu_max"] = self.cpu_max
             w["offered"], w["not_sent"] = offered, self.not_sent
+            if trace is not None:
+                w["trace"] = trace
         if final:
             self._final_sent = True
 
@@ -295,6 +298,8 @@ class Collector:
         w["errors"] = data.get("errors", 0)
         w["last_report"] = time.time()
         w["offered"], w["not_sent"] = data.get("offered"), data.get("not_sent", 0)
+        if data.get("trace") is not None:
+            w["trace"] = data["trace"]
         for warning in data.get("warnings") or []:
             if warning not in self.warnings:
                 self.warnings.append(warning)

@@ -71,10 +71,50 @@ def _test_start(environment, **kw) -> None:
         if isinstance(runner, WorkerRunner):
             workers = max(1, getattr(environment.parsed_options, "arrival_split", 1) or 1)
             index = max(0, runner.worker_index)
-        arrivals = Arrivals(s, s.arrival_rate / workers, random.Random(f"{s.seed}:arrivals:{index}"))
+        if s.workload is not None and s.workload.trace is not None:
+            from bench.workload.replay import TraceArrivals, rows_for_worker
+
+            arrivals = TraceArrivals(s, rows_for_worker(s.workload.trace.rows, workers, index), s.workload.speedup,
+                                     on_finished=lambda: _trace_finished(environment))
+        else:
+            arrivals = Arrivals(s, s.arrival_rate / workers, random.Random(f"{s.seed}:arrivals:{index}"))
         STATE["arrivals"] = arrivals
         STATE["collector"].arrivals = arrivals
-        arrivals.start()
+        if isinstance(arrivals, Arrivals):
+            arrivals.start()
+        else:  # a trace's clock starts once every user is running: its first rows must not wait for the ramp-up
+            def _go(**kw) -> None:
+                environment.events.spawning_complete.remove_listener(_go)
+                arrivals.start()
+
+            environment.events.spawning_complete.add_listener(_go)
+
+
+def _trace_finished(environment) -> None:
+    """Every row of this process's share of the trace is answered: the run is over (no idle tail)."""
+    import gevent
+
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.send_message("bench_trace_done", runner.client_id)
+    else:
+        gevent.spawn_later(0.2, runner.quit)  # after this turn's record is handed to the collector
+
+
+@events.init.add_listener
+def _trace_done_listener(environment, **kw) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        done: set = set()
+
+        def on_done(environment, msg, **kw) -> None:
+            import gevent
+
+            done.add(msg.data)
+            if len(done) >= max(1, runner.worker_count):
+                gevent.spawn_later(0.2, runner.quit)
+
+        runner.register_message("bench_trace_done", on_done)
 
 
 @events.test_stopping.add_listener

@@ -42,6 +42,7 @@ class Settings:
     headers: dict[str, str] = field(default_factory=dict)  # --header: extra request headers (values may be secrets)
     history: str = "visible"  # what a turn sends back of earlier replies: visible text, or reasoning too
     tls: object = None
+    workload: object = None  # bench.workload.setup.Workload: a trace, synthetic prompts, or the scenario alone
 
 
 def new_run_id() -> str:
@@ -146,11 +147,16 @@ def settings_from(opts) -> Settings:
         from bench.tokens import load_tokenizer
 
         count_tokens = load_tokenizer(opts.tokenizer)
+    from bench.workload.setup import workload_from
+
+    workload, scenario = workload_from(opts, scenario, count_tokens,
+                                       lambda ids: check_models(ids, opts.route, opts.route_template))
+    load_mode = "open" if workload.trace is not None else opts.load_mode  # a trace is its own arrival process
     return Settings(
-        scenario=scenario, models=models, model_weights=weights,
+        workload=workload, scenario=scenario, models=models, model_weights=weights,
         route=route, credentials=creds, headers=extra_headers, history=opts.history, tls=tls_from(opts),
         timeouts=Timeouts(opts.connect_timeout, opts.first_chunk_timeout, opts.stall_timeout, opts.total_timeout),
-        protocol=opts.protocol, load_mode=opts.load_mode, arrival_rate=opts.arrival_rate,
+        protocol=opts.protocol, load_mode=load_mode, arrival_rate=opts.arrival_rate,
         arrival_dist=opts.arrival_dist, arrival_cv=opts.arrival_cv, on_error=opts.on_error,
         start_jitter=max(0.0, opts.start_jitter), seed=opts.seed, run_id=run_id, run_dir=run_dir,
         count_tokens=count_tokens, rng=random.Random(opts.seed),

@@ -47,7 +47,8 @@ OPTIONS: list[Opt] = [
     Opt("users", ("-u", "--users"), "Concurrent users (closed loop) or the cap on concurrent conversations (open loop).",
         12, int, where=frozenset({RUN})),
     Opt("spawn_rate", ("-r", "--spawn-rate"), "Users started per second.", 12.0, float, where=frozenset({RUN})),
-    Opt("duration", ("-t", "--duration"), "How long to load: 30s, 2m, 1h30m.", "30s", where=frozenset({RUN})),
+    Opt("duration", ("-t", "--duration"), "How long to load: 30s, 2m, 1h30m (default 30s; with --trace, the trace's span "
+        "divided by the speed-up plus 60 s, and the run ends once every row is answered).", "", where=frozenset({RUN})),
     Opt("out", ("--out",), "Folder that receives the run folder.", "results", where=HARNESS),
     Opt("processes", ("--processes",), "Load-generator processes (Locust --processes); add more when one CPU saturates.",
         1, int, where=HARNESS),
@@ -63,8 +64,23 @@ OPTIONS: list[Opt] = [
     Opt("arrival_cv", ("--arrival-cv",), "Gamma arrivals: coefficient of variation (>1 is bursty).", 2.0, float),
     Opt("on_error", ("--on-error",), "After a failed turn: start a new conversation, or go on with the next turn.",
         "next-conversation", choices=("next-conversation", "next-turn")),
-    Opt("start_jitter", ("--start-jitter",), "Spread each user's start over this many seconds.", 1.0, float),
+    Opt("start_jitter", ("--start-jitter",), "Closed loop: spread the users' first conversations over this many seconds.", 1.0,
+        float),
     Opt("seed", ("--seed",), "Seed for conversation and model choice and think times.", 0, int),
+    Opt("trace", ("--trace",), "Replay a request trace (JSONL or CSV; ours, Mooncake's or Azure's layout, see README "
+        "\"Workloads\"): each row at its time (open loop), turns of a conversation in order with live history.", "",
+        path=True, where=frozenset({LOCUST, RUN})),
+    Opt("speedup", ("--speedup",), "--trace: play the trace this many times faster (2 = twice the rate).", 1.0, float,
+        where=frozenset({LOCUST, RUN})),
+    Opt("trace_rate", ("--trace-rate",), "--trace: scale time so the trace's mean rate becomes this many requests/s "
+        "(instead of --speedup).", 0.0, float, where=frozenset({LOCUST, RUN})),
+    Opt("trace_window", ("--trace-window",), "--trace: replay only rows arriving in START:END seconds of trace time, "
+        "e.g. 600:1200.", "", where=frozenset({LOCUST, RUN})),
+    Opt("input_tokens", ("--input-tokens",), "Synthetic one-turn prompts of this many tokens instead of the scenario's "
+        "conversations: fixed:N (or N), uniform:LO:HI, normal:MEAN:SD, hist:TRACE (a trace's input lengths). Counted "
+        "with --tokenizer when given, else at 4 characters per token.", ""),
+    Opt("output_tokens", ("--output-tokens",), "With --input-tokens: the reply length to ask for (max_tokens, OpenAI "
+        "route), the same forms; add --ignore-eos where the server supports it.", ""),
     # --- the route and the stream ----------------------------------------------------------------------------
     Opt("route", ("--route",), "neptun: the chat route; openai: /v1/chat/completions.", "neptun", choices=("neptun", "openai")),
     Opt("protocol", ("--protocol",), "Stream format: aisdk (AI SDK 4 data stream), sse (its parts in SSE), ui (AI SDK 5 UI "

@@ -25,7 +25,7 @@ COLUMNS: list[str] = [
     "ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms",
     "chunks", "gaps_us", "output_chars", "output_tokens", "token_source",
     "prompt_chars", "prompt_tokens", "prompt_messages", "bytes_in", "connect_ms", "content_type", "body_head",
-    "requested_tokens", "ttsc_ms",
+    "requested_tokens", "ttsc_ms", "trace_row", "requested_input_tokens",
 ]
 IDX = {c: i for i, c in enumerate(COLUMNS)}
 CHARS_PER_TOKEN = 4.0  # the usual ratio for English text with a BPE tokenizer; only used without usage or a tokenizer
@@ -52,6 +52,8 @@ class RequestContext:
     protocol: str
     prompt_tokens: int | None = None  # counted by the run's tokenizer, when one is loaded
     requested_tokens: int | None = None  # the reply bound asked for (max_tokens), to hold against what came
+    trace_row: int | None = None  # the row of the replayed trace (--trace) this request is
+    requested_input_tokens: int | None = None  # the prompt length asked for (--input-tokens, a trace's input_tokens)
 
 
 def _ms(a: int, b: int) -> float:
@@ -112,7 +114,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         ttfv, _ms(o.t_end, o.t_start) if o.t_end else None, tpot, tps, icl,
         chunks, gaps.tobytes(), text_len, out_tokens, source,
         c.prompt_chars, prompt_tokens, c.prompt_messages, o.bytes_in, o.connect_ms, o.content_type or None, head,
-        c.requested_tokens, ttsc,
+        c.requested_tokens, ttsc, c.trace_row, c.requested_input_tokens,
     ]
 
 
@@ -125,11 +127,17 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
     from time import monotonic_ns, time
 
     now = monotonic_ns()
-    conv = arrival.conversation
+    conv, row = arrival.conversation, arrival.row
+    if row is not None:  # a trace row: its own conversation, turn and requested lengths
+        name, turn, tags, chars = row.conversation, row.turn, "trace", len(row.prompt or "") or round((row.input_tokens or 0) * CHARS_PER_TOKEN)
+    else:
+        name, turn, tags, chars = conv.name, 0, ",".join(conv.tags), len(conv.turns[0].user)
     ctx = RequestContext(run_id=run_id, request_id=str(uuid.uuid4()), worker=worker, user=-1, conversation_id=uuid.uuid4().hex[:12],
-                         conversation=conv.name, turn=0, model=arrival.model, tags=",".join(conv.tags), t_intended=arrival.due,
-                         t_wall_start=time() - (now - arrival.due) / 1e9, prompt_chars=len(conv.turns[0].user), prompt_messages=1,
-                         protocol=protocol)
+                         conversation=name, turn=turn, model=arrival.model, tags=tags, t_intended=arrival.due,
+                         t_wall_start=time() - (now - arrival.due) / 1e9, prompt_chars=chars, prompt_messages=1,
+                         protocol=protocol, trace_row=row.row if row is not None else None,
+                         requested_input_tokens=row.input_tokens if row is not None else None,
+                         requested_tokens=row.output_tokens if row is not None else None)
     o = Outcome(t_start=now, error="not_sent",
                 detail=f"waited {(now - arrival.due) / 1e6:,.0f} ms for a free user; the run ended first")
     return build_row(o, ctx)

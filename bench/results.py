@@ -28,6 +28,7 @@ _TYPES = {
     "chunks": pa.int32(), "gaps_offset": pa.int64(), "gaps_count": pa.int32(), "output_chars": pa.int64(), "output_tokens": pa.int64(),
     "token_source": pa.string(), "prompt_chars": pa.int64(), "prompt_tokens": pa.int64(), "prompt_messages": pa.int32(),
     "bytes_in": pa.int64(), "content_type": pa.string(), "body_head": pa.string(), "requested_tokens": pa.int64(),
+    "trace_row": pa.int64(), "requested_input_tokens": pa.int64(),
 }
 GAP_PCTS = {"gap_p50_ms": 50, "gap_p90_ms": 90, "gap_p95_ms": 95, "gap_p99_ms": 99}
 GAP_COLUMNS = [*GAP_PCTS, "gap_max_ms"]

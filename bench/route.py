@@ -62,7 +62,7 @@ class RouteConfig:
         return path
 
     def body(self, model: str, messages: list[dict[str, str]], max_tokens: int = 0) -> bytes:
-        limit = self.max_tokens or max_tokens
+        limit = max_tokens or self.max_tokens  # a request's own bound (a trace row, a length mix) first
         if self.kind == "openai":
             obj: dict = {"model": split_model(model)[1], "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
             if limit:

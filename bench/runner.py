@@ -8,6 +8,7 @@ All heavy work (Parquet, pandas, charts) happens after the load has stopped.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets as pysecrets
@@ -44,21 +45,29 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def _validate(o: RunOptions) -> tuple[float, list[str]]:
+def _validate(o: RunOptions) -> tuple[float, list[str], "Workload"]:
     if o.users < 1:
         raise InputError(f"--users must be at least 1, got {o.users}")
     if o.spawn_rate <= 0:
         raise InputError(f"--spawn-rate must be positive, got {o.spawn_rate}")
     if o.processes < 1:
         raise InputError(f"--processes must be at least 1, got {o.processes}")
-    seconds = parse_duration(o.duration)
     scenario = load_scenario(o.scenario)
+    counter = None
     if o.tokenizer:
         from bench.tokens import load_tokenizer
 
-        load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
+        counter = load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
     _, models, _ = route_and_models(o, scenario)
     check_values(o)
+    from bench.route import check_models
+    from bench.workload.setup import workload_from
+
+    workload, _ = workload_from(o, scenario, counter, lambda ids: check_models(ids, o.route, o.route_template))
+    if workload.trace is not None:  # the trace's own models are sent too: preflight and profile checks cover them
+        models = list(dict.fromkeys([*models, *(r.model for r in workload.trace.rows if r.model)]))
+        o.load_mode = "open"
+    seconds = parse_duration(o.duration) if o.duration else float(math.ceil(workload.default_seconds()))
     if o.warmup is not None and o.warmup >= seconds:
         raise InputError(f"--warmup {o.warmup:g} must be shorter than the run ({seconds:g} s): nothing would be measured")
     if o.warmup is not None and o.warmup < 0:
@@ -78,7 +87,7 @@ def _validate(o: RunOptions) -> tuple[float, list[str]]:
     if o.host and not re.match(r"^https?://[^/\s]+", o.host):
         raise InputError(f"--host {o.host!r}: expected http(s)://host[:port]")
     refuse_url_credentials(o.host)
-    return seconds, models
+    return seconds, models, workload
 
 
 def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str) -> list[str]:
@@ -124,7 +133,7 @@ def run(o: RunOptions) -> Path:
     from bench.preflight import preflight
     from bench.target import TargetProcess
 
-    seconds, models = _validate(o)
+    seconds, models, workload = _validate(o)
     run_id = o.run_id or new_run_id()
     run_dir = Path(o.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -200,12 +209,17 @@ def run(o: RunOptions) -> Path:
     collector = _read_json(run_dir / "collector.json")
     fields, delivery_warnings = delivery(collector, n)
     scenario_path = resolve_path(o.scenario)
-    warmup = o.warmup if o.warmup is not None else default_warmup(seconds, o.users / o.spawn_rate)
+    if o.warmup is not None:
+        warmup = o.warmup
+    elif workload.trace is not None:
+        warmup = 0.0  # the trace's clock starts once every user runs: its first rows are the workload, not a ramp
+    else:
+        warmup = default_warmup(seconds, o.users / o.spawn_rate)
     meta = {
         "run_id": run_id, "started": started, "ended": ended, "duration_s": seconds, "interrupted": interrupted,
         "host": host if not target_info["embedded"] else "embedded reference target", "target": target_info,
         "scenario": {"name": load_scenario(o.scenario).name, "path": str(scenario_path), "sha256": file_digest(scenario_path)},
-        "models": models, "slos": load_scenario(o.scenario).slos, "warmup_s": warmup,
+        "models": models, "slos": load_scenario(o.scenario).slos, "warmup_s": warmup, "workload": workload.describe(),
         "load": {"users": o.users, "spawn_rate": o.spawn_rate, "processes": o.processes, "mode": o.load_mode,
                  "arrival_rate": o.arrival_rate if o.load_mode == "open" else None, "arrival_dist": o.arrival_dist},
         "route": {"kind": o.route, "protocol": o.protocol, "playground": not o.persist, "chat_id": o.chat_id,

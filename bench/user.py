@@ -41,6 +41,7 @@ class Arrival:
     seq: int
     conversation: object
     model: str
+    row: object = None  # a trace row (bench.workload.trace.TraceRow): one turn of a trace's conversation
 
 
 class Arrivals:
@@ -133,7 +134,9 @@ class ChatUser(User):
         self.user_id = self.worker_index * 100_000 + self.index  # the same user in every run of the same seed
 
     def on_start(self) -> None:
-        if self.s.start_jitter:
+        # closed loop only: spreads the users' first conversations; in open loop the arrivals set the pace,
+        # and a user still sleeping here would only make the first arrivals wait for a free one
+        if self.s.start_jitter and self.s.load_mode == "closed":
             gevent.sleep(random.Random(f"{self.s.seed}:{self.worker_index}:{self.index}:start").uniform(0, self.s.start_jitter))
 
     def on_stop(self) -> None:
@@ -145,6 +148,9 @@ class ChatUser(User):
         arrival: Arrival | None = None
         if s.load_mode == "open":
             arrival = STATE["arrivals"].queue.get()
+            if arrival.row is not None:
+                self._trace_turn(arrival)
+                return
             conv, model = arrival.conversation, arrival.model
         else:
             conv = self.rng.choices(s.scenario.conversations, weights=[c.weight for c in s.scenario.conversations])[0]
@@ -171,7 +177,9 @@ class ChatUser(User):
             history.append({"role": "user", "content": turn.user})
             if s.count_tokens is not None:
                 tokens.append(self._count(turn.user))
-            reply, reply_tokens, ok = self._send(model, history, tokens, conv, conv_id, turn_no, t_intended)
+            requested = s.workload.requested.get(conv.name) if s.workload is not None else None
+            reply, reply_tokens, ok = self._send(model, history, tokens, conv.name, ",".join(conv.tags), conv_id, turn_no,
+                                                 t_intended, *(requested or (None, None)))
             if reply:
                 history.append({"role": "assistant", "content": reply})
                 if s.count_tokens is not None:
@@ -185,26 +193,48 @@ class ChatUser(User):
             if not ok and s.on_error == "next-conversation":
                 return
 
+    def _trace_turn(self, a: Arrival) -> None:
+        """One row of a trace: this turn of its conversation, after the turns before it (live history)."""
+        s, row, replay = self.s, a.row, STATE["arrivals"]
+        st = replay.state(row.conversation)
+        try:
+            if row.messages is not None:  # a logged request, sent exactly as it was
+                history = [dict(m) for m in row.messages]
+            else:
+                text = row.prompt if row.prompt is not None else s.workload.maker.prompt(row.input_tokens, row.row)
+                history = st.history + [{"role": "user", "content": text}]
+            tokens = ([self._count(m["content"]) if m["role"] == "user" else s.count_tokens(m["content"]) for m in history]
+                      if s.count_tokens is not None else [])
+            reply, _, _ = self._send(a.model, history, tokens, row.conversation, "trace", st.conv_id, row.turn, a.due,
+                                     row.input_tokens, row.output_tokens, row.row)
+            if row.messages is None:
+                st.history = history + [{"role": "assistant", "content": reply}] if reply else history[:-1]
+        finally:
+            replay.done(row.conversation)  # releases the conversation's next turn, also when this one was cut off
+
     def _count(self, text: str) -> int:
         n = self._tokens.get(text)
         if n is None:
             n = self._tokens[text] = self.s.count_tokens(text)
         return n
 
-    def _send(self, model, history, tokens, conv, conv_id, turn_no, t_intended) -> tuple[str, int | None, bool]:
+    def _send(self, model, history, tokens, name, tags, conv_id, turn_no, t_intended, input_tokens=None, output_tokens=None,
+              trace_row=None) -> tuple[str, int | None, bool]:
         s = self.s
         self._n += 1
         rid = str(uuid.uuid4())  # servers such as llama.cpp's refuse an X-Request-ID that is not a UUID
-        body = s.route.body(model, history)
+        limit = output_tokens or s.route.max_tokens or None
+        body = s.route.body(model, history, limit or 0)
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
         headers.update(s.credentials.headers())
         headers.update(s.headers)
         ctx = RequestContext(
             run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
-            conversation_id=conv_id, conversation=conv.name, turn=turn_no, model=model, tags=",".join(conv.tags),
+            conversation_id=conv_id, conversation=name, turn=turn_no, model=model, tags=tags,
             t_intended=t_intended, t_wall_start=time(), prompt_chars=sum(len(m["content"]) for m in history),
             prompt_messages=len(history), protocol=s.protocol, prompt_tokens=sum(tokens) if tokens else None,
-            requested_tokens=s.route.max_tokens or None,
+            requested_tokens=limit if s.route.kind == "openai" else None, trace_row=trace_row,
+            requested_input_tokens=input_tokens,
         )
         o = Outcome()
         self.collector.count_sent()
