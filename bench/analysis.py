@@ -24,7 +24,7 @@ READ_COLS = [
 ]
 # Known as soon as the first part arrives, so a stream cut off by the run's end still has them.
 FIRST_PART = {"ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "connect_ms"}
-NOT_LIVE = ("cancelled", "not_sent")  # cut off by the run's end / offered but never sent: not failures of the target
+from bench.records import NOT_LIVE  # noqa: E402,F401  (cut off, never sent, lost with a worker: not failures of the target)
 MIN_SAMPLES = 20  # fewer finished requests than this: a percentile is not judged met (nor compared)
 GAP_STAT_COLUMN = {"p50": "gap_p50_ms", "p90": "gap_p90_ms", "p95": "gap_p95_ms", "p99": "gap_p99_ms", "max": "gap_max_ms",
                    "mean": "icl_ms"}  # a gaps_ms SLO judged per request by that request's own statistic

@@ -85,8 +85,10 @@ def _ttfc_cdf(df: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttf
     return _save(fig, out, "ttfc_cdf")
 
 
-def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path, warmup_s: float = 0.0) -> str:
-    """TTFC, throughput, completed requests and streams in flight over the run; the warm-up shaded."""
+def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path, warmup_s: float = 0.0,
+               users: list[tuple[float, int]] | None = None) -> str:
+    """TTFC, throughput, completed requests and streams in flight over the run; the warm-up shaded;
+    Locust's running users (all workers) beside the streams, so a lost worker's load drop shows."""
     fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
     a1, a2, a3, a4 = axes
     for m in models:
@@ -102,6 +104,10 @@ def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path, warmup
     a2.set(ylabel="output tokens/s\n(as streamed)")
     a3.set(ylabel="requests/s\n(completed)")
     a4.set(xlabel="seconds since start", ylabel="streams in flight")
+    if users:
+        t, u = zip(*users)
+        a4.step(t, u, where="post", color="black", lw=1, ls="--", label="users running (Locust)")
+        a4.legend(**{**BESIDE, "fontsize": 7})
     for a in axes:
         a.grid(alpha=0.3)
         if warmup_s:
@@ -154,7 +160,7 @@ def server_chart(table: pd.DataFrame, t0: float, out: Path) -> str:
 
 
 def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None,
-                warmup_s: float = 0.0) -> list[tuple[str, str]]:
+                warmup_s: float = 0.0, users: list[tuple[float, int]] | None = None) -> list[tuple[str, str]]:
     """Draw the report's charts; return (file stem, title) pairs in the report's order.
 
     ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
@@ -170,7 +176,8 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
     if len(ok):  # no panel without data: a run where nothing succeeded shows its errors
         made.append((_ttfc_cdf(df, models, col, out, slo_ttfc), "TTFC distribution per model"))
     if not ts.empty:
-        made.append((_over_time(ts, models, col, out, warmup_s), "TTFC, throughput, requests and streams in flight over time"))
+        made.append((_over_time(ts, models, col, out, warmup_s, users),
+                     "TTFC, throughput, requests, streams in flight and users over time"))
     if len(ok):
         made.append((_ttfc_vs_prompt(ok, models, col, out), "TTFC against prompt size"))
     made.append((_errors(live, col, out), "Errors by class"))

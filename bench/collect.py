@@ -5,7 +5,10 @@ in a local run, as a ``bench_records`` message to the master in a distributed on
 master waits only 0.5 s for workers at quit, so the master runs its own end-of-run handshake
 when the test stops: it asks every worker to stop its users (in-flight requests become
 ``cancelled`` rows) and flush, and waits until each has sent a final batch that says how
-many requests it sent. What a killed worker never delivered is counted in ``collector.json``.
+many requests it sent. Workers also tell the master each request as it starts (one message per
+event-loop turn, sent before the reply is awaited), so a worker that dies leaves a ``worker_lost``
+record for every request it had in flight. The master measures each worker's wall clock against
+its own (``bench.clock``) and moves the rows onto its clock as they arrive.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ import gevent
 import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
+from bench.clock import WorkerClock, clock_warnings, wall
 from bench.timing import TIMING_FILE
 
 FLUSH_INTERVAL = 1.0
 FINAL_WAIT = 20.0
 LAG_PERIOD = 0.01  # the scheduling-lag probe wakes this often (100 wake-ups/s: nothing next to thousands of parts/s)
 WRITE_GIVE_UP = 10.0  # seconds the spool may stay unwritable before the run is stopped
+CLOCK_EVERY = 5.0  # seconds between clock exchanges with each worker (plus a burst at the start)
+LOAD_DROP = 0.9  # users falling below this share of their peak mid-run is flagged
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -105,6 +111,12 @@ class Collector:
         self.warnings: list[str] = []
         self.cpu_max = 0.0
         self.cpu_samples: list[float] = []
+        self.starts: list[tuple] = []  # worker: start notices not yet sent to the master
+        self._starts_flush = None
+        self.inflight: dict[str, dict] = {}  # master: per worker, started requests not yet reported as rows
+        self.clocks: dict[str, WorkerClock] = {}  # master: per worker, clock exchanges
+        self.users_over_time: list[tuple[float, int, str]] = []  # (seconds since start, users, runner state)
+        self.lost = 0
         self.meta: dict = {}
         from bench.live import LiveStats
 
@@ -120,6 +132,7 @@ class Collector:
         if self.is_worker:
             self.worker_id = f"{runner.client_id}"
             runner.register_message("bench_flush", self._on_flush_request, concurrent=True)
+            runner.register_message("bench_clock", self._on_clock_ping, concurrent=True)
         else:
             from bench.records import Spool
 
@@ -127,6 +140,8 @@ class Collector:
             self.timing = open(self.run_dir / TIMING_FILE, "a")
         if self.is_master:
             runner.register_message("bench_records", self._on_records)
+            runner.register_message("bench_started", self._on_started)
+            runner.register_message("bench_clock_reply", self._on_clock_reply)
         ev = environment.events
         ev.test_start.add_listener(self._on_test_start)
         ev.test_stopping.add_listener(self._on_test_stopping)
@@ -136,8 +151,59 @@ class Collector:
         ev.spawning_complete.add_listener(self._on_spawned)
 
     # --- measuring side ----------------------------------------------------------------------
-    def count_sent(self) -> None:
+    def count_sent(self, ctx=None) -> None:
         self.sent += 1
+        if self.is_worker and ctx is not None:
+            from bench.records import start_notice
+
+            self.starts.append(start_notice(ctx))
+            if self._starts_flush is None:  # runs when this greenlet next waits: right after the request is written
+                self._starts_flush = gevent.spawn(self._send_starts)
+
+    def _send_starts(self) -> None:
+        starts, self.starts = self.starts, []
+        self._starts_flush = None
+        if starts:
+            self.env.runner.send_message("bench_started", {"w": self.worker_id, "starts": starts})
+
+    # --- clocks (distributed runs) -------------------------------------------------------------
+    def _on_clock_ping(self, environment, msg, **kw) -> None:
+        """Worker: answer the master's clock ping with this machine's wall clock, at once."""
+        environment.runner.send_message("bench_clock_reply", {"w": self.worker_id, "t0": msg.data["t0"], "tw": wall()})
+
+    def _on_clock_reply(self, environment, msg, **kw) -> None:
+        t3 = wall()
+        d = msg.data
+        self.clocks.setdefault(d["w"], WorkerClock()).add(d["t0"], d["tw"], t3)
+
+    def _ping_workers(self) -> None:
+        for client in list(self.env.runner.clients.all):
+            if client.state != "missing":
+                self.env.runner.send_message("bench_clock", {"t0": wall()}, client_id=client.id)
+
+    def _clock_loop(self) -> None:
+        for _ in range(8):  # a burst at the start: the first rows arrive after one second
+            self._ping_workers()
+            gevent.sleep(0.05)
+        while True:
+            gevent.sleep(CLOCK_EVERY)
+            self._ping_workers()
+
+    def _offset(self, wid: str) -> float:
+        c = self.clocks.get(wid)
+        b = c.best() if c is not None else None
+        return b[0] if b is not None else 0.0
+
+    def _on_started(self, environment, msg, **kw) -> None:
+        d = msg.data
+        w = self.inflight.setdefault(d["w"], {})
+        off = self._offset(d["w"])
+        for n in d["starts"]:
+            n = list(n)
+            n[1] -= off  # t_wall_start onto the master's clock
+            w[n[0]] = n
+        ws = self.workers.setdefault(d["w"], {"received": 0, "sent": 0, "final": False})
+        ws["started"] = ws.get("started", 0) + len(d["starts"])
 
     def add(self, row: list, failed: bool) -> None:
         self.rows.append(row)
@@ -159,6 +225,8 @@ class Collector:
             self._flusher = gevent.spawn(self._flush_loop)
             if not self.is_master:
                 gevent.spawn(self._lag_loop)
+            else:
+                gevent.spawn(self._clock_loop)
         self._proc.cpu_percent(None)
 
     def _lag_loop(self) -> None:
@@ -196,6 +264,8 @@ class Collector:
                 elif self.pending:
                     self._write([])  # retry what a full disk kept back
                 if not self.is_worker:
+                    runner = self.env.runner
+                    self.users_over_time.append((round(time.time() - self.started, 2), int(runner.user_count), str(runner.state)))
                     self._progress()
             except Exception as exc:  # a flush problem must never kill the flusher
                 self.warnings.append(f"record flush failed: {exc!r}")
@@ -285,7 +355,16 @@ class Collector:
 
     # --- collecting side ---------------------------------------------------------------------
     def _on_records(self, environment, msg, **kw) -> None:
+        from bench.records import IDX
+
         data = msg.data
+        off = self._offset(data["w"])
+        t_i, id_i = IDX["t_wall_start"], IDX["request_id"]
+        inflight = self.inflight.get(data["w"], {})
+        for row in data["rows"]:
+            if off:
+                row[t_i] -= off  # the worker's wall stamp on the master's clock
+            inflight.pop(row[id_i], None)
         self._write(data["rows"])
         self._timing(data["w"], data.get("t") or time.time(), data.get("cpu"), data.get("lag") or b"")
         for row in data["rows"]:
@@ -295,6 +374,7 @@ class Collector:
         w["sent"] = data["sent"]
         w["final"] = w["final"] or data["final"]
         w["cpu_max"] = data.get("cpu_max", 0.0)
+        w["cpu"] = data.get("cpu")
         w["errors"] = data.get("errors", 0)
         w["last_report"] = time.time()
         w["offered"], w["not_sent"] = data.get("offered"), data.get("not_sent", 0)
@@ -311,10 +391,12 @@ class Collector:
         else:
             done, sent = self.spool.rows + len(self.rows), self.sent
         errors = sum(w.get("errors", 0) for w in self.workers.values()) if self.is_master else self.errors
+        # the busiest load generator's CPU: in a distributed run the workers', not the master's
+        cpu = max([self.cpu_max] + [w.get("cpu_max") or 0.0 for w in self.workers.values()]) if self.is_master else self.cpu_max
         _write_json(self.run_dir / "progress.json", {
             "elapsed": time.time() - self.started, "records": done, "sent": sent,
             "errors": errors,
-            "users": self.env.runner.user_count, "cpu_max": self.cpu_max, "t": time.time(),
+            "users": self.env.runner.user_count, "cpu_max": cpu, "t": time.time(),
         })
 
     def _on_test_stopping(self, environment, **kw) -> None:
@@ -384,19 +466,67 @@ class Collector:
             return default_warmup(ended - self.started, self.spawned_s), f"observed ramp-up {self.spawned_s:.1f} s, plus 1 s"
         return 0.0, "no ramp-up observed"
 
+    def _write_lost(self) -> None:
+        """Master: a record for every request a worker started and never reported (it died meanwhile)."""
+        from bench.records import lost_row
+
+        meta_run = self.meta.get("run_id") or self.run_dir.name
+        for wid, w in self.workers.items():
+            if w["final"]:
+                continue
+            pending = self.inflight.pop(wid, {})
+            if pending:
+                rows = [lost_row(tuple(n), meta_run, wid, "auto") for n in pending.values()]
+                self._write(rows)
+                for row in rows:
+                    self.live.add(row)
+                w["lost"] = w.get("lost", 0) + len(rows)
+                self.lost += len(rows)
+
+    def _load_drop(self) -> str | None:
+        """A fall in running users mid-run (a lost worker's users are not moved to the others)."""
+        series = [(t, u) for t, u, state in self.users_over_time if state in ("running", "spawning")]
+        if not series:
+            return None
+        peak_at = max(range(len(series)), key=lambda i: series[i][1])
+        peak = series[peak_at][1]
+        after = [(t, u) for t, u in series[peak_at:] if u < LOAD_DROP * peak]
+        if not peak or not after:
+            return None
+        t_drop, low = after[0][0], min(u for _, u in after)
+        end = series[-1][0]
+        return (f"load fell from {peak} to {low} users at {t_drop:.0f} s into the run (a worker lost? Locust does not move "
+                f"its users to the others) and stayed reduced for {end - t_drop:.0f} s; the headline numbers include that "
+                "period of reduced load")
+
     def write_summary(self) -> None:
         ended = time.time()
         warmup, rule = self._warmup(ended)
+        if self.is_master:
+            self._write_lost()
         workers = {}
+        clocks = {}
         for wid, w in self.workers.items():
-            missing = max(0, w["sent"] + (w.get("not_sent") or 0) - w["received"])
-            workers[wid] = {**w, "missing": missing}
+            w["sent"] = max(w["sent"], w.get("started", 0))  # a killed worker started more than it last reported
+            missing = max(0, w["sent"] + (w.get("not_sent") or 0) - w["received"] - w.get("lost", 0))
+            clock = self.clocks[wid].summary() if wid in self.clocks else None
+            workers[wid] = {**w, "missing": missing, **({"clock": clock} if self.is_master else {})}
+            if self.is_master:
+                clocks[wid] = clock
             if not w["final"]:
-                self.warnings.append(f"worker {wid} sent no final report (killed?): {w['received']} records received, "
-                                     f"{missing} known missing, plus whatever it sent after its last report")
+                last = f" (its last report came {w['last_report'] - self.started:.0f} s into the run)" if w.get("last_report") else ""
+                self.warnings.append(f"worker {wid} sent no final report (killed?){last}: {w['received']} records received, "
+                                     f"{w.get('lost', 0)} requests it had in flight recorded as worker_lost"
+                                     + (f", {missing} unaccounted for" if missing else ""))
+        self.warnings.extend(clock_warnings(clocks))
+        drop = self._load_drop()
+        if drop:
+            self.warnings.append(drop)
         self.warnings = list(dict.fromkeys(self.warnings))
         _write_json(self.run_dir / "collector.json", {
-            "records": sum(w["received"] for w in self.workers.values()),
+            "records": sum(w["received"] + w.get("lost", 0) for w in self.workers.values()),
+            "worker_lost": self.lost,
+            "users_over_time": [[t, u] for t, u, _ in self.users_over_time],
             "sent": sum(w["sent"] for w in self.workers.values()),
             "offered": (sum(w.get("offered") or 0 for w in self.workers.values())
                         if any(w.get("offered") is not None for w in self.workers.values()) else None),

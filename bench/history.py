@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis import FIRST_PART
+from bench.analysis import FIRST_PART, NOT_LIVE
 from bench.errors import InputError
 
 METRICS = ("ttfc_ms", "tpot_ms", "e2e_ms")
@@ -91,7 +91,7 @@ def history(root: Path, digest: str | None = None, order: str = "time") -> tuple
     t0 = df.groupby("run_id")["t_wall_start"].transform("min")
     df = df[(df["t_wall_start"] >= t0 + warm) & (df["error"] != "not_sent")]
     err = df["error"]
-    live = df[err != "cancelled"]
+    live = df[~err.isin(NOT_LIVE)]
     base = live.groupby(["run_id", "model"], sort=False).agg(requests=("error", "size"), errors=("error", "count"))
     base["error_rate"] = base["errors"] / base["requests"]
     parts = [base.drop(columns="errors")]

@@ -12,7 +12,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-from bench.records import IDX
+from bench.records import IDX, NOT_LIVE
 
 TAB_KEY = "bench-streams"
 WINDOW_S = 60.0
@@ -38,7 +38,7 @@ class LiveStats:
 
     def add(self, row: list) -> None:
         model, err = row[_I_MODEL], row[_I_ERR]
-        if err == "cancelled":
+        if err in NOT_LIVE:
             return
         q = self.recent.get(model)
         if q is None:

@@ -28,6 +28,9 @@ COLUMNS: list[str] = [
     "requested_tokens", "ttsc_ms", "trace_row", "requested_input_tokens",
 ]
 IDX = {c: i for i, c in enumerate(COLUMNS)}
+# Outcomes that say nothing about the target: cut off by the run's end, offered but never sent, in flight on a
+# worker that died. Kept as records, left out of error rates (the one list every reader uses).
+NOT_LIVE = ("cancelled", "not_sent", "worker_lost")
 CHARS_PER_TOKEN = 4.0  # the usual ratio for English text with a BPE tokenizer; only used without usage or a tokenizer
 CHARS_PER_PART_ESTIMATE = 16  # parts averaging this many characters (4+ tokens) are counted by characters, not as one token
 
@@ -124,7 +127,9 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
     Its ``intended_delay_ms`` is how long it waited; it has no start on the wire.
     """
     import uuid
-    from time import monotonic_ns, time
+    from time import monotonic_ns
+
+    from bench.clock import wall
 
     now = monotonic_ns()
     conv, row = arrival.conversation, arrival.row
@@ -134,12 +139,38 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
         name, turn, tags, chars = conv.name, 0, ",".join(conv.tags), len(conv.turns[0].user)
     ctx = RequestContext(run_id=run_id, request_id=str(uuid.uuid4()), worker=worker, user=-1, conversation_id=uuid.uuid4().hex[:12],
                          conversation=name, turn=turn, model=arrival.model, tags=tags, t_intended=arrival.due,
-                         t_wall_start=time() - (now - arrival.due) / 1e9, prompt_chars=chars, prompt_messages=1,
+                         t_wall_start=wall() - (now - arrival.due) / 1e9, prompt_chars=chars, prompt_messages=1,
                          protocol=protocol, trace_row=row.row if row is not None else None,
                          requested_input_tokens=row.input_tokens if row is not None else None,
                          requested_tokens=row.output_tokens if row is not None else None)
     o = Outcome(t_start=now, error="not_sent",
                 detail=f"waited {(now - arrival.due) / 1e6:,.0f} ms for a free user; the run ended first")
+    return build_row(o, ctx)
+
+
+START_FIELDS = ("request_id", "t_wall_start", "model", "conversation", "conversation_id", "turn", "user", "tags", "trace_row",
+                "prompt_chars", "prompt_messages")
+
+
+def start_notice(c: RequestContext) -> tuple:
+    """What a worker tells the master as a request starts, so a worker that dies loses no request."""
+    return (c.request_id, c.t_wall_start, c.model, c.conversation, c.conversation_id, c.turn, c.user, c.tags, c.trace_row,
+            c.prompt_chars, c.prompt_messages)
+
+
+def lost_row(notice: tuple, run_id: str, worker: str, protocol: str) -> list:
+    """A request a worker started but never reported: it died (SIGKILL, OOM, a lost machine) meanwhile.
+
+    The target may have answered it; its outcome is unknown, so it is neither a success nor a
+    failure of the target (``worker_lost``, like ``cancelled`` left out of the error rate).
+    """
+    n = dict(zip(START_FIELDS, notice))
+    ctx = RequestContext(run_id=run_id, request_id=n["request_id"], worker=worker, user=n["user"], conversation_id=n["conversation_id"],
+                         conversation=n["conversation"], turn=n["turn"], model=n["model"], tags=n["tags"], t_intended=0,
+                         t_wall_start=n["t_wall_start"], prompt_chars=n["prompt_chars"], prompt_messages=n["prompt_messages"],
+                         protocol=protocol, trace_row=n["trace_row"])
+    o = Outcome(error="worker_lost", detail=f"worker {worker} stopped reporting (killed?) with this request in flight; "
+                                            "its outcome is unknown")
     return build_row(o, ctx)
 
 

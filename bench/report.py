@@ -16,7 +16,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.analysis import (
-    FIRST_PART, MIN_SAMPLES, by_group, gap_summaries, load_records, model_summary, prompt_buckets, split_warmup, time_series,
+    FIRST_PART, MIN_SAMPLES, NOT_LIVE, by_group, gap_summaries, load_records, model_summary, prompt_buckets, split_warmup, time_series,
 )
 from bench.errors import InputError
 from bench.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
@@ -84,6 +84,7 @@ def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame |
         "slos": [s.text for s in slos], "models": models, "all_models": overall, "failures": failures(measured),
         "started_utc": _utc(meta.get("started")), "ended_utc": _utc(meta.get("ended")),
         "cut_off": int((measured["error"] == "cancelled").sum()), "not_sent_measured": int((measured["error"] == "not_sent").sum()),
+        "worker_lost": int((measured["error"] == "worker_lost").sum()),
         "ok_requests": int(sum(m["ok"] for m in models.values())),
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
@@ -108,7 +109,7 @@ def protocol_warnings(df: pd.DataFrame) -> list[str]:
 
 def failures(df: pd.DataFrame) -> list[dict]:
     """Per error class: how many, which models, and one example's detail and first bytes of body."""
-    errs = df[df["error"].notna() & (df["error"] != "cancelled")]
+    errs = df[df["error"].notna() & ~df["error"].isin(NOT_LIVE)]
     out = []
     for cls, g in errs.groupby("error", observed=True):
         first = g.iloc[0]
@@ -162,8 +163,9 @@ def console_table(summary: dict) -> str:
 def counts_line(summary: dict) -> str:
     """Why the table's request count differs from the progress line's: warm-up, cut off, not sent."""
     return (f"{summary['records']} requests recorded: {summary['warmup_requests']} in the warm-up ({summary['warmup_s']:.0f} s, "
-            f"left out), {summary.get('cut_off', 0)} cut off by the run's end, {summary.get('not_sent_measured', 0)} never sent; "
-            "the table counts the rest. TTFC also counts streams cut off after their first part.")
+            f"left out), {summary.get('cut_off', 0)} cut off by the run's end, {summary.get('not_sent_measured', 0)} never sent"
+            + (f", {summary['worker_lost']} in flight on a worker that died (outcome unknown)" if summary.get("worker_lost") else "")
+            + "; the table counts the rest. TTFC also counts streams cut off after their first part.")
 
 
 def markdown(summary: dict) -> str:
@@ -240,7 +242,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     (run_dir / "summary.md").write_text(markdown(summary))
     svgs = [(title, (charts_dir / f"{stem}.svg").read_text()) for stem, title in charts]
     page = _env().get_template("report.html").render(
-        s=summary, meta=meta, charts=svgs, fmt=_fmt, metrics_url=METRICS_URL, mc=models_result,
+        s=summary, meta=meta, charts=svgs, fmt=_fmt, counts=counts_line(summary), metrics_url=METRICS_URL, mc=models_result,
         headline=headline_table(summary), by_turn=by_turn, by_prompt=by_prompt, warm=warm_table,
         meta_json=html.escape(json.dumps({k: v for k, v in meta.items() if k != "collector"}, indent=2, default=str)),
     )
@@ -256,7 +258,13 @@ def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_di
     from bench.charts import make_charts
 
     ts = time_series(df, window_s) if len(df) else pd.DataFrame()  # only the over-time chart reads it
-    made = make_charts(measured, ts, charts_dir, ttfc_slo, warmup_s) if len(measured) else []
+    users = None
+    collector = read_run_json(charts_dir.parent).get("collector") or {}
+    wire = df.loc[df["error"] != "not_sent", "t_wall_start"] if len(df) else pd.Series(dtype=float)
+    if collector.get("users_over_time") and collector.get("started") and len(wire):
+        shift = float(collector["started"]) - float(wire.min())  # onto the time series' origin (its first request)
+        users = [(t + shift, u) for t, u in collector["users_over_time"]]
+    made = make_charts(measured, ts, charts_dir, ttfc_slo, warmup_s, users) if len(measured) else []
     from bench.servermetrics import roles, load
 
     server = roles(load(charts_dir.parent))

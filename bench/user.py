@@ -14,7 +14,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from time import monotonic_ns, time
+from time import monotonic_ns
 
 import gevent
 from gevent import GreenletExit
@@ -22,6 +22,7 @@ from gevent.queue import Queue
 from geventhttpclient import HTTPClient
 from locust import User, constant, task
 
+from bench.clock import wall
 from bench.records import IDX, RequestContext, build_row
 from bench.stream import Outcome, stream_request
 
@@ -231,13 +232,13 @@ class ChatUser(User):
         ctx = RequestContext(
             run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
             conversation_id=conv_id, conversation=name, turn=turn_no, model=model, tags=tags,
-            t_intended=t_intended, t_wall_start=time(), prompt_chars=sum(len(m["content"]) for m in history),
+            t_intended=t_intended, t_wall_start=wall(), prompt_chars=sum(len(m["content"]) for m in history),
             prompt_messages=len(history), protocol=s.protocol, prompt_tokens=sum(tokens) if tokens else None,
             requested_tokens=limit if s.route.kind == "openai" else None, trace_row=trace_row,
             requested_input_tokens=input_tokens,
         )
         o = Outcome()
-        self.collector.count_sent()
+        self.collector.count_sent(ctx)
         try:
             stream_request(o, self.client, self.base_path + s.route.path(model), body, headers, s.timeouts, s.protocol)
         except GreenletExit:

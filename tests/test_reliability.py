@@ -60,6 +60,11 @@ def test_worker_killed_mid_run(target, tmp_path):
     assert rep.returncode == 0, rep.stderr
     meta = json.loads((out / "run.json").read_text())
     assert any("no final report" in w for w in meta["warnings"])
+    # what the dead worker had in flight (or finished but never reported) is recorded, outcome unknown
+    df = pd.read_parquet(out / "requests.parquet")
+    lost = df[df["error"] == "worker_lost"]
+    assert len(lost) == col["worker_lost"] > 0 and lost["worker"].nunique() == 1
+    assert meta["records"] == len(df) == meta["requests_sent"]  # nothing unaccounted for
 
 
 def test_open_loop_keeps_its_rate_when_the_server_slows(tmp_path):
