@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from bench.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
-from bench.slo import LATENCY, Slo
+from bench.metrics import FIRST_PART, LATENCY_COLUMNS, PER_REQUEST
+from bench.slo import Slo
 
-LAT_COLS = ["ttfb_ms", "ttfc_ms", "ttsc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "connect_ms"]
+LAT_COLS = LATENCY_COLUMNS  # per-request latencies, summarized by percentile (the catalogue's order)
 READ_COLS = [
     "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error", "error_detail", "ttfb_ms", "ttfc_ms",
     "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms", "chunks", "gaps_us", "output_chars",
@@ -22,8 +23,6 @@ READ_COLS = [
     "gap_max_ms", "intended_delay_ms", "connect_ms", "body_head", "protocol", "content_type", "ttsc_ms", "requested_tokens",
     "requested_input_tokens", "trace_row",
 ]
-# Known as soon as the first part arrives, so a stream cut off by the run's end still has them.
-FIRST_PART = {"ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "connect_ms"}
 from bench.records import NOT_LIVE  # noqa: E402,F401  (cut off, never sent, lost with a worker: not failures of the target)
 MIN_SAMPLES = 20  # fewer finished requests than this: a percentile is not judged met (nor compared)
 GAP_STAT_COLUMN = {"p50": "gap_p50_ms", "p90": "gap_p90_ms", "p95": "gap_p95_ms", "p99": "gap_p99_ms", "max": "gap_max_ms",
@@ -165,7 +164,7 @@ def request_meets(df: pd.DataFrame, slos: list[Slo]) -> pd.Series:
     """
     ok = df["error"].isna()
     for s in slos:
-        if s.metric in LATENCY or s.metric == "decode_tps":
+        if s.metric in PER_REQUEST:
             col = GAP_STAT_COLUMN.get(s.stat, "gap_p99_ms") if s.metric == "gaps_ms" else s.metric
             if col in df:
                 vals = df[col]

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as pysecrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +20,11 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from bench.launch import fixed_schedule_profile, locust_command, pinning, target_for_measuring
 from bench.options import new_run_id
 from bench.results import environment_info, finalize_records
 
 MODEL = "calib/model"
-PROFILE = """# Calibration: every stream is 50 ms to the first part, then one part every {interval} ms.
-defaults: {{jitter: 0.0, prefill_ms_per_1k_prompt_tokens: 0, step_ms_per_active: 0}}
-models:
-  calib/model: {{max_new_tokens: {parts}, truncate: 100000, ttft_ms: 50, step_ms: {interval},
-                output_tokens_median: {parts}, output_tokens_sigma: 0, max_batch: 100000}}
-"""
 SCENARIO = """name: calibration
 models: [{model: calib/model}]
 think_time: {kind: fixed, seconds: 0}
@@ -72,11 +65,8 @@ def measure_level(url: str, streams: int, seconds: float, workdir: Path, env: di
         import shutil
 
         shutil.rmtree(run_dir)
-    cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).parent / "locustfile.py"), "--headless", "--host", url,
-           "-u", str(streams), "-r", str(streams), "-t", f"{seconds:g}s", "--only-summary", "--results-dir", str(run_dir),
-           "--scenario", str(workdir / "calibration.yaml"), "--auth", "none", "--start-jitter", "1.0", "--stop-timeout", "0"]
-    if pin:
-        cmd = ["taskset", "-c", pin, *cmd]
+    cmd = locust_command(url, streams, streams, seconds, run_dir, "--scenario", str(workdir / "calibration.yaml"), "--auth", "none",
+                         "--start-jitter", "1.0", "--stop-timeout", "0", pin=pin)
     with open(workdir / f"level-{streams}.log", "w") as log:
         subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 120)
     finalize_records(run_dir)
@@ -115,18 +105,14 @@ def verdict(levels: list[Level], bound_ms: float, cpu_limit: float = 90.0) -> di
 
 def calibrate(out: Path, streams: list[int], seconds: float, interval_ms: float, parts: int, bound_ms: float,
               echo=print) -> Path:
-    from bench.target import TargetProcess
-
     cal_dir = Path(out) / f"calibration-{new_run_id()}"
     cal_dir.mkdir(parents=True, exist_ok=True)
-    (cal_dir / "profiles.yaml").write_text(PROFILE.format(interval=interval_ms, parts=parts))
+    (cal_dir / "profiles.yaml").write_text(fixed_schedule_profile(parts, interval_ms, model=MODEL))
     (cal_dir / "calibration.yaml").write_text(SCENARIO)
-    cpus = os.cpu_count() or 1
-    pin_target, pin_gen = (str(cpus - 1), "0") if cpus > 1 else (None, None)
+    pin_gen = pinning()[1]
     env = dict(os.environ)
     levels: list[Level] = []
-    with TargetProcess(["--no-auth", "--profiles", str(cal_dir / "profiles.yaml")], secret=pysecrets.token_hex(8),
-                       cpu=int(pin_target) if pin_target else None, log=cal_dir / "target.log") as target:
+    with target_for_measuring(cal_dir / "profiles.yaml", log=cal_dir / "target.log") as target:
         for n in streams:
             t = time.monotonic()
             lv = measure_level(target.url, n, seconds, cal_dir, env, pin_gen)
@@ -173,9 +159,3 @@ def _chart(levels: list[Level], out: Path) -> None:
     fig.savefig(out / "calibration.png", dpi=110)
     fig.savefig(out / "calibration.svg")
     plt.close(fig)
-
-
-def latest(out: Path) -> dict | None:
-    """The newest calibration under ``out``, if any, for ``bench run``'s capacity warning."""
-    found = sorted(Path(out).glob("calibration-*/calibration.json"))
-    return json.loads(found[-1].read_text()) if found else None

@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets as pysecrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import click
 import pandas as pd
 
-from bench.analysis import MIN_SAMPLES, load_records, model_summary, split_warmup
+from bench.analysis import MIN_SAMPLES, model_summary
 from bench.errors import InputError
 from bench.options import new_run_id
-from bench.runner import RunOptions, parse_duration, run as run_level
+from bench.runner import RunOptions, run as run_level
+from bench.units import parse_duration
 from bench.scenario import load_scenario
 from bench.slo import Slo, parse_slo
 
@@ -55,8 +55,9 @@ def parse_levels(text: str) -> list[float]:
 def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> list[dict]:
     from bench.servermetrics import summary as server_summary
 
-    df = load_records(run_dir)
-    measured, _ = split_warmup(df, warmup)
+    from bench.runfolder import open_run
+
+    measured = open_run(run_dir, warmup).measured
     server = server_summary(run_dir, float(measured["t_wall_start"].min())) if len(measured) else None
     rows = []
     for model, g in measured.groupby("model"):
@@ -200,7 +201,7 @@ def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, th
 
 
 def sweep(o: CapacityOptions) -> Path:
-    from bench.target import TargetProcess
+    from bench.launch import embedded_target
 
     scenario = load_scenario(o.run.scenario)
     slos = [parse_slo(s) for s in (o.slos or scenario.slos)]
@@ -220,12 +221,7 @@ def sweep(o: CapacityOptions) -> Path:
     base = replace(o.run, duration=o.level_duration, warmup=o.level_warmup, out=str(out), quiet=True)
     try:
         if not o.run.host:
-            secret = pysecrets.token_hex(32)
-            args = ["--seed", str(o.run.target_seed), "--flavor", o.run.target_flavor]
-            args += ["--profiles", o.run.target_profiles] if o.run.target_profiles else []
-            args += ["--faults", o.run.target_faults] if o.run.target_faults else []
-            cpus = os.cpu_count() or 1
-            target = TargetProcess(args, secret=secret, cpu=cpus - 1 if cpus > 1 else None, log=out / "target.log")
+            target, secret = embedded_target(o.run, log=out / "target.log")
             os.environ["BENCH_JWT_SECRET"] = secret
             base = replace(base, host=target.url, auth="jwt", server_metrics=o.run.server_metrics or target.url + "/metrics")
         rows: list[dict] = []
@@ -345,30 +341,7 @@ def write_outputs(result: dict, levels: pd.DataFrame, out: Path, slos: list[Slo]
 
 
 def _html(result: dict, svg: str) -> str:
-    """The plan as a page: the same tables as capacity.md, as HTML tables (the Markdown, rendered)."""
-    import html
+    """The plan as a page: the same tables as capacity.md, as HTML tables, in the shared page shell."""
+    from bench.page import md_tables_to_html, render_page
 
-    def table(md_lines: list[str]) -> str:
-        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md_lines if not set(line) <= set("|-: ")]
-        head, body = rows[0], rows[1:]
-        return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-                + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body) + "</table>")
-
-    blocks, current, text = [], [], []
-    for line in markdown(result).splitlines():
-        if line.startswith("|"):
-            current.append(line)
-            continue
-        if current:
-            blocks.append(table(current))
-            current = []
-        if line.startswith("### "):
-            blocks.append(f"<h2>{html.escape(line[4:])}</h2>")
-        elif line.strip():
-            blocks.append(f"<p>{html.escape(line)}</p>")
-    if current:
-        blocks.append(table(current))
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>Capacity</title><style>body{font:14px system-ui;margin:24px auto;"
-            "max-width:1100px}table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;"
-            "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f6f6f6}</style></head><body>"
-            f"<h1>Capacity plan</h1>{svg}{''.join(blocks)}</body></html>")
+    return render_page("Capacity plan", f"<h1>Capacity plan</h1>{svg}{md_tables_to_html(markdown(result))}")

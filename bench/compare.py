@@ -11,6 +11,7 @@ Exit codes: 0 no regression, 1 regression, 2 the runs cannot be compared.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis import MIN_SAMPLES, gap_summaries, group_rows, live_rows, load_records, metric_samples, split_warmup
+from bench.analysis import MIN_SAMPLES, gap_summaries, group_rows, live_rows, metric_samples
 from bench.errors import InputError
 from bench.results import read_run_json
 
@@ -29,7 +30,7 @@ DEFAULT_TOLERANCES = [
     "ttfc_ms:p50:+10%", "ttfc_ms:p95:+10%", "ttfc_ms:p99:+15%", "ttfv_ms:p95:+10%", "e2e_ms:p95:+10%",
     "tpot_ms:p50:+10%", "gaps_ms:p99:+15%", "decode_tps:p50:-10%", "error_rate:+1pp",
 ]
-LOWER_IS_BETTER = {"ttfc_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "gaps_ms", "error_rate"}
+from bench.metrics import GATED, LOWER_IS_BETTER  # noqa: E402  (the catalogue's names and directions)
 _TOL = re.compile(r"^(?P<metric>[a-z0-9_]+)(?::(?P<stat>p50|p90|p95|p99|mean))?:(?P<sign>[+-])(?P<value>[0-9.]+)(?P<unit>%|pp|ms)$")
 ALPHA = 0.05
 
@@ -52,8 +53,8 @@ def parse_tolerance(text: str) -> Tolerance:
     if not m:
         raise InputError(f"tolerance {text!r}: expected METRIC:STAT:+N% (e.g. ttfc_ms:p95:+10%), error_rate:+0.5pp or decode_tps:p50:-10%")
     metric = m["metric"]
-    if metric not in LOWER_IS_BETTER | {"decode_tps"}:
-        raise InputError(f"tolerance {text!r}: unknown metric {metric!r}")
+    if metric not in GATED:
+        raise InputError(f"tolerance {text!r}: unknown metric {metric!r} (the gate compares {', '.join(sorted(GATED))})")
     value = float(m["value"]) / (100.0 if m["unit"] in ("%", "pp") else 1.0)
     return Tolerance(metric, m["stat"] or ("mean" if metric == "error_rate" else "p95"), value, m["unit"], text.strip())
 
@@ -204,18 +205,15 @@ def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -
     Refuses runs of different scenarios (by the scenario file's hash) before loading them.
     """
     from bench.results import ensure_records
+    from bench.runfolder import open_run
 
     for d in (base_dir, cand_dir):
         ensure_records(d)
-        if not (Path(d) / "requests.parquet").is_file():
-            raise InputError(f"{d}: no requests.parquet (is this a run folder?)")
     mb, mc = read_run_json(base_dir), read_run_json(cand_dir)
     sb, sc = (mb.get("scenario") or {}), (mc.get("scenario") or {})
     if sb.get("sha256") and sc.get("sha256") and sb["sha256"] != sc["sha256"]:
         raise NotComparable(f"different scenarios: {sb.get('name')} ({sb['sha256']}) vs {sc.get('name')} ({sc['sha256']})")
-    db, _ = split_warmup(load_records(base_dir), warmup if warmup is not None else float(mb.get("warmup_s") or 0))
-    dc, _ = split_warmup(load_records(cand_dir), warmup if warmup is not None else float(mc.get("warmup_s") or 0))
-    return db[db["error"] != "not_sent"], dc[dc["error"] != "not_sent"]  # streams cut off at the end keep their TTFC
+    return open_run(base_dir, warmup).on_wire, open_run(cand_dir, warmup).on_wire  # streams cut off at the end keep their TTFC
 
 
 def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], warmup: float | None = None,
@@ -280,9 +278,9 @@ def _error_row(model: str, tol: Tolerance, gb: pd.DataFrame, gc: pd.DataFrame) -
 
 
 def _f(v, pct=False) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "–"
-    return f"{100 * v:+.1f}%" if pct else f"{v:,.2f}"
+    from bench.page import num
+
+    return num(v, pct=True, signed=True) if pct else num(v, digits=2)
 
 
 MARK = {"regression": "❌ regression", "improvement": "✅ improvement", "no significant change": "no significant change",
@@ -322,11 +320,11 @@ def write_outputs(result: dict, out_dir: Path, runs: tuple[pd.DataFrame, pd.Data
         f"<tr><td>{r['model']}</td><td>{r['metric']} {r['stat']}</td><td>{_f(r['baseline'])}</td><td>{_f(r['candidate'])}</td>"
         f"<td>{_f(r['diff'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]</td><td>{r['p_value']:.3g}</td><td>{r['tolerance']}</td>"
         f"<td class='{r['verdict'].split(',')[0].split(' (')[0].replace(' ', '-')}'>{r['verdict']}</td></tr>" for r in result["rows"])
-    paths["html"].write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>Comparison</title><style>body{font:14px system-ui;margin:24px auto;max-width:1100px}"
-        "td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td:first-child{text-align:left}.regression{color:#b42318;font-weight:600}"
-        ".improvement{color:#17803d}</style></head><body>"
-        f"<h1>{'Regression' if result['regressions'] else 'No regression'}</h1><p>baseline {result['baseline']} → candidate {result['candidate']}</p>"
+    from bench.page import render_page
+
+    title = "Regression" if result["regressions"] else "No regression"
+    paths["html"].write_text(render_page(title,
+        f"<h1>{title}</h1><p>baseline {html.escape(result['baseline'])} → candidate {html.escape(result['candidate'])}</p>"
         "<table><tr><th>model</th><th>metric</th><th>baseline</th><th>candidate</th><th>diff [95% CI]</th><th>p</th><th>tolerance</th><th>verdict</th></tr>"
-        f"{rows}</table><h2>Distributions</h2>{svg}</body></html>")
+        f"{rows}</table><h2>Distributions</h2>{svg}"))
     return paths

@@ -150,10 +150,10 @@ def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
     cols = ["run_id", "model", "git", "requests", "ttfc_ms_p50", "ttfc_ms_p95", "ttfc_ms_p99", "tpot_ms_p50", "e2e_ms_p95",
             "error_rate", "verdict"]
     table = h[cols].to_html(index=False, na_rep="–", float_format=lambda v: f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}", border=0)
-    paths["html"].write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>Latency history</title><style>body{font:14px system-ui;margin:24px auto;"
-        "max-width:1300px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td:nth-child(-n+3){text-align:left}"
-        "</style></head><body><h1>Latency history</h1><p>One point per run; bands are distribution-free 95 % intervals of each "
+    from bench.page import render_page
+
+    paths["html"].write_text(render_page("Latency history",
+        "<h1>Latency history</h1><p>One point per run; bands are distribution-free 95 % intervals of each "
         f"percentile; red points: runs the gate marked as a regression.</p><img src='data:image/png;base64,{img}' style='max-width:100%'>"
-        f"{table}</body></html>")
+        f"{table}"))
     return paths

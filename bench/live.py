@@ -12,6 +12,7 @@ from collections import Counter, deque
 
 import numpy as np
 
+from bench.metrics import label
 from bench.records import IDX, NOT_LIVE
 
 TAB_KEY = "bench-streams"
@@ -19,11 +20,11 @@ WINDOW_S = 60.0
 STRUCTURE = [
     {"key": "model", "title": "Model"},
     {"key": "requests", "title": "Requests (60 s)"},
-    {"key": "ttfc_p50", "title": "TTFC p50 ms"},
-    {"key": "ttfc_p95", "title": "TTFC p95 ms"},
-    {"key": "ttfc_p99", "title": "TTFC p99 ms"},
-    {"key": "decode_tps_p50", "title": "Decode tok/s p50"},
-    {"key": "output_tps", "title": "Output tok/s"},
+    {"key": "ttfc_p50", "title": label("ttfc_ms", "p50")},
+    {"key": "ttfc_p95", "title": label("ttfc_ms", "p95")},
+    {"key": "ttfc_p99", "title": label("ttfc_ms", "p99")},
+    {"key": "decode_tps_p50", "title": label("decode_tps", "p50").capitalize()},
+    {"key": "output_tps", "title": label("output_tps").capitalize()},
     {"key": "errors", "title": "Errors by class (run)"},
 ]
 

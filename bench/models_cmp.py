@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis import load_records, split_warmup
-from bench.results import read_run_json
 
-METRICS = {"ttfc_ms": "lower", "decode_tps": "higher"}
+from bench.metrics import BY_NAME  # noqa: E402
+
+METRICS = {m: BY_NAME[m].better for m in ("ttfc_ms", "decode_tps")}  # ranked by these, each the catalogue's way
 
 
 def _ci(v: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -38,8 +38,10 @@ def per_key(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_models(run_dir: Path, warmup: float | None = None) -> dict:
-    meta = read_run_json(run_dir)
-    df, _ = split_warmup(load_records(run_dir), warmup if warmup is not None else float(meta.get("warmup_s") or 0))
+    from bench.runfolder import open_run
+
+    run = open_run(run_dir, warmup)
+    df = run.measured
     return {"run": str(run_dir), **compare_frame(df)}
 
 

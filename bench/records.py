@@ -17,16 +17,19 @@ from typing import Iterator
 
 import msgpack
 
+from bench.metrics import REQUEST_METRICS
 from bench.stream import Outcome
 
-COLUMNS: list[str] = [
+CONTEXT_COLUMNS = [
     "run_id", "request_id", "worker", "user", "conversation_id", "conversation", "turn", "model", "tags",
     "t_wall_start", "t_start_ns", "intended_delay_ms", "status", "error", "error_detail", "protocol",
-    "ttfb_ms", "ttfc_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms",
-    "chunks", "gaps_us", "output_chars", "output_tokens", "token_source",
-    "prompt_chars", "prompt_tokens", "prompt_messages", "bytes_in", "connect_ms", "content_type", "body_head",
-    "requested_tokens", "ttsc_ms", "trace_row", "requested_input_tokens",
 ]
+DETAIL_COLUMNS = [
+    "chunks", "gaps_us", "output_chars", "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "prompt_messages",
+    "bytes_in", "content_type", "body_head", "requested_tokens", "trace_row", "requested_input_tokens",
+]
+# what was known before the request, the per-request metrics of the catalogue (bench.metrics), then the details
+COLUMNS: list[str] = CONTEXT_COLUMNS + REQUEST_METRICS + DETAIL_COLUMNS
 IDX = {c: i for i, c in enumerate(COLUMNS)}
 # Outcomes that say nothing about the target: cut off by the run's end, offered but never sent, in flight on a
 # worker that died. Kept as records, left out of error rates (the one list every reader uses).
@@ -108,16 +111,18 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         tps = (out_tokens - 1) / ((o.t_end - t_first) / 1e9)
     prompt_tokens = dec.usage_prompt if dec is not None and dec.usage_prompt is not None else c.prompt_tokens
     head = o.head.decode("utf-8", "replace") if o.error is not None and o.head else None
+    metrics = {  # by name: the catalogue's per-request metrics (a new one is computed here and declared there)
+        "connect_ms": o.connect_ms, "ttfb_ms": _ms(o.t_headers, o.t_start) if o.t_headers else None, "ttfc_ms": ttfc,
+        "ttsc_ms": ttsc, "ttfc_sched_ms": _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc, "ttfv_ms": ttfv,
+        "e2e_ms": _ms(o.t_end, o.t_start) if o.t_end else None, "tpot_ms": tpot, "icl_ms": icl, "decode_tps": tps,
+    }
     return [
         c.run_id, c.request_id, c.worker, c.user, c.conversation_id, c.conversation, c.turn, c.model, c.tags,
         c.t_wall_start, o.t_start, _ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
         o.status, o.error, o.detail, (dec.detected or c.protocol) if dec is not None else c.protocol,
-        _ms(o.t_headers, o.t_start) if o.t_headers else None, ttfc,
-        _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc,
-        ttfv, _ms(o.t_end, o.t_start) if o.t_end else None, tpot, tps, icl,
-        chunks, gaps.tobytes(), text_len, out_tokens, source,
-        c.prompt_chars, prompt_tokens, c.prompt_messages, o.bytes_in, o.connect_ms, o.content_type or None, head,
-        c.requested_tokens, ttsc, c.trace_row, c.requested_input_tokens,
+        *[metrics[name] for name in REQUEST_METRICS],
+        chunks, gaps.tobytes(), text_len, out_tokens, source, c.prompt_chars, prompt_tokens, c.prompt_messages,
+        o.bytes_in, o.content_type or None, head, c.requested_tokens, c.trace_row, c.requested_input_tokens,
     ]
 
 

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 
 from bench.analysis import (
-    FIRST_PART, MIN_SAMPLES, NOT_LIVE, by_group, gap_summaries, load_records, model_summary, prompt_buckets, split_warmup, time_series,
+    FIRST_PART, MIN_SAMPLES, NOT_LIVE, by_group, gap_summaries, model_summary, prompt_buckets, time_series,
 )
-from bench.errors import InputError
 from bench.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
+from bench.runfolder import Run, open_run
 from bench.servermetrics import summary as server_summary
 from bench.timing import uncertainty, untrusted_reason
+from bench.metrics import label
+from bench.page import environment, num
 from bench.slo import parse_slo
 
 METRICS_URL = "METRICS.md"  # copied into the run folder beside report.html
@@ -29,28 +30,12 @@ METRICS_DOC = Path(__file__).resolve().parent.parent / "docs" / "METRICS.md"
 CPU_UNTRUSTED = 90.0
 
 
-def _load(run_dir: Path) -> pd.DataFrame:
-    from bench.results import ensure_records
-
-    ensure_records(run_dir)
-    if not (run_dir / "requests.parquet").is_file():
-        raise InputError(f"{run_dir}: no requests.parquet (is this a run folder?)")
-    return load_records(run_dir)
-
-
-def build_summary(run_dir: Path, warmup: float | None = None, df: pd.DataFrame | None = None,
-                  split: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[dict, dict]:
-    """The run's summary, and each model's pooled gap stats (with the gap chart's CDF points).
-
-    ``split``: (measured, warm-up) when the caller has already split ``df`` with this warm-up.
-    """
-    run_dir = Path(run_dir)
-    if df is None:
-        df = _load(run_dir)
-    meta = read_run_json(run_dir)
+def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, dict]:
+    """The run's summary, and each model's pooled gap stats (with the gap chart's CDF points)."""
+    if not isinstance(run, Run):
+        run = open_run(run, warmup)
+    run_dir, meta, df, measured, warm_df, warm = run.path, run.meta, run.records, run.measured, run.warmup, run.warmup_s
     slos = [parse_slo(s) for s in meta.get("slos", [])]
-    warm = warmup if warmup is not None else float(meta.get("warmup_s") or 0.0)
-    measured, warm_df = split or split_warmup(df, warm)
     cpu = (meta.get("collector") or {}).get("cpu_max") or 0.0
     warnings = list(meta.get("warnings") or [])
     models = {}
@@ -126,33 +111,46 @@ def _utc(t) -> str | None:
     return dt.datetime.fromtimestamp(float(t), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else None
 
 
+# The headline: (metric, statistic) pairs, titled by the catalogue; the console shows the first six.
+HEADLINE = [("ttfc_ms", "p50"), ("ttfc_ms", "p95"), ("ttfc_ms", "p99"), ("e2e_ms", "p50"), ("tpot_ms", "p50"), ("gaps_ms", "p99"),
+            ("decode_tps", "p50"), ("output_tps", ""), ("goodput", "")]
+CONSOLE = [("ttfc_ms", "p50"), ("ttfc_ms", "p95"), ("ttfc_ms", "p99"), ("decode_tps", "p50"), ("output_tps", "")]
+
+
+def _key(metric: str, stat: str) -> str:
+    return f"{metric}:{stat}" if stat else metric
+
+
 def headline_table(summary: dict) -> pd.DataFrame:
     rows = []
     every = list(summary["models"].items()) + ([("all models", summary["all_models"])] if summary.get("all_models") else [])
     for model, s in every:
-        rows.append({
-            "model": model, "requests": s["requests"], "errors": s["errors"],
-            "ttfc_p50_ms": s["ttfc_ms"]["p50"], "ttfc_p95_ms": s["ttfc_ms"]["p95"], "ttfc_p99_ms": s["ttfc_ms"]["p99"],
-            "e2e_p50_ms": s["e2e_ms"]["p50"], "tpot_p50_ms": s["tpot_ms"]["p50"], "gap_p99_ms": s["gaps_ms"]["p99"],
-            "decode_tps_p50": s["decode_tps"]["p50"], "output_tps": s["output_tps"], "goodput_rps": s["goodput"],
-        })
+        row = {"model": model, "requests": s["requests"], "errors": s["errors"]}
+        for metric, stat in HEADLINE:
+            row[_key(metric, stat)] = s[metric][stat] if stat else s[metric]
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+def headline_headers(pairs=HEADLINE) -> list[str]:
+    """Column titles from the catalogue; a repeated metric shows only its statistic."""
+    out, last = [], None
+    for metric, stat in pairs:
+        out.append(stat if metric == last else label(metric, stat))
+        last = metric
+    return out
+
+
 def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
+    return num(v)
 
 
 def console_table(summary: dict) -> str:
     t = headline_table(summary)
     if t.empty:
         return "(no measured requests)"
-    cols = ["model", "requests", "errors", "ttfc_p50_ms", "ttfc_p95_ms", "ttfc_p99_ms", "decode_tps_p50", "output_tps"]
-    heads = ["model", "requests", "errors", "TTFC p50 ms", "p95", "p99", "decode tok/s p50", "output tok/s"]
+    cols = ["model", "requests", "errors", *(_key(m, st) for m, st in CONSOLE)]
+    heads = ["model", "requests", "errors", *headline_headers(CONSOLE)]
     cells = [[_fmt(r[c]) for c in cols] for _, r in t.iterrows()]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
     line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
@@ -180,11 +178,11 @@ def markdown(summary: dict) -> str:
         out += ["**No request succeeded.** Failures:", ""] + [
             f"- `{f['error']}` × {f['count']}: {f['detail']}" + (f" — body starts `{f['body_head'][:120]}`" if f["body_head"] else "")
             for f in summary["failures"]] + [""]
-    out.append("| model | req | err | TTFC p50 | TTFC p95 | TTFC p99 | gap p99 | decode tok/s | output tok/s | goodput/s |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    pairs = [p for p in HEADLINE if p[0] not in ("e2e_ms", "tpot_ms")]  # a pull-request comment stays narrow
+    out.append("| model | req | err | " + " | ".join(label(m, st) for m, st in pairs) + " |")
+    out.append("|---|---:|---:|" + "---:|" * len(pairs))
     for _, r in t.iterrows():
-        out.append(f"| {r['model']} | {r['requests']} | {r['errors']} | {_fmt(r['ttfc_p50_ms'])} | {_fmt(r['ttfc_p95_ms'])} | "
-                   f"{_fmt(r['ttfc_p99_ms'])} | {_fmt(r['gap_p99_ms'])} | {_fmt(r['decode_tps_p50'])} | {_fmt(r['output_tps'])} | {_fmt(r['goodput_rps'])} |")
+        out.append(f"| {r['model']} | {r['requests']} | {r['errors']} | " + " | ".join(_fmt(r[_key(m, st)]) for m, st in pairs) + " |")
     if summary["slos"]:
         out += ["", "SLOs: " + ", ".join(
             f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {v.get('observed_text') or _fmt(v['observed'])}{'' if v['ok'] else ', ' + v['status']})"
@@ -203,21 +201,19 @@ def markdown(summary: dict) -> str:
 
 
 def _env() -> Environment:
-    return Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape(["html"]))
+    return environment()
 
 
 def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict]:
     """Build every output of the report; return the path of report.html and the summary."""
-    run_dir = Path(run_dir)
-    df = _load(run_dir)
-    meta = read_run_json(run_dir)
-    warm = warmup if warmup is not None else float(meta.get("warmup_s") or 0.0)
+    run = open_run(run_dir, warmup)
+    run_dir, df, meta, warm = run.path, run.records, run.meta, run.warmup_s
     duration = float(meta.get("duration_s") or max(1.0, df["t_wall_end"].max() - df["t_wall_start"].min() if len(df) else 1.0))
     ttfc_slo = next((parse_slo(s).value for s in meta.get("slos", []) if s.startswith("ttfc_ms")), None)
     charts_dir = run_dir / "charts"
-    measured, warm_df = split_warmup(df, warm)
+    measured, warm_df = run.measured, run.warmup
     charts_job = _start_charts(df, measured, max(1.0, round(duration / 40)), charts_dir, ttfc_slo, warm)
-    summary, gaps = build_summary(run_dir, warm, df, (measured, warm_df))
+    summary, gaps = build_summary(run)
     by_turn = by_group(measured, "turn", "turn")
     by_turn["turn"] = by_turn["turn"] + 1  # turns as a person counts them
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
@@ -242,7 +238,8 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     (run_dir / "summary.md").write_text(markdown(summary))
     svgs = [(title, (charts_dir / f"{stem}.svg").read_text()) for stem, title in charts]
     page = _env().get_template("report.html").render(
-        s=summary, meta=meta, charts=svgs, fmt=_fmt, counts=counts_line(summary), metrics_url=METRICS_URL, mc=models_result,
+        s=summary, meta=meta, charts=svgs, fmt=_fmt, counts=counts_line(summary),
+        headline_heads=headline_headers(), headline_keys=[_key(m, st) for m, st in HEADLINE], metrics_url=METRICS_URL, mc=models_result,
         headline=headline_table(summary), by_turn=by_turn, by_prompt=by_prompt, warm=warm_table,
         meta_json=html.escape(json.dumps({k: v for k, v in meta.items() if k != "collector"}, indent=2, default=str)),
     )

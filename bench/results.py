@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.metrics import CATALOGUE
 from bench.records import COLUMNS, SpoolCheck, read_spool
 from bench.secrets import redact
 
@@ -29,6 +30,7 @@ _TYPES = {
     "token_source": pa.string(), "prompt_chars": pa.int64(), "prompt_tokens": pa.int64(), "prompt_messages": pa.int32(),
     "bytes_in": pa.int64(), "content_type": pa.string(), "body_head": pa.string(), "requested_tokens": pa.int64(),
     "trace_row": pa.int64(), "requested_input_tokens": pa.int64(),
+    **{m.name: getattr(pa, m.parquet)() for m in CATALOGUE if m.scope == "request"},  # the catalogue's metric columns
 }
 GAP_PCTS = {"gap_p50_ms": 50, "gap_p90_ms": 90, "gap_p95_ms": 95, "gap_p99_ms": 99}
 GAP_COLUMNS = [*GAP_PCTS, "gap_max_ms"]
@@ -140,6 +142,12 @@ def default_warmup(run_s: float, ramp_s: float) -> float:
     a shape started the users).
     """
     return round(max(0.0, min(run_s / 3, ramp_s + 1.0)), 3)
+
+
+def latest_calibration(out: Path) -> dict | None:
+    """The newest ``bench calibrate`` result under ``out``, if any, for ``bench run``'s load warning."""
+    found = sorted(Path(out).glob("calibration-*/calibration.json"))
+    return json.loads(found[-1].read_text()) if found else None
 
 
 def _version(pkg: str) -> str | None:

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import secrets as pysecrets
 import signal
 import subprocess
 import sys
@@ -22,30 +21,18 @@ from pathlib import Path
 import click
 
 from bench.errors import InputError
+from bench.units import parse_duration
+from bench.launch import embedded_target, locust_command, pinning
 from bench.optiontable import RunOptions, locust_argv
 from bench.options import check_values, new_run_id, route_and_models, tls_from
-from bench.results import default_warmup, delivery, environment_info, file_digest, finalize_records, write_run_json
+from bench.results import latest_calibration, default_warmup, delivery, environment_info, file_digest, finalize_records, write_run_json
 from bench.route import Credentials, credentials_from, parse_headers
 from bench.scenario import load_scenario, resolve_path
 from bench.secrets import redact, refuse_url_credentials, remember
 
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s?)?$")
 
 
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``2m``, ``1h30m``, ``1m30s`` -> seconds."""
-    m = _DURATION.match(text.strip()) if text else None
-    if not m or not any(m.groups()):
-        raise InputError(f"--duration {text!r}: expected e.g. 30s, 2m, 1h30m")
-    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-    total = h * 3600 + mi * 60 + s
-    if total <= 0:
-        raise InputError(f"--duration {text!r} must be positive")
-    return total
-
-
-def _validate(o: RunOptions) -> tuple[float, list[str], "Workload"]:
+def _validate(o: RunOptions) -> tuple[float, list[str], object]:
     if o.users < 1:
         raise InputError(f"--users must be at least 1, got {o.users}")
     if o.spawn_rate <= 0:
@@ -90,15 +77,13 @@ def _validate(o: RunOptions) -> tuple[float, list[str], "Workload"]:
     return seconds, models, workload
 
 
-def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str) -> list[str]:
+def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str, pin: str | None = None) -> list[str]:
     """The Locust child: its own flags, then every project option the run sets (from the table)."""
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-           "-u", str(o.users), "-r", str(o.spawn_rate), "-t", f"{seconds:g}s", "--only-summary",
-           "--results-dir", str(run_dir), "--run-id", run_id, "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0"]
-    cmd += locust_argv(replace(o, scenario=str(resolve_path(o.scenario))))
+    extra = ["--run-id", run_id, "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0",
+             *locust_argv(replace(o, scenario=str(resolve_path(o.scenario))))]
     if o.processes > 1:
-        cmd += ["--processes", str(o.processes)]
-    return cmd + list(o.extra)
+        extra += ["--processes", str(o.processes)]
+    return locust_command(host, o.users, o.spawn_rate, seconds, run_dir, *extra, *o.extra, pin=pin)
 
 
 class _Progress:
@@ -131,7 +116,6 @@ class _Progress:
 def run(o: RunOptions) -> Path:
     """Run a benchmark; return the run folder. Raises InputError before any load on bad input."""
     from bench.preflight import preflight
-    from bench.target import TargetProcess
 
     seconds, models, workload = _validate(o)
     run_id = o.run_id or new_run_id()
@@ -153,15 +137,8 @@ def run(o: RunOptions) -> Path:
                 models = served_models(host, creds, tls)
                 o.models = ",".join(models)
         else:
-            secret = pysecrets.token_hex(32)
-            args = ["--seed", str(o.target_seed), "--flavor", o.target_flavor, "--truth-file", str(run_dir / "target-truth.jsonl")]
-            if o.target_profiles:
-                args += ["--profiles", o.target_profiles]
-            if o.target_faults:
-                args += ["--faults", o.target_faults]
-            cpus = os.cpu_count() or 1
-            target = TargetProcess(args, secret=secret, cpu=cpus - 1 if cpus > 1 and o.processes == 1 else None,
-                                   log=run_dir / "target.log")
+            target, secret = embedded_target(o, log=run_dir / "target.log", truth_file=run_dir / "target-truth.jsonl",
+                                             pin=o.processes == 1)
             host = target.url
             env["BENCH_JWT_SECRET"] = secret
             for var in ("BENCH_TOKEN", "BENCH_COOKIE"):
@@ -177,12 +154,7 @@ def run(o: RunOptions) -> Path:
         formats = preflight(host, models, route, creds, protocol=o.protocol, tls=tls, headers=parse_headers(o.header))
         target_info["stream_formats"] = formats
         started_load = True
-        cmd = _locust_cmd(o, host, seconds, run_dir, run_id)
-        if target is not None and (os.cpu_count() or 1) > 1 and o.processes == 1:
-            from bench.target.server import _can_pin
-
-            if _can_pin():
-                cmd = ["taskset", "-c", "0", *cmd]
+        cmd = _locust_cmd(o, host, seconds, run_dir, run_id, pin=pinning()[1] if target is not None and o.processes == 1 else None)
         started = time.time()
         if not o.quiet:
             click.echo(f"run {run_id}: {o.users} users, {seconds:g} s, scenario {o.scenario}, models {', '.join(models)}", err=True)
@@ -302,9 +274,7 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
 
 def _calibration_warnings(out: Path, run_dir: Path, o: RunOptions, seconds: float) -> list[str]:
     """Compare what each worker process was asked to do with the latest ``bench calibrate`` verdict."""
-    from bench.calibrate import latest
-
-    cal = latest(out)
+    cal = latest_calibration(out)
     if not cal or not cal.get("verdict", {}).get("streams"):
         return []
     import pyarrow.parquet as pq

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from bench.errors import InputError
 
-LATENCY = {"ttfb_ms", "ttfc_ms", "ttsc_ms", "connect_ms", "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "icl_ms", "gaps_ms"}
-HIGHER_IS_BETTER = {"decode_tps", "output_tps", "goodput", "requests_per_s"}
-RATES = {"error_rate"}
-METRICS = LATENCY | HIGHER_IS_BETTER | RATES
+from bench.metrics import BY_NAME, HIGHER_IS_BETTER, LATENCY, RATES  # noqa: F401  (the catalogue: which names exist)
+
+METRICS = set(BY_NAME)
 STATS = {"p50", "p90", "p95", "p99", "max", "mean"}
 _RE = re.compile(r"^\s*(?P<metric>[a-z0-9_]+)(?::(?P<stat>[a-z0-9]+))?\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<pct>%)?\s*$")
 

@@ -14,7 +14,7 @@ from bench.errors import InputError
 
 
 def parse_steps(text: str) -> list[tuple[int, float]]:
-    from bench.runner import parse_duration
+    from bench.units import parse_duration
 
     steps = []
     for item in filter(None, (x.strip() for x in text.split(","))):

@@ -26,7 +26,30 @@ from bench.clock import wall
 from bench.records import IDX, RequestContext, build_row
 from bench.stream import Outcome, stream_request
 
-STATE: dict = {"settings": None, "collector": None, "arrivals": None}
+
+
+@dataclass
+class LoadState:
+    """What the users of one load-generating process share, kept on Locust's ``Environment``
+    (``environment.bench``): the validated settings, the record collector, the open-loop arrivals."""
+
+    settings: object = None
+    collector: object = None
+    arrivals: object = None
+    ssl_context: object = None
+
+    def ssl_context_factory(self, **kw):
+        """One SSL context for every user of the process (creating one costs about 20 ms of CPU)."""
+        if self.ssl_context is None:
+            self.ssl_context = self.settings.tls.context()
+        return self.ssl_context
+
+
+def load_state(environment) -> LoadState:
+    state = getattr(environment, "bench", None)
+    if state is None:
+        state = environment.bench = LoadState()
+    return state
 
 
 class StreamFailure(Exception):
@@ -99,13 +122,6 @@ class Arrivals:
         return out
 
 
-def _shared_context(**kw):
-    ctx = STATE.get("ssl_context")
-    if ctx is None:
-        ctx = STATE["ssl_context"] = STATE["settings"].tls.context()
-    return ctx
-
-
 class ChatUser(User):
     """Replays the scenario's conversations against the route and records every request."""
 
@@ -114,9 +130,10 @@ class ChatUser(User):
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
-        s = STATE["settings"]
+        self.state = load_state(environment)
+        s = self.state.settings
         self.s = s
-        self.collector = STATE["collector"]
+        self.collector = self.state.collector
         # the same seed, worker and user index give the same conversations, models and think times
         self.index = next(ChatUser._index)
         worker = getattr(environment.runner, "worker_index", 0) if environment.runner is not None else 0
@@ -126,7 +143,7 @@ class ChatUser(User):
         self._tokens: dict[str, int] = {}  # prompt token counts of user messages, with a tokenizer
         tls = {}
         if self.host.startswith("https:"):  # one SSL context per process, shared by every user
-            tls = {"ssl_context_factory": _shared_context, "insecure": s.tls.insecure}
+            tls = {"ssl_context_factory": self.state.ssl_context_factory, "insecure": s.tls.insecure}
         self.client = HTTPClient.from_url(
             self.host, concurrency=1, connection_timeout=s.timeouts.connect, network_timeout=s.timeouts.first_chunk, **tls,
         )
@@ -148,7 +165,7 @@ class ChatUser(User):
         s = self.s
         arrival: Arrival | None = None
         if s.load_mode == "open":
-            arrival = STATE["arrivals"].queue.get()
+            arrival = self.state.arrivals.queue.get()
             if arrival.row is not None:
                 self._trace_turn(arrival)
                 return
@@ -196,7 +213,7 @@ class ChatUser(User):
 
     def _trace_turn(self, a: Arrival) -> None:
         """One row of a trace: this turn of its conversation, after the turns before it (live history)."""
-        s, row, replay = self.s, a.row, STATE["arrivals"]
+        s, row, replay = self.s, a.row, self.state.arrivals
         st = replay.state(row.conversation)
         try:
             if row.messages is not None:  # a logged request, sent exactly as it was

@@ -25,8 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.calibrate import PROFILE, SCENARIO, measure_level  # noqa: E402
-from bench.target import TargetProcess  # noqa: E402
+from bench.calibrate import MODEL, SCENARIO, measure_level  # noqa: E402
+from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 
 
 def reference(url: str, streams: int, seconds: float, pin: str | None) -> dict:
@@ -52,14 +52,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gencap-"))
-    (work / "profiles.yaml").write_text(PROFILE.format(interval=a.interval_ms, parts=a.parts))
+    (work / "profiles.yaml").write_text(fixed_schedule_profile(a.parts, a.interval_ms, model=MODEL))
     (work / "calibration.yaml").write_text(SCENARIO)
     cpus = os.cpu_count() or 1
     pin_t, pin_g = (cpus - 1, "0") if cpus > 1 else (None, None)
     print(f"target pinned to CPU {pin_t}, generators to CPU {pin_g}; {a.interval_ms:g} ms between parts, {a.parts} parts per stream")
     print(f"{'streams':>7} | {'harness parts/s':>15} {'CPU':>5} {'err p50':>8} {'err p99':>8} | {'reference parts/s':>17} {'CPU':>5} "
           f"{'err p50':>8} {'err p99':>8} | harness/ref CPU per part")
-    with TargetProcess(["--no-auth", "--profiles", str(work / "profiles.yaml")], cpu=pin_t) as target:
+    with target_for_measuring(work / "profiles.yaml", pin=pin_t is not None) as target:
         for n in [int(x) for x in a.streams.split(",")]:
             hs, rs = [], []
             for _ in range(a.repeat):

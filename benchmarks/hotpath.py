@@ -27,14 +27,9 @@ from geventhttpclient import HTTPClient
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.route import RouteConfig  # noqa: E402
 from bench.stream import Outcome, Timeouts, stream_request  # noqa: E402
-from bench.target import TargetProcess  # noqa: E402
+from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 
 MODEL = "calib/model"
-PROFILE = """defaults: {{jitter: 0.0, prefill_ms_per_1k_prompt_tokens: 0, step_ms_per_active: 0}}
-models:
-  calib/model: {{max_new_tokens: {parts}, truncate: 100000, ttft_ms: 50, step_ms: {interval}, output_tokens_median: {parts},
-                output_tokens_sigma: 0, max_batch: 100000}}
-"""
 
 
 def main() -> None:
@@ -46,11 +41,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    (tmp / "p.yaml").write_text(PROFILE.format(parts=a.parts, interval=a.interval_ms))
+    (tmp / "p.yaml").write_text(fixed_schedule_profile(a.parts, a.interval_ms, model=MODEL, max_batch=100000))
     cpus = os.cpu_count() or 1
     if cpus > 1:
         os.sched_setaffinity(0, {0})
-    with TargetProcess(["--no-auth", "--profiles", str(tmp / "p.yaml")], cpu=cpus - 1 if cpus > 1 else None) as target:
+    with target_for_measuring(tmp / "p.yaml", pin=cpus > 1) as target:
         route = RouteConfig()
         body = route.body(MODEL, [{"role": "user", "content": "probe"}])
         outs: list[tuple[str, Outcome]] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.target import TargetProcess  # noqa: E402
+from bench.launch import locust_command, target_for_measuring  # noqa: E402
 
 PROFILE = """defaults: {ttft_ms: 40, prefill_ms_per_1k_prompt_tokens: 0, step_ms: 10, step_ms_per_active: 0,
            output_tokens_median: 40, output_tokens_sigma: 0.3, jitter: 0.05, max_batch: 100000}
@@ -38,10 +37,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     (work / "p.yaml").write_text(PROFILE)
     seconds = a.minutes * 60
-    with TargetProcess(["--no-auth", "--profiles", str(work / "p.yaml")]) as target:
-        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--host", target.url,
-               "-u", str(a.users), "-r", str(a.users), "-t", f"{seconds:g}s", "--only-summary", "--results-dir", str(work / "run"),
-               "--auth", "none", "--scenario", "default"]
+    with target_for_measuring(work / "p.yaml", pin=False) as target:
+        cmd = locust_command(target.url, a.users, a.users, seconds, work / "run", "--auth", "none", "--scenario", "default")
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
         proc = psutil.Process(p.pid)
         t0 = time.monotonic()

@@ -25,13 +25,8 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.target import TargetProcess  # noqa: E402
+from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 
-PROFILE = """defaults: {{jitter: 0.0, prefill_ms_per_1k_prompt_tokens: 0, step_ms_per_active: 0}}
-models:
-  calib/model: {{max_new_tokens: {parts}, truncate: 100000, ttft_ms: 50, step_ms: {step}, output_tokens_median: {parts},
-                output_tokens_sigma: 0, max_batch: 1000000}}
-"""
 BODY = json.dumps({"messages": [{"role": "user", "content": "probe"}]}).encode()
 
 
@@ -55,11 +50,11 @@ async def lazy_client(host: str, port: int, streams: int, seconds: float, spread
 def once(streams: int, rate: float, seconds: float, spread: float) -> dict:
     tmp = Path(tempfile.mkdtemp())
     parts = int(rate * seconds)
-    (tmp / "p.yaml").write_text(PROFILE.format(parts=parts, step=1000.0 / rate))
+    (tmp / "p.yaml").write_text(fixed_schedule_profile(parts, 1000.0 / rate))
     cpus = os.cpu_count() or 1
     if cpus > 1:
         os.sched_setaffinity(0, {0})
-    with TargetProcess(["--no-auth", "--profiles", str(tmp / "p.yaml")], cpu=cpus - 1 if cpus > 1 else None) as target:
+    with target_for_measuring(tmp / "p.yaml", pin=cpus > 1) as target:
         host, port = target.url.split("//")[1].rsplit(":", 1)
         proc = psutil.Process(target.proc.pid)
         for child in proc.children(recursive=True):

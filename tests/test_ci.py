@@ -7,7 +7,6 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 
 from conftest import bench_cmd, bench_env
 from synth import lognormal, row, write_run

@@ -4,7 +4,6 @@ streamed, total failure, a full disk, a damaged spool, and the small definitions
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,11 +13,11 @@ import pytest
 
 from bench.analysis import load_records, model_summary, request_meets, time_series
 from bench.capacity import find_capacity
-from bench.records import COLUMNS, IDX, Spool, SpoolCheck, read_spool
+from bench.records import IDX, Spool, SpoolCheck, read_spool
 from bench.results import gap_stats
 from bench.slo import parse_slo
 from conftest import FAST, bench_cmd, bench_env
-from synth import lognormal, row, write_run
+from synth import row, write_run
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,3 +1,3 @@
-from bench.cli import target_main
+from bench.target.cli import main
 
-target_main()
+main()

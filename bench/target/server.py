@@ -81,7 +81,7 @@ class TargetProcess:
         if secret is not None:
             env["BENCH_JWT_SECRET"] = secret
         cmd = [sys.executable, "-m", "bench.target", "--host", "127.0.0.1", "--port", "0", *(args or [])]
-        if cpu is not None and _can_pin():
+        if cpu is not None and can_pin():
             cmd = ["taskset", "-c", str(cpu), *cmd]
         self._log_path = Path(log) if log else None
         self._log = open(log, "w") if log else subprocess.DEVNULL
@@ -121,5 +121,5 @@ class TargetProcess:
         self.stop()
 
 
-def _can_pin() -> bool:
+def can_pin() -> bool:
     return (os.cpu_count() or 1) > 1 and any(Path(p, "taskset").exists() for p in os.environ.get("PATH", "").split(os.pathsep))
