@@ -65,7 +65,7 @@ def run(no_report, fail_on_slo, junit, **kw) -> None:
       BENCH_TOKEN=... bench run --host https://neptun.example --models qwen/Qwen2.5-72B-Instruct
       bench run --load-mode open --arrival-rate 5 -u 200 -t 1m
     """
-    from bench.report import console_table, write_report
+    from bench.analysis.report import console_table, write_report
     from bench.runner import RunOptions, run as do_run
 
     run_dir = do_run(RunOptions(**kw))
@@ -79,7 +79,7 @@ def run(no_report, fail_on_slo, junit, **kw) -> None:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"\nreport: {path}")
     if junit:
-        from bench.junit import slo_junit
+        from bench.decisions.junit import slo_junit
 
         click.echo(f"junit: {slo_junit(summary, junit)}")
     if not summary["measured_requests"]:
@@ -102,7 +102,7 @@ def report(run_dir, warmup) -> None:
     """
     from pathlib import Path
 
-    from bench.report import console_table, write_report
+    from bench.analysis.report import console_table, write_report
 
     path, summary = write_report(Path(run_dir), warmup)
     click.echo(console_table(summary))
@@ -133,7 +133,7 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit)
     """
     from pathlib import Path
 
-    from bench.compare import NotComparable, compare_runs, load_tolerances, markdown, measured_runs, write_outputs
+    from bench.decisions.compare import NotComparable, compare_runs, load_tolerances, markdown, measured_runs, write_outputs
 
     tols = load_tolerances(list(tolerances), tolerance_file)
     try:
@@ -146,7 +146,7 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit)
     click.echo(markdown(result))
     click.echo(f"written: {paths['md']}, {paths['html']}, {paths['json']}")
     if junit:
-        from bench.junit import compare_junit
+        from bench.decisions.junit import compare_junit
 
         click.echo(f"junit: {compare_junit(result, Path(junit))}")
     sys.exit(1 if result["regressions"] else 0)
@@ -165,7 +165,7 @@ def models(run_dir, warmup) -> None:
     """
     from pathlib import Path
 
-    from bench.models_cmp import compare_models, markdown, write_outputs
+    from bench.decisions.models import compare_models, markdown, write_outputs
 
     result = compare_models(Path(run_dir), warmup)
     if len(result["ranking"]) < 2:
@@ -195,7 +195,7 @@ def capacity(levels, level_duration, level_warmup, slos, adaptive, population, c
       bench capacity --models mistralai/Mistral-7B-Instruct-v0.3 --levels 8,16,32,64 --slo 'ttfc_ms:p95<=1000'
       bench capacity --load-mode open --levels 1,2,4,8 --population 10000 --headroom 30%
     """
-    from bench.capacity import CapacityOptions, parse_levels, sweep
+    from bench.decisions.capacity import CapacityOptions, parse_levels, sweep
     from bench.runner import RunOptions
 
     try:
@@ -238,7 +238,7 @@ def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> Non
     """
     from pathlib import Path
 
-    from bench.calibrate import calibrate as run_calibration
+    from bench.decisions.calibrate import calibrate as run_calibration
 
     try:
         levels = [int(x) for x in streams.split(",") if x.strip()]
@@ -268,7 +268,7 @@ def history(results_dir, scenario_digest, order, out) -> None:
     """
     from pathlib import Path
 
-    from bench.history import history as build, write_outputs
+    from bench.decisions.history import history as build, write_outputs
 
     h, runs = build(Path(results_dir), scenario_digest, order)
     paths = write_outputs(h, Path(out) if out else Path(results_dir) / "history", order)
@@ -355,5 +355,5 @@ def locust_help() -> None:
     """
     import subprocess
 
-    code = "import bench.locustfile; from locust.argument_parser import get_parser; print(get_parser().format_help())"
+    code = "import bench.load.locustfile; from locust.argument_parser import get_parser; print(get_parser().format_help())"
     sys.exit(subprocess.call([sys.executable, "-c", code]))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.target.server import TargetProcess, can_pin
 
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parent / "load" / "locustfile.py"
 
 
 def fixed_schedule_profile(parts: int, step_ms: float, ttft_ms: float = 50, model: str = "calib/model",

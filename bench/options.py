@@ -13,10 +13,10 @@ from pathlib import Path
 
 from bench.errors import InputError
 from bench.optiontable import add_arguments  # noqa: F401  (the locustfile registers them through here)
-from bench.route import Credentials, RouteConfig, check_models, check_template, credentials_from, parse_headers
+from bench.load.route import Credentials, RouteConfig, check_models, check_template, credentials_from, parse_headers
 from bench.scenario import Scenario, load_scenario
 from bench.secrets import refuse_url_credentials
-from bench.stream import Timeouts
+from bench.load.stream import Timeouts
 
 
 @dataclass

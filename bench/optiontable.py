@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bench.decode import PROTOCOLS
+from bench.load.decode import PROTOCOLS
 
 LOCUST, RUN, CAPACITY = "locust", "run", "capacity"
 LOAD = frozenset({LOCUST, RUN, CAPACITY})  # what the measuring users read: everywhere
@@ -136,10 +136,10 @@ OPTIONS: list[Opt] = [
     Opt("quiet", ("-q", "--quiet"), "No progress output.", False, flag=True, where=HARNESS),
     # --- plain Locust only ----------------------------------------------------------------------------------
     Opt("results_dir", ("--results-dir",), "Run folder for records (default results/<run-id>).", "", where=frozenset({LOCUST})),
-    Opt("steps", ("--steps",), "With -f locustfile.py,bench/shapes.py: USERS:DURATION,... e.g. 10:30s,20:30s", "",
+    Opt("steps", ("--steps",), "With -f locustfile.py,bench/load/shapes.py: USERS:DURATION,... e.g. 10:30s,20:30s", "",
         where=frozenset({LOCUST})),
-    Opt("ramp", ("--ramp",), "With bench/shapes.py: ramp linearly between steps.", False, flag=True, where=frozenset({LOCUST})),
-    Opt("drain", ("--drain",), "With bench/shapes.py: seconds after the last step before stopping.", 0.0, float,
+    Opt("ramp", ("--ramp",), "With bench/load/shapes.py: ramp linearly between steps.", False, flag=True, where=frozenset({LOCUST})),
+    Opt("drain", ("--drain",), "With bench/load/shapes.py: seconds after the last step before stopping.", 0.0, float,
         where=frozenset({LOCUST})),
     # set by the master for its workers (Locust does not pass --expect-workers on): how many share the arrival rate
     Opt("arrival_split", ("--arrival-split",), "", 0, int, where=frozenset({LOCUST}), hidden=True),

@@ -12,10 +12,10 @@ import uuid
 
 import httpx
 
-from bench.decode import StreamDecoder
+from bench.load.decode import StreamDecoder
 from bench.errors import PreflightError
-from bench.route import Credentials, RouteConfig
-from bench.stream import classify_http_error
+from bench.load.route import Credentials, RouteConfig
+from bench.load.stream import classify_http_error
 
 _PROBE = [{"role": "user", "content": "Reply with the single word: ok"}]
 

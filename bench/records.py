@@ -18,7 +18,7 @@ from typing import Iterator
 import msgpack
 
 from bench.metrics import REQUEST_METRICS
-from bench.stream import Outcome
+from bench.load.stream import Outcome
 
 CONTEXT_COLUMNS = [
     "run_id", "request_id", "worker", "user", "conversation_id", "conversation", "turn", "model", "tags",
@@ -134,7 +134,7 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
     import uuid
     from time import monotonic_ns
 
-    from bench.clock import wall
+    from bench.load.clock import wall
 
     now = monotonic_ns()
     conv, row = arrival.conversation, arrival.row

@@ -25,8 +25,8 @@ from bench.units import parse_duration
 from bench.launch import embedded_target, locust_command, pinning
 from bench.optiontable import RunOptions, locust_argv
 from bench.options import check_values, new_run_id, route_and_models, tls_from
-from bench.results import latest_calibration, default_warmup, delivery, environment_info, file_digest, finalize_records, write_run_json
-from bench.route import Credentials, credentials_from, parse_headers
+from bench.analysis.results import latest_calibration, default_warmup, delivery, environment_info, file_digest, finalize_records, write_run_json
+from bench.load.route import Credentials, credentials_from, parse_headers
 from bench.scenario import load_scenario, resolve_path
 from bench.secrets import redact, refuse_url_credentials, remember
 
@@ -47,7 +47,7 @@ def _validate(o: RunOptions) -> tuple[float, list[str], object]:
         counter = load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
     _, models, _ = route_and_models(o, scenario)
     check_values(o)
-    from bench.route import check_models
+    from bench.load.route import check_models
     from bench.workload.setup import workload_from
 
     workload, _ = workload_from(o, scenario, counter, lambda ids: check_models(ids, o.route, o.route_template))

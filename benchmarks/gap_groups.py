@@ -1,4 +1,4 @@
-"""Cost of the exact pooled gap statistics (``bench.gapstats``) over 10^8 gaps, by number of groups.
+"""Cost of the exact pooled gap statistics (``bench.analysis.gapstats``) over 10^8 gaps, by number of groups.
 
 Builds the synthetic 1,000,000-record run of ``report_1m.py`` once, then, for each group count,
 runs ``summarize`` in a fresh process (rows assigned to groups round-robin, as models would be)
@@ -22,7 +22,7 @@ CHILD = """
 import sys, time
 import numpy as np, pyarrow.parquet as pq
 from pathlib import Path
-from bench.gapstats import summarize
+from bench.analysis.gapstats import summarize
 run, groups, check = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 t = pq.read_table(run / "requests.parquet", columns=["gaps_offset", "gaps_count"])
 starts, lengths = t.column("gaps_offset").to_numpy(), t.column("gaps_count").to_numpy()

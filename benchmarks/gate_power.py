@@ -1,4 +1,4 @@
-"""The regression gate's power and false-alarm rate, simulated (see ``bench/gate_power.py``).
+"""The regression gate's power and false-alarm rate, simulated (see ``bench/decisions/gate_power.py``).
 
     python benchmarks/gate_power.py [--trials 100] [--seed 0]
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gate_power import CASES, simulate  # noqa: E402
+from bench.decisions.gate_power import CASES, simulate  # noqa: E402
 
 
 def main() -> None:

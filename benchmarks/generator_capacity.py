@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.calibrate import MODEL, SCENARIO, measure_level  # noqa: E402
+from bench.decisions.calibrate import MODEL, SCENARIO, measure_level  # noqa: E402
 from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 
 

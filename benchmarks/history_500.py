@@ -1,7 +1,7 @@
 """``bench history`` over many run folders: wall time of reading and summarising them.
 
 Synthesizes N run folders (each R records over 3 models, written the way a run writes them), then
-times ``bench.history.history`` (one pyarrow dataset scan, per run and model percentiles with
+times ``bench.decisions.history.history`` (one pyarrow dataset scan, per run and model percentiles with
 intervals) and the outputs separately.
 
     python benchmarks/history_500.py [--runs 500] [--records 1000]
@@ -29,7 +29,7 @@ def main() -> None:
     a = ap.parse_args()
     from synth import row, write_run
 
-    from bench.history import history, write_outputs
+    from bench.decisions.history import history, write_outputs
 
     models = ["m/mistral", "q/qwen", "g/gemma"]
     with tempfile.TemporaryDirectory() as tmp:

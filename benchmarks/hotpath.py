@@ -1,6 +1,6 @@
 """CPU cost per streamed part of the measuring hot path, outside Locust.
 
-Runs ``bench.stream.stream_request`` (what every Locust user runs) in plain gevent against the
+Runs ``bench.load.stream.stream_request`` (what every Locust user runs) in plain gevent against the
 reference target, and reports CPU microseconds per part and per read, the TTFC error against
 the target's truth, and, with --profile, what dominates (cProfile, sorted by own time).
 
@@ -25,8 +25,8 @@ import numpy as np
 from geventhttpclient import HTTPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.route import RouteConfig  # noqa: E402
-from bench.stream import Outcome, Timeouts, stream_request  # noqa: E402
+from bench.load.route import RouteConfig  # noqa: E402
+from bench.load.stream import Outcome, Timeouts, stream_request  # noqa: E402
 from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 
 MODEL = "calib/model"

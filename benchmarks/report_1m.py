@@ -24,7 +24,7 @@ import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.results import GAP_COLUMNS, schema, write_records  # noqa: E402
+from bench.analysis.results import GAP_COLUMNS, schema, write_records  # noqa: E402
 
 
 def synth(n: int, run_dir: Path, seed: int = 1) -> None:
@@ -73,7 +73,7 @@ CHILD = """
 import sys, time, resource
 from pathlib import Path
 t0 = time.monotonic()
-from bench.report import write_report
+from bench.analysis.report import write_report
 t1 = time.monotonic()
 write_report(Path(sys.argv[1]))
 t2 = time.monotonic()

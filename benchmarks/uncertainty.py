@@ -3,7 +3,7 @@
 Runs ``bench calibrate`` at the given concurrencies (one Locust process against the reference
 target, each on its own core) and prints, per level, the real TTFC error against the target's
 own stamps (p50/p99) beside what the run itself stated as its uncertainty (p99.9 of its probe's
-scheduling lag, ``bench.timing``; the lag's p99 shown too). "bounds" says whether the stated
+scheduling lag, ``bench.analysis.timing``; the lag's p99 shown too). "bounds" says whether the stated
 uncertainty was at least the real p99 error.
 
     python benchmarks/uncertainty.py --streams 64,256 [--seconds 15]

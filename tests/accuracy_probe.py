@@ -20,8 +20,8 @@ import zlib  # noqa: E402
 import gevent
 from geventhttpclient import HTTPClient
 
-from bench.route import RouteConfig
-from bench.stream import Outcome, Timeouts, stream_request
+from bench.load.route import RouteConfig
+from bench.load.stream import Outcome, Timeouts, stream_request
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 

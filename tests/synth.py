@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.records import COLUMNS, IDX
-from bench.results import rows_to_table, write_records, write_run_json
+from bench.analysis.results import rows_to_table, write_records, write_run_json
 
 
 def row(model: str, ttfc: float | None, *, t: float = 0.0, error: str | None = None, e2e: float | None = None, chunks: int = 10,

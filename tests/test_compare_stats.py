@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bench import compare
+from bench.decisions import compare
 
 
 def test_order_statistic_distribution_equals_enumerating_every_resample():

@@ -143,7 +143,7 @@ def test_headroom_leaves_that_share_spare():
     of 27 = 18.9, so 3 replicas (38.9 x 1.3 / 27 would say 2 and leave too little spare)."""
     import pandas as pd
 
-    from bench.capacity import CapacityOptions, people
+    from bench.decisions.capacity import CapacityOptions, people
     from bench.optiontable import RunOptions
 
     levels = pd.DataFrame([{"model": "m", "level": 27.0, "e2e_mean_ms": 1000.0}])

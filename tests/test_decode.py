@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.decode import StreamDecoder, decode_all
+from bench.load.decode import StreamDecoder, decode_all
 
 ERRORS = {None, "decode_error", "stream_error", "truncated"}
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.decode import decode_all
+from bench.load.decode import decode_all
 from test_decode import feed_split
 
 AISDK = Path(__file__).resolve().parent / "data" / "aisdk"

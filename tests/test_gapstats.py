@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.gapstats import FINE, PCTS, sample, summarize
+from bench.analysis.gapstats import FINE, PCTS, sample, summarize
 
 
 def write(tmp: Path, gaps: np.ndarray) -> Path:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from bench.gate_power import simulate
+from bench.decisions.gate_power import simulate
 from conftest import bench_cmd, bench_env
 from synth import lognormal, row, write_run
 

@@ -28,7 +28,7 @@ def test_run_help_lists_every_run_option():
 CHILD = """
 import json, sys
 from locust.argument_parser import get_parser
-import bench.locustfile  # registers the project's options
+import bench.load.locustfile  # registers the project's options
 opts = get_parser().parse_args(["-f", "locustfile.py", *sys.argv[1:]])
 print(json.dumps({k: v for k, v in vars(opts).items()}, default=str))
 """

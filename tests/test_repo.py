@@ -21,10 +21,10 @@ def test_results_folder_is_ignored():
 def test_metric_catalogue_is_the_one_home():
     """Every metric of the catalogue has its row in METRICS.md, is a column where it is per-request,
     parses as an SLO, and (where the gate can compare it) as a tolerance with the catalogue's direction."""
-    from bench.compare import parse_tolerance
+    from bench.decisions.compare import parse_tolerance
     from bench.metrics import CATALOGUE, GATED, REQUEST_METRICS
     from bench.records import COLUMNS
-    from bench.results import schema
+    from bench.analysis.results import schema
     from bench.slo import parse_slo
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "METRICS.md").read_text()

@@ -239,7 +239,7 @@ def test_interrupt_keeps_records_and_report_builds(tmp_path, sig):
 
 def test_step_shape_runs_and_stops_by_itself(target, tmp_path):
     out = tmp_path / "steps"
-    cmd = ["locust", "-f", "locustfile.py,bench/shapes.py", "--host", target.url, "--headless", "--steps", "2:3s,4:3s",
+    cmd = ["locust", "-f", "locustfile.py,bench/load/shapes.py", "--host", target.url, "--headless", "--steps", "2:3s,4:3s",
            "--drain", "1", "--results-dir", str(out), "--auth", "jwt", "--only-summary"]
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=bench_env(), cwd=Path(__file__).parent.parent)

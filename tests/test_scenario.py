@@ -91,7 +91,7 @@ def test_slo_parsing():
 
 
 def test_step_shape_schedule():
-    from bench.steps import parse_steps, schedule
+    from bench.load.steps import parse_steps, schedule
 
     steps = parse_steps("10:30s,20:1m,0:10")
     assert steps == [(10, 30.0), (20, 60.0), (0, 10.0)]

@@ -14,8 +14,8 @@ import pytest
 from geventhttpclient import HTTPClient
 
 from bench.records import COLUMNS, RequestContext, build_row
-from bench.route import RouteConfig
-from bench.stream import Outcome, Timeouts, stream_request
+from bench.load.route import RouteConfig
+from bench.load.stream import Outcome, Timeouts, stream_request
 from conftest import token
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import load_records, model_summary, request_meets, time_series
-from bench.capacity import find_capacity
+from bench.analysis.summaries import load_records, model_summary, request_meets, time_series
+from bench.decisions.capacity import find_capacity
 from bench.records import IDX, Spool, SpoolCheck, read_spool
-from bench.results import gap_stats
+from bench.analysis.results import gap_stats
 from bench.slo import parse_slo
 from conftest import FAST, bench_cmd, bench_env
 from synth import row, write_run
@@ -223,7 +223,7 @@ def test_spool_keeps_rows_through_a_full_disk(tmp_path):
 COLLECTOR_DISK_FULL = """
 import resource, signal, sys
 from pathlib import Path
-from bench.collect import Collector
+from bench.load.collect import Collector
 from bench.records import read_spool
 
 class Env:  # only what the collector's constructor reads
@@ -350,7 +350,7 @@ def test_a_run_states_its_timing_uncertainty(tmp_path):
 
 
 def test_untrusted_when_the_lag_is_large_against_the_slo_or_ttfc():
-    from bench.timing import untrusted_reason
+    from bench.analysis.timing import untrusted_reason
 
     unc = {"lag_p99_ms": 12.0}
     assert "latency SLO" in untrusted_reason(unc, [100.0], [500.0])  # 12 > 10 % of 100
@@ -361,7 +361,7 @@ def test_untrusted_when_the_lag_is_large_against_the_slo_or_ttfc():
 
 def test_report_warns_when_2xx_answers_hold_no_content(tmp_path):
     """A column of ``truncated`` after 200s is a format the decoder did not understand: say so."""
-    from bench.report import build_summary
+    from bench.analysis.report import build_summary
 
     rows = [row("m/m", None, t=i, error="truncated", detail="the stream ended with no content part") for i in range(8)]
     for r in rows:

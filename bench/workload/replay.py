@@ -66,7 +66,7 @@ class TraceArrivals:
         return self.convs.setdefault(conversation, ConversationState())
 
     def _run(self) -> None:
-        from bench.user import Arrival
+        from bench.load.user import Arrival
 
         s = self.s
         self.t0_ns, self.t0_wall = monotonic_ns(), time()

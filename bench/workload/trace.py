@@ -239,7 +239,7 @@ def trace_from_run(run_dir: Path, out: Path) -> int:
     import pandas as pd
 
     from bench.records import CHARS_PER_TOKEN
-    from bench.results import read_run_json
+    from bench.analysis.results import read_run_json
 
     run_dir = Path(run_dir)
     if not (run_dir / "requests.parquet").is_file():

@@ -1,13 +1,13 @@
-"""Step and ramp load shapes for plain-Locust sweeps: ``locust -f locustfile.py,bench/shapes.py --steps 10:30s,20:30s``.
+"""Step and ramp load shapes for plain-Locust sweeps: ``locust -f locustfile.py,bench/load/shapes.py --steps 10:30s,20:30s``.
 
-See ``bench/steps.py`` for the schedule and the options (--steps, --ramp, --drain).
+See ``bench/load/steps.py`` for the schedule and the options (--steps, --ramp, --drain).
 """
 
 from __future__ import annotations
 
 from locust import LoadTestShape
 
-from bench.steps import parse_steps, schedule
+from bench.load.steps import parse_steps, schedule
 
 
 class StepShape(LoadTestShape):

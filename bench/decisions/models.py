@@ -38,7 +38,7 @@ def per_key(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_models(run_dir: Path, warmup: float | None = None) -> dict:
-    from bench.runfolder import open_run
+    from bench.analysis.runfolder import open_run
 
     run = open_run(run_dir, warmup)
     df = run.measured
@@ -104,7 +104,7 @@ def markdown(result: dict) -> str:
 
 
 def write_outputs(result: dict, run_dir: Path) -> Path:
-    from bench.charts import models_chart
+    from bench.analysis.charts import models_chart
 
     (run_dir / "models.json").write_text(json.dumps(result, indent=2, default=float))
     (run_dir / "models.md").write_text(markdown(result))

@@ -18,7 +18,7 @@ from gevent import GreenletExit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 
-from bench.decode import StreamDecoder
+from bench.load.decode import StreamDecoder
 
 READ_SIZE = 256 * 1024
 HEAD_BYTES = 256  # of a body, kept in the record of a failed request

@@ -14,19 +14,19 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment
 
-from bench.analysis import (
+from bench.analysis.summaries import (
     FIRST_PART, MIN_SAMPLES, NOT_LIVE, by_group, gap_summaries, model_summary, prompt_buckets, time_series,
 )
-from bench.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
-from bench.runfolder import Run, open_run
+from bench.analysis.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
+from bench.analysis.runfolder import Run, open_run
 from bench.servermetrics import summary as server_summary
-from bench.timing import uncertainty, untrusted_reason
+from bench.analysis.timing import uncertainty, untrusted_reason
 from bench.metrics import label
-from bench.page import environment, num
+from bench.analysis.page import environment, num
 from bench.slo import parse_slo
 
 METRICS_URL = "METRICS.md"  # copied into the run folder beside report.html
-METRICS_DOC = Path(__file__).resolve().parent.parent / "docs" / "METRICS.md"
+METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "METRICS.md"
 CPU_UNTRUSTED = 90.0
 
 
@@ -219,7 +219,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
     warm_table = headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
 
-    from bench.charts import gaps_chart, models_chart
+    from bench.analysis.charts import gaps_chart, models_chart
 
     gap_chart = gaps_chart({m: g.cdf_ms for m, g in gaps.items()}, sorted(measured["model"].unique()), charts_dir) if len(measured) else None
     charts = _finish_charts(charts_job, charts_dir)
@@ -228,7 +228,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
         charts.insert(stems.index("ttfc_vs_prompt") + 1 if "ttfc_vs_prompt" in stems else len(charts), gap_chart)
     models_result = None
     if measured["model"].nunique() >= 2:
-        from bench.models_cmp import compare_frame
+        from bench.decisions.models import compare_frame
 
         models_result = compare_frame(measured)
         models_chart(models_result["ranking"], charts_dir)
@@ -252,7 +252,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
 
 def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None,
             warmup_s: float = 0.0) -> None:
-    from bench.charts import make_charts
+    from bench.analysis.charts import make_charts
 
     ts = time_series(df, window_s) if len(df) else pd.DataFrame()  # only the over-time chart reads it
     users = None
@@ -266,7 +266,7 @@ def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_di
 
     server = roles(load(charts_dir.parent))
     if not server.empty and len(df):
-        from bench.charts import server_chart
+        from bench.analysis.charts import server_chart
 
         made.append((server_chart(server, float(df["t_wall_start"].min()), charts_dir), "The server's own view"))
     charts_dir.mkdir(parents=True, exist_ok=True)

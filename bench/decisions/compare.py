@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis import MIN_SAMPLES, gap_summaries, group_rows, live_rows, metric_samples
+from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, live_rows, metric_samples
 from bench.errors import InputError
-from bench.results import read_run_json
+from bench.analysis.results import read_run_json
 
 DEFAULT_TOLERANCES = [
     "ttfc_ms:p50:+10%", "ttfc_ms:p95:+10%", "ttfc_ms:p99:+15%", "ttfv_ms:p95:+10%", "e2e_ms:p95:+10%",
@@ -147,7 +147,7 @@ def _gaps(run: pd.DataFrame, seed: int) -> dict[str, tuple[dict, np.ndarray]]:
     """Per model: exact pooled gap stats (ms) of the successful requests, and a uniform sample of the gaps for the tests.
 
     A run can hold 10^8 gaps: the stats stream over all of them in one pass for every model
-    (``bench.gapstats``); the bootstrap and rank test read MAX_TEST_SAMPLES of them, as they would
+    (``bench.analysis.gapstats``); the bootstrap and rank test read MAX_TEST_SAMPLES of them, as they would
     for any other metric.
     """
     ok = run[run["error"].isna()]
@@ -204,8 +204,8 @@ def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -
 
     Refuses runs of different scenarios (by the scenario file's hash) before loading them.
     """
-    from bench.results import ensure_records
-    from bench.runfolder import open_run
+    from bench.analysis.results import ensure_records
+    from bench.analysis.runfolder import open_run
 
     for d in (base_dir, cand_dir):
         ensure_records(d)
@@ -278,7 +278,7 @@ def _error_row(model: str, tol: Tolerance, gb: pd.DataFrame, gc: pd.DataFrame) -
 
 
 def _f(v, pct=False) -> str:
-    from bench.page import num
+    from bench.analysis.page import num
 
     return num(v, pct=True, signed=True) if pct else num(v, digits=2)
 
@@ -307,7 +307,7 @@ def markdown(result: dict) -> str:
 
 def write_outputs(result: dict, out_dir: Path, runs: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, Path]:
     """compare.json, compare.md, compare.html; the chart shows the same measured requests as the numbers."""
-    from bench.charts import compare_chart
+    from bench.analysis.charts import compare_chart
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "compare.json", "md": out_dir / "compare.md", "html": out_dir / "compare.html"}
@@ -320,7 +320,7 @@ def write_outputs(result: dict, out_dir: Path, runs: tuple[pd.DataFrame, pd.Data
         f"<tr><td>{r['model']}</td><td>{r['metric']} {r['stat']}</td><td>{_f(r['baseline'])}</td><td>{_f(r['candidate'])}</td>"
         f"<td>{_f(r['diff'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]</td><td>{r['p_value']:.3g}</td><td>{r['tolerance']}</td>"
         f"<td class='{r['verdict'].split(',')[0].split(' (')[0].replace(' ', '-')}'>{r['verdict']}</td></tr>" for r in result["rows"])
-    from bench.page import render_page
+    from bench.analysis.page import render_page
 
     title = "Regression" if result["regressions"] else "No regression"
     paths["html"].write_text(render_page(title,

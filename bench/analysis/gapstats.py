@@ -103,7 +103,7 @@ def summarize(path: Path, starts: np.ndarray, lengths: np.ndarray, labels: np.nd
     """Gap summaries of ``groups`` groups; ``labels[i]`` is row i's group, or -1 to leave it out.
 
     The file holds the rows' gaps in row order (``starts`` is the running sum of ``lengths``),
-    as ``bench.results`` writes it. The histogram is laid out gap-major (``gap * G + group``), so
+    as ``bench.analysis.results`` writes it. The histogram is laid out gap-major (``gap * G + group``), so
     each chunk's count is as long as its longest gap, not FINE per group: the pages of a 1.05 s
     range that no gap reaches are never touched, whatever the number of groups.
     """

@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.launch import fixed_schedule_profile, locust_command, pinning, target_for_measuring
 from bench.options import new_run_id
-from bench.results import environment_info, finalize_records
+from bench.analysis.results import environment_info, finalize_records
 
 MODEL = "calib/model"
 SCENARIO = """name: calibration
@@ -47,7 +47,7 @@ class Level:
     span_err_p99: float | None
     requests: int
     errors: int
-    lag_p50: float | None = None  # the run's own uncertainty estimate (bench.timing), to hold against the real error
+    lag_p50: float | None = None  # the run's own uncertainty estimate (bench.analysis.timing), to hold against the real error
     lag_p99: float | None = None
     uncertainty: float | None = None  # what the run states as its uncertainty: lag p99.9
 
@@ -84,7 +84,7 @@ def measure_level(url: str, streams: int, seconds: float, workdir: Path, env: di
     span_err = (client_span - server_span).abs()
     window = max(1e-9, (ok["t_wall_start"] + ok["e2e_ms"] / 1000).max() - ok["t_wall_start"].min()) if len(ok) else 1.0
     p = lambda s, q: float(np.percentile(s, q)) if len(s) else None  # noqa: E731
-    from bench.timing import uncertainty
+    from bench.analysis.timing import uncertainty
 
     unc = uncertainty(run_dir, t0 + skip_s) or {}
     return Level(lag_p50=unc.get("lag_p50_ms"), lag_p99=unc.get("lag_p99_ms"), uncertainty=unc.get("uncertainty_ms"),streams=streams, parts_per_s=float(ok["chunks"].sum() / window), requests_per_s=len(ok) / window,

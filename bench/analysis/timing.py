@@ -1,7 +1,7 @@
 """How far this run's own timings can be trusted, from what every load generator measured while it ran.
 
 Each load-generating process runs a probe greenlet that asks to wake every 10 ms and records how
-late it woke (``bench.collect``). A streamed part's stamp waits for the same event loop, so the
+late it woke (``bench.load.collect``). A streamed part's stamp waits for the same event loop, so the
 probe's lateness is the run's timing uncertainty: measured in the run, per worker, every second,
 not borrowed from a calibration on another day. The records are in ``timing.jsonl``.
 

@@ -8,7 +8,7 @@ when the test stops: it asks every worker to stop its users (in-flight requests 
 many requests it sent. Workers also tell the master each request as it starts (one message per
 event-loop turn, sent before the reply is awaited), so a worker that dies leaves a ``worker_lost``
 record for every request it had in flight. The master measures each worker's wall clock against
-its own (``bench.clock``) and moves the rows onto its clock as they arrive.
+its own (``bench.load.clock``) and moves the rows onto its clock as they arrive.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import gevent
 import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.clock import WorkerClock, clock_warnings, wall
-from bench.timing import TIMING_FILE
+from bench.load.clock import WorkerClock, clock_warnings, wall
+from bench.analysis.timing import TIMING_FILE
 
 FLUSH_INTERVAL = 1.0
 FINAL_WAIT = 20.0
@@ -118,7 +118,7 @@ class Collector:
         self.users_over_time: list[tuple[float, int, str]] = []  # (seconds since start, users, runner state)
         self.lost = 0
         self.meta: dict = {}
-        from bench.live import LiveStats
+        from bench.load.live import LiveStats
 
         self.live = LiveStats()  # scenario, models, SLOs: so a plain-locust run folder explains itself
         self.started = time.time()
@@ -442,7 +442,7 @@ class Collector:
         if os.environ.get("BENCH_CHILD") == "1":
             return
         try:  # plain Locust: the folder is complete now; the report is one command away
-            from bench.results import ensure_records
+            from bench.analysis.results import ensure_records
 
             ensure_records(self.run_dir)
             sys.stderr.write(f"bench: run folder {self.run_dir}/ (requests.parquet, run.json); "
@@ -453,7 +453,7 @@ class Collector:
 
     def _warmup(self, ended: float) -> tuple[float, str]:
         """The warm-up this run excludes, by the rule ``bench run`` uses (see ``default_warmup``)."""
-        from bench.results import default_warmup
+        from bench.analysis.results import default_warmup
 
         opts = self.env.parsed_options
         given = getattr(opts, "warmup", None)

@@ -51,7 +51,7 @@ def _short(model: str) -> str:
 
 
 def gaps_chart(cdfs: dict[str, tuple[np.ndarray, np.ndarray]], models: list[str], out: Path) -> tuple[str, str]:
-    """Gap CDF per model from exact quantiles computed over every gap (``bench.gapstats``)."""
+    """Gap CDF per model from exact quantiles computed over every gap (``bench.analysis.gapstats``)."""
     out.mkdir(parents=True, exist_ok=True)
     col = colours(models)
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -68,7 +68,7 @@ def gaps_chart(cdfs: dict[str, tuple[np.ndarray, np.ndarray]], models: list[str]
 
 def _ttfc_cdf(df: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttfc: float | None) -> str:
     """The same samples as the tables' TTFC percentiles (``metric_samples``), so n agrees."""
-    from bench.analysis import metric_samples
+    from bench.analysis.summaries import metric_samples
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for m in models:
@@ -165,7 +165,7 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
 
     ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
     """
-    from bench.analysis import live_rows
+    from bench.analysis.summaries import live_rows
 
     out.mkdir(parents=True, exist_ok=True)
     live = live_rows(df)
@@ -215,7 +215,7 @@ def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float |
 
 def compare_chart(base: pd.DataFrame, cand: pd.DataFrame, out: Path) -> str:
     """Overlaid TTFC CDFs, baseline solid and candidate dashed, per model; returns the SVG text."""
-    from bench.analysis import metric_samples
+    from bench.analysis.summaries import metric_samples
 
     models = sorted(set(base["model"]) | set(cand["model"]))
     col = colours(models)

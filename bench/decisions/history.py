@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis import FIRST_PART, NOT_LIVE
+from bench.analysis.summaries import FIRST_PART, NOT_LIVE
 from bench.errors import InputError
 
 METRICS = ("ttfc_ms", "tpot_ms", "e2e_ms")
@@ -150,7 +150,7 @@ def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
     cols = ["run_id", "model", "git", "requests", "ttfc_ms_p50", "ttfc_ms_p95", "ttfc_ms_p99", "tpot_ms_p50", "e2e_ms_p95",
             "error_rate", "verdict"]
     table = h[cols].to_html(index=False, na_rep="–", float_format=lambda v: f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}", border=0)
-    from bench.page import render_page
+    from bench.analysis.page import render_page
 
     paths["html"].write_text(render_page("Latency history",
         "<h1>Latency history</h1><p>One point per run; bands are distribution-free 95 % intervals of each "

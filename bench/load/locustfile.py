@@ -13,10 +13,10 @@ import sys
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.collect import Collector
+from bench.load.collect import Collector
 from bench.errors import InputError
 from bench.options import add_arguments, new_run_id, settings_from
-from bench.user import Arrivals, ChatUser, load_state
+from bench.load.user import Arrivals, ChatUser, load_state
 
 __all__ = ["ChatUser"]
 
@@ -47,7 +47,7 @@ def _init(environment, **kw) -> None:
         run_dir = None
     state.collector = Collector(environment, run_dir or ".")
     if not isinstance(environment.runner, WorkerRunner):
-        from bench.live import install
+        from bench.load.live import install
 
         install(environment, state.collector.live)
     s = state.settings

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
+from bench.analysis.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
 from bench.metrics import FIRST_PART, LATENCY_COLUMNS, PER_REQUEST
 from bench.slo import Slo
 
@@ -33,7 +33,7 @@ class GapStore:
     """Where a run's inter-chunk gaps are: ``gaps.u32`` (uint32 microseconds) and each row's slice.
 
     Kept out of the DataFrame: a million arrays of gaps would cost more than the gaps, and 10^8
-    gaps never need to be in memory at once (``bench.gapstats`` streams them). pandas carries the
+    gaps never need to be in memory at once (``bench.analysis.gapstats`` streams them). pandas carries the
     store in ``df.attrs["gaps"]`` through filtering and grouping; rows are found by their original
     position (the DataFrame's index).
     """
@@ -404,7 +404,7 @@ def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
 
 def _streamed_tokens(df: pd.DataFrame, models: list[str], t0: float, width: float, nbins: int, store=None) -> np.ndarray:
     """Output tokens per model and window by when each part arrived (one token share per part)."""
-    from bench.gapstats import arrival_histogram
+    from bench.analysis.gapstats import arrival_histogram
 
     chunks = df["chunks"].fillna(0).to_numpy(dtype=float)
     per_part = np.where(chunks > 0, df["output_tokens"].fillna(0).to_numpy(dtype=float) / np.maximum(chunks, 1), 0.0)

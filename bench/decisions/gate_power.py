@@ -1,7 +1,7 @@
 """How often the regression gate catches a regression, and how often it cries wolf: simulated.
 
 Each trial draws a baseline and a candidate from known distributions (TTFC-like: lognormal,
-median 400 ms, sigma 0.5), runs the gate's own row judgement (``bench.compare.judge``) and
+median 400 ms, sigma 0.5), runs the gate's own row judgement (``bench.decisions.compare.judge``) and
 counts verdicts. Three cases, the ones a gate is for:
 
 - ``tail``: the candidate's slowest 3 % are stretched so the true p99 is 50 % worse while the
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from bench.compare import LOWER_IS_BETTER, ALPHA, judge, parse_tolerance
+from bench.decisions.compare import LOWER_IS_BETTER, ALPHA, judge, parse_tolerance
 
 MEDIAN, SIGMA = 400.0, 0.5
 Q97 = MEDIAN * math.exp(SIGMA * 1.8808)  # the true 97th and 99th percentiles of the baseline

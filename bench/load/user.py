@@ -22,9 +22,9 @@ from gevent.queue import Queue
 from geventhttpclient import HTTPClient
 from locust import User, constant, task
 
-from bench.clock import wall
+from bench.load.clock import wall
 from bench.records import IDX, RequestContext, build_row
-from bench.stream import Outcome, stream_request
+from bench.load.stream import Outcome, stream_request
 
 
 

@@ -1,6 +1,6 @@
-"""Step and ramp schedules (pure functions; ``bench/shapes.py`` wraps them for Locust).
+"""Step and ramp schedules (pure functions; ``bench/load/shapes.py`` wraps them for Locust).
 
-Used as ``locust -f locustfile.py,bench/shapes.py``.
+Used as ``locust -f locustfile.py,bench/load/shapes.py``.
 
 ``--steps "10:30s,20:30s,40:30s"`` holds each user count for its duration; ``--ramp`` moves
 between them linearly instead of in steps; ``--drain 10s`` ends with the last level's users kept

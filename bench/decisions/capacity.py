@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from bench.analysis import MIN_SAMPLES, model_summary
+from bench.analysis.summaries import MIN_SAMPLES, model_summary
 from bench.errors import InputError
 from bench.options import new_run_id
 from bench.runner import RunOptions, run as run_level
@@ -55,7 +55,7 @@ def parse_levels(text: str) -> list[float]:
 def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> list[dict]:
     from bench.servermetrics import summary as server_summary
 
-    from bench.runfolder import open_run
+    from bench.analysis.runfolder import open_run
 
     measured = open_run(run_dir, warmup).measured
     server = server_summary(run_dir, float(measured["t_wall_start"].min())) if len(measured) else None
@@ -326,7 +326,7 @@ def markdown(result: dict) -> str:
 
 
 def write_outputs(result: dict, levels: pd.DataFrame, out: Path, slos: list[Slo]) -> None:
-    from bench.charts import sweep_chart
+    from bench.analysis.charts import sweep_chart
 
     (out / "capacity.json").write_text(json.dumps(result, indent=2, default=float))
     md = markdown(result)
@@ -342,6 +342,6 @@ def write_outputs(result: dict, levels: pd.DataFrame, out: Path, slos: list[Slo]
 
 def _html(result: dict, svg: str) -> str:
     """The plan as a page: the same tables as capacity.md, as HTML tables, in the shared page shell."""
-    from bench.page import md_tables_to_html, render_page
+    from bench.analysis.page import md_tables_to_html, render_page
 
     return render_page("Capacity plan", f"<h1>Capacity plan</h1>{svg}{md_tables_to_html(markdown(result))}")

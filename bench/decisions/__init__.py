@@ -1,0 +1,1 @@
+"""Decisions from runs: the regression gate, model ranking, capacity planning, calibration, history, JUnit."""
