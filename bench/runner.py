@@ -32,7 +32,8 @@ from bench.secrets import redact, refuse_url_credentials, remember
 
 
 
-def _validate(o: RunOptions) -> tuple[float, list[str], object]:
+def _validate(o: RunOptions) -> tuple[float, list[str], object, object]:
+    """Everything checked before any target starts: (seconds, models, workload, route)."""
     if o.users < 1:
         raise InputError(f"--users must be at least 1, got {o.users}")
     if o.spawn_rate <= 0:
@@ -45,7 +46,7 @@ def _validate(o: RunOptions) -> tuple[float, list[str], object]:
         from bench.tokens import load_tokenizer
 
         counter = load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
-    _, models, _ = route_and_models(o, scenario)
+    route, models, _ = route_and_models(o, scenario)
     check_values(o)
     from bench.load.route import check_models
     from bench.workload.setup import workload_from
@@ -74,7 +75,7 @@ def _validate(o: RunOptions) -> tuple[float, list[str], object]:
     if o.host and not re.match(r"^https?://[^/\s]+", o.host):
         raise InputError(f"--host {o.host!r}: expected http(s)://host[:port]")
     refuse_url_credentials(o.host)
-    return seconds, models, workload
+    return seconds, models, workload, route
 
 
 def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str, pin: str | None = None) -> list[str]:
@@ -117,7 +118,7 @@ def run(o: RunOptions) -> Path:
     """Run a benchmark; return the run folder. Raises InputError before any load on bad input."""
     from bench.preflight import preflight
 
-    seconds, models, workload = _validate(o)
+    seconds, models, workload, route = _validate(o)
     run_id = o.run_id or new_run_id()
     run_dir = Path(o.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +149,6 @@ def run(o: RunOptions) -> Path:
             remember(secret)
             target_info = {"embedded": True, "url": host, "seed": o.target_seed, "faults": o.target_faults,
                            "profiles": o.target_profiles, "flavor": o.target_flavor}
-        route, _, _ = route_and_models(o, load_scenario(o.scenario))
         if not o.quiet:
             click.echo(f"preflight: {len(models)} model(s) on {host} ...", err=True)
         formats = preflight(host, models, route, creds, protocol=o.protocol, tls=tls, headers=parse_headers(o.header))

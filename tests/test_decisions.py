@@ -150,3 +150,15 @@ def test_headroom_leaves_that_share_spare():
     o = CapacityOptions(run=RunOptions(), levels=[27.0], population=70_020, conversations_per_user_hour=2.0, headroom=0.3)
     p = people({"m": {"capacity": 27.0}}, levels, o, turns=1, think_s=0.0, mode="closed")["m"]
     assert p["concurrent_conversations_needed"] == pytest.approx(38.9) and p["replicas"] == 3
+
+
+def test_calibrate_measures_this_machine_against_the_targets_stamps(tmp_path):
+    """One short level: the harness's TTFC against the target's own first-part stamps, and a verdict."""
+    r = bench("calibrate", "--streams", "6", "--level-duration", "9", "--out", str(tmp_path), timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cal = next(tmp_path.glob("calibration-*"))
+    result = json.loads((cal / "calibration.json").read_text())
+    level = result["levels"][0]
+    assert level["streams"] == 6 and level["requests"] > 0 and level["err_p99"] is not None
+    assert 0 <= level["err_p50"] < 5  # same host, same monotonic clock: the harness is within milliseconds of the truth
+    assert "verdict" in r.stdout + r.stderr and (cal / "calibration.md").is_file()

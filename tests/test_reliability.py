@@ -43,7 +43,8 @@ def test_faults_on_the_wire_are_classified_and_users_carry_on(tmp_path):
 def test_worker_killed_mid_run(target, tmp_path):
     out = tmp_path / "killed"
     cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "8", "-r", "8", "-t", "12s",
-           "--processes", "2", "--results-dir", str(out), "--auth", "jwt", "--only-summary"]
+           "--processes", "2", "--results-dir", str(out), "--auth", "jwt", "--only-summary",
+           "--scenario", str(DATA / "one-turn.yaml")]  # no think time: every user has a stream in flight at the kill
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=bench_env(), cwd=ROOT)
     time.sleep(6)
     workers = psutil.Process(p.pid).children()

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.launch import fixed_schedule_profile, locust_command, pinning, target_for_measuring
+from bench.analysis.page import num
 from bench.options import new_run_id
 from bench.analysis.results import environment_info, finalize_records
 
@@ -136,7 +137,7 @@ def calibrate(out: Path, streams: list[int], seconds: float, interval_ms: float,
 
 
 def _num(v: float | None, digits: int) -> str:
-    return "–" if v is None or v != v else f"{v:.{digits}f}"
+    return num(v, digits)
 
 
 def _chart(levels: list[Level], out: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from bench.analysis.page import num
+
 
 def _suite(name: str, cases: list[tuple[str, str, str | None, str]]) -> ET.Element:
     """cases: (classname, name, failure message or None, details)."""
@@ -31,7 +33,7 @@ def _write(root: ET.Element, path: Path) -> Path:
 
 
 def _num(v) -> str:
-    return "–" if v is None or v != v else f"{v:,.3f}"
+    return num(v, 3)
 
 
 def compare_junit(result: dict, path: Path) -> Path:

@@ -16,7 +16,8 @@ from locust.runners import MasterRunner, WorkerRunner
 from bench.load.collect import Collector
 from bench.errors import InputError
 from bench.options import add_arguments, new_run_id, settings_from
-from bench.load.user import Arrivals, ChatUser, load_state
+from bench.load.arrivals import Arrivals
+from bench.load.user import ChatUser, load_state
 
 __all__ = ["ChatUser"]
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from time import monotonic_ns, time
 
 import gevent
-from gevent.queue import Queue
+
+from bench.load.arrivals import Arrival, Schedule
 
 
 @dataclass
@@ -36,17 +37,14 @@ def rows_for_worker(rows, workers: int, index: int):
     return [r for r in rows if zlib.crc32(r.conversation.encode()) % workers == index]
 
 
-class TraceArrivals:
-    """The trace's schedule in this process; same interface as the rate-driven ``Arrivals``."""
+class TraceArrivals(Schedule):
+    """The trace's schedule in this process: each row due at its (scaled) time."""
 
     def __init__(self, settings, rows, speedup: float, on_finished=None) -> None:
-        self.s = settings
+        super().__init__(settings)
         self.rows = rows
         self.speedup = speedup
-        self.queue: Queue = Queue()
-        self.offered = 0
         self.completed = 0
-        self.greenlet = None
         self.convs: dict[str, ConversationState] = {}
         self.t0_ns: int | None = None
         self.t0_wall: float | None = None
@@ -54,20 +52,10 @@ class TraceArrivals:
         self.on_finished = on_finished
         self._finished = False
 
-    def start(self) -> None:
-        self.greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        if self.greenlet is not None:
-            self.greenlet.kill(block=False)
-            self.greenlet = None
-
     def state(self, conversation: str) -> ConversationState:
         return self.convs.setdefault(conversation, ConversationState())
 
     def _run(self) -> None:
-        from bench.load.user import Arrival
-
         s = self.s
         self.t0_ns, self.t0_wall = monotonic_ns(), time()
         for r in self.rows:
@@ -105,9 +93,7 @@ class TraceArrivals:
 
     def drain(self) -> list:
         """Rows due but never sent: queued for a free user, or waiting behind an unfinished turn."""
-        out = []
-        while not self.queue.empty():
-            out.append(self.queue.get_nowait())
+        out = super().drain()
         for st in self.convs.values():
             out.extend(st.waiting)
             st.waiting.clear()
