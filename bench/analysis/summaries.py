@@ -81,7 +81,8 @@ def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFram
         if c not in df:
             df[c] = np.nan
     if "t_wall_start" in df and "e2e_ms" in df:  # the wall stamp is taken before any connection is opened
-        df["t_wall_end"] = df["t_wall_start"] + (df["connect_ms"].fillna(0) + df["e2e_ms"].fillna(0)) / 1000.0
+        connect = df["connect_ms"].fillna(0) if "connect_ms" in df else 0.0
+        df["t_wall_end"] = df["t_wall_start"] + (connect + df["e2e_ms"].fillna(0)) / 1000.0
     return df
 
 

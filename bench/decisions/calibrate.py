@@ -23,7 +23,8 @@ import pandas as pd
 from bench.launch import fixed_schedule_profile, locust_command, pinning, target_for_measuring
 from bench.analysis.page import num
 from bench.options import new_run_id
-from bench.analysis.results import environment_info, finalize_records
+from bench.analysis.results import environment_info
+from bench.analysis.runfolder import open_run
 
 MODEL = "calib/model"
 SCENARIO = """name: calibration
@@ -70,11 +71,9 @@ def measure_level(url: str, streams: int, seconds: float, workdir: Path, env: di
                          "--start-jitter", "1.0", "--stop-timeout", "0", pin=pin)
     with open(workdir / f"level-{streams}.log", "w") as log:
         subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 120)
-    finalize_records(run_dir)
-    df = pd.read_parquet(run_dir / "requests.parquet", columns=["request_id", "t_start_ns", "t_wall_start", "ttfc_ms", "e2e_ms", "chunks", "error"])
+    run = open_run(run_dir, warmup=skip_s, columns=["request_id", "t_start_ns", "t_wall_start", "ttfc_ms", "e2e_ms", "chunks", "error"])
     col = json.loads((run_dir / "collector.json").read_text())
-    t0 = df["t_wall_start"].min()
-    df = df[(df["t_wall_start"] >= t0 + skip_s) & (df["error"] != "cancelled")]
+    df = run.measured[run.measured["error"] != "cancelled"]  # the ramp (skip_s) is the warm-up
     ok = df[df["error"].isna()]
     truth = _truth(url)
     j = ok.join(truth, on="request_id", how="inner")
@@ -87,7 +86,7 @@ def measure_level(url: str, streams: int, seconds: float, workdir: Path, env: di
     p = lambda s, q: float(np.percentile(s, q)) if len(s) else None  # noqa: E731
     from bench.analysis.timing import uncertainty
 
-    unc = uncertainty(run_dir, t0 + skip_s) or {}
+    unc = uncertainty(run_dir, float(run.records["t_wall_start"].min()) + skip_s) or {}
     return Level(lag_p50=unc.get("lag_p50_ms"), lag_p99=unc.get("lag_p99_ms"), uncertainty=unc.get("uncertainty_ms"),streams=streams, parts_per_s=float(ok["chunks"].sum() / window), requests_per_s=len(ok) / window,
                  cpu_p50=col.get("cpu_p50"), cpu_max=col.get("cpu_max"), err_p50=p(err, 50), err_p99=p(err, 99),
                  err_max=float(err.max()) if len(err) else None, span_err_p50=p(span_err, 50), span_err_p99=p(span_err, 99),
