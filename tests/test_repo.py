@@ -52,3 +52,21 @@ def test_no_module_imports_a_private_name_of_another():
             if m and any(name.strip().startswith("_") for name in m[2].strip("() ").split(",") if name.strip()):
                 bad.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
     assert not bad, bad
+
+
+def test_stages_import_one_way():
+    """Data flows load -> analysis -> decisions: no stage imports a later one (decisions read runs
+    through analysis; the report draws the model ranking from analysis/pairing.py, not decisions/)."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    later = {"load": ("bench.decisions",), "workload": ("bench.decisions", "bench.analysis.report"),
+             "analysis": ("bench.decisions",)}
+    bad = []
+    for stage, banned in later.items():
+        for path in (root / "bench" / stage).glob("*.py"):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                m = re.match(r"\s*(?:from|import) (bench[\w.]*)", line)
+                if m and m[1].startswith(banned):
+                    bad.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert not bad, bad

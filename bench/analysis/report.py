@@ -228,7 +228,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
         charts.insert(stems.index("ttfc_vs_prompt") + 1 if "ttfc_vs_prompt" in stems else len(charts), gap_chart)
     models_result = None
     if measured["model"].nunique() >= 2:
-        from bench.decisions.models import compare_frame
+        from bench.analysis.pairing import compare_frame
 
         models_result = compare_frame(measured)
         models_chart(models_result["ranking"], charts_dir)
