@@ -253,3 +253,19 @@ def test_workload_options_refused_before_load(tmp_path, args, needle):
     r = bench("run", "--out", str(tmp_path), "-t", "3s", "-q", *args, timeout=60)
     assert r.returncode == 2 and needle in r.stderr, r.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_plain_locust_trace_replay_ends_by_itself(target, tmp_path):
+    """No -t: the run stops once every row is answered; no warm-up is cut from a trace."""
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(json.dumps({"t": i * 0.1, "conversation_id": f"c{i % 5}", "prompt": f"q{i}"}) + "\n"
+                             for i in range(30)))
+    out = tmp_path / "plain"
+    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "10", "-r", "10", "--trace", str(trace),
+           "--results-dir", str(out), "--auth", "jwt", "--only-summary"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=bench_env(), cwd=ROOT)
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    meta = json.loads((out / "run.json").read_text())
+    df = pd.read_parquet(out / "requests.parquet")
+    assert sorted(df["trace_row"]) == list(range(1, 31)) and meta["warmup_s"] == 0.0
+    assert (df.groupby("conversation")["turn"].apply(lambda s: sorted(s) == list(range(len(s))))).all()

@@ -459,6 +459,8 @@ class Collector:
         given = getattr(opts, "warmup", None)
         if given is not None:
             return float(given), "--warmup"
+        if getattr(opts, "trace", ""):
+            return 0.0, "a trace replay: its clock starts once every user runs, so its first rows are the workload"
         users, rate = getattr(opts, "num_users", None), getattr(opts, "spawn_rate", None)
         if getattr(opts, "headless", False) and users and rate and self.env.shape_class is None:
             return default_warmup(ended - self.started, users / rate), f"ramp-up of -u {users} at -r {rate:g}/s, plus 1 s"
