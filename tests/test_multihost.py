@@ -126,6 +126,8 @@ def test_master_two_workers_and_a_target_on_separate_hosts(hosts, tmp_path):
     assert meta["records"] == len(df)
     # clock offsets estimated per worker (NTP-style) and recorded with their bound
     clocks = {w: v.get("clock") for w, v in meta["collector"]["workers"].items()}
+    print(f"records {len(df)} (worker_lost {len(lost)}), target received {len(received)}; clocks "  # pytest -s shows it
+          + "; ".join(f"{c['offset_s']:+.6f} s +- {c['uncertainty_s'] * 1000:.2f} ms" for c in clocks.values() if c))
     offsets = sorted(c["offset_s"] for c in clocks.values() if c)
     assert len(offsets) == 2, clocks
     assert abs(offsets[0]) < 0.05 and abs(offsets[1] - 5) < 0.05, clocks

@@ -207,3 +207,35 @@ def test_session_cookie_end_to_end(target, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(next(p for p in (tmp_path / "o").iterdir() if not p.is_symlink()) / "requests.parquet")
     assert len(df) > 0 and (df["error"].isna() | (df["error"] == "cancelled")).all()
+
+
+def test_load_drop_flags_only_a_fall_nobody_asked_for():
+    from bench.load.collect import load_drop
+
+    ramp = [(1, 4, 16, "spawning"), (2, 8, 16, "spawning"), (3, 16, 16, "running"), (4, 16, 16, "running")]
+    assert load_drop(ramp) is None  # users climbing to the target
+    steps = ramp + [(5, 8, 8, "running"), (6, 8, 8, "running"), (7, 16, 16, "running")]
+    assert load_drop(steps) is None  # a step shape (or the web UI) moved the target with the users
+    stopping = ramp + [(5, 0, 16, "stopping")]
+    assert load_drop(stopping) is None  # the end of the run
+    lost = ramp + [(5, 16, 16, "running"), (6, 8, 16, "running"), (7, 8, 16, "running"), (9, 8, 16, "running")]
+    msg = load_drop(lost)
+    assert msg and "from 16 to 8 users at 6 s" in msg and "reduced for 3 s" in msg
+
+
+def test_worker_clock_keeps_the_exchange_with_the_shortest_round_trip():
+    from bench.load.clock import WorkerClock, clock_warnings
+
+    c = WorkerClock()
+    assert c.best() is None and clock_warnings({"w": None})  # never answered: said, not assumed zero
+    c.add(100.0, 105.2, 100.4)  # 400 ms round trip: offset 5.0 +- 0.2
+    c.add(200.0, 205.0005, 200.001)  # 1 ms round trip: offset 5.0000 +- 0.0005
+    offset, rtt = c.best()
+    assert offset == pytest.approx(5.0, abs=1e-6) and rtt == pytest.approx(0.001)
+    s = c.summary()
+    assert s["uncertainty_s"] == pytest.approx(0.0005) and s["exchanges"] == 2
+    warnings = clock_warnings({"w": s})
+    assert len(warnings) == 1 and "+5.000 s off" in warnings[0]  # far off, but known precisely
+    slow = WorkerClock()
+    slow.add(0.0, 0.1, 0.2)
+    assert any("only to" in w for w in clock_warnings({"w": slow.summary()}))  # 100 ms of uncertainty is said

@@ -269,3 +269,64 @@ def test_plain_locust_trace_replay_ends_by_itself(target, tmp_path):
     df = pd.read_parquet(out / "requests.parquet")
     assert sorted(df["trace_row"]) == list(range(1, 31)) and meta["warmup_s"] == 0.0
     assert (df.groupby("conversation")["turn"].apply(lambda s: sorted(s) == list(range(len(s))))).all()
+
+
+def _trace(path: Path, n: int, gap: float, convs: int) -> Path:
+    path.write_text("".join(json.dumps({"t": round(i * gap, 3), "conversation_id": f"c{i % convs}", "prompt": f"Question {i}."})
+                            + "\n" for i in range(n)))
+    return path
+
+
+def test_trace_cut_short_records_every_due_row(tmp_path):
+    """Two users for 30 one-second streams due within 3 s: the run ends with rows queued for a user
+    (not_sent) and streams in flight (cancelled); every row that came due is a record, once."""
+    trace = _trace(tmp_path / "t.jsonl", 30, 0.1, 30)
+    r = bench("run", "--trace", str(trace), "--out", str(tmp_path / "out"), "--target-profiles", str(ROOT / "tests" / "data" /
+              "slow-profiles.yaml"), "-t", "4s", "-u", "2", "-r", "2", "-q", "--no-report")
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet")
+    assert sorted(df["trace_row"]) == list(range(1, 31))  # all due before the end, none twice
+    errors = df["error"].value_counts()
+    assert errors.get("not_sent", 0) > 10 and errors.get("cancelled", 0) >= 1, errors
+    sent = df[df["error"] != "not_sent"]
+    assert (sent["intended_delay_ms"] >= 0).all() and sent["intended_delay_ms"].max() > 500  # the queueing shows
+
+
+def test_trace_where_every_request_fails_still_replays_and_reports(tmp_path):
+    trace = _trace(tmp_path / "t.jsonl", 12, 0.05, 3)  # three conversations of four turns
+    # every stream stalls after its third part (the preflight, which needs only the first, passes)
+    r = bench("run", "--trace", str(trace), "--out", str(tmp_path / "out"), "--target-profiles", FAST,
+              "--target-faults", "stall=1.0:3", "--stall-timeout", "0.3", "-u", "4", "-r", "4", "-q")
+    run = only_run(tmp_path / "out")
+    df = pd.read_parquet(run / "requests.parquet")
+    assert sorted(df["trace_row"]) == list(range(1, 13)) and (df["error"] == "stall").all()
+    assert (df.groupby("conversation")["turn"].nunique() == 4).all()  # a failed turn does not end its conversation
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ok_requests"] == 0 and (run / "report.html").is_file(), r.stderr[-2000:]
+
+
+def test_trace_history_token_counts_grow_by_what_was_sent_and_streamed(tmp_path):
+    """With --tokenizer: each turn's prompt tokens = the previous turn's + its reply's + this message's."""
+    from bench.tokens import load_tokenizer
+    from test_stream import word_tokenizer
+
+    tok = word_tokenizer(tmp_path)
+    count = load_tokenizer(str(tok))
+    trace = _trace(tmp_path / "t.jsonl", 8, 0.3, 2)
+    r = bench("run", "--trace", str(trace), "--tokenizer", str(tok), "--out", str(tmp_path / "out"), "--target-profiles", FAST,
+              "-u", "2", "-r", "2", "-q", "--no-report")
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet").sort_values(["conversation", "turn"])
+    assert df["error"].isna().all() and (df["token_source"] == "tokenizer:words").all()
+    for _, g in df.groupby("conversation"):
+        rows = g.to_dict("records")
+        assert rows[0]["prompt_tokens"] == count(f"Question {rows[0]['trace_row'] - 1}.")
+        for prev, cur in zip(rows, rows[1:]):
+            expected = prev["prompt_tokens"] + prev["output_tokens"] + count(f"Question {cur['trace_row'] - 1}.")
+            assert cur["prompt_tokens"] == expected
+
+
+def test_import_that_keeps_nothing_says_why(tmp_path):
+    with pytest.raises(InputError) as e:
+        import_conversations(SAMPLE, "auto", ImportFilters(min_turns=9))
+    assert "no conversation was kept" in str(e.value) and "fewer than 9 user turns" in str(e.value)

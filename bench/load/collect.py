@@ -26,6 +26,7 @@ import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.load.clock import WorkerClock, clock_warnings, wall
+from bench.records import IDX, Spool, lost_row, not_sent_row, start_notice
 from bench.analysis.timing import TIMING_FILE
 
 FLUSH_INTERVAL = 1.0
@@ -88,6 +89,22 @@ class KernelTimer:
         return max(0, now - (self.t0 + (self.count - 1) * self.period))
 
 
+def load_drop(series: list[tuple[float, int, int, str]], share: float = LOAD_DROP) -> str | None:
+    """A fall in running users that nobody asked for: Locust's target unchanged, users down by more
+    than ``share`` between two samples (a lost worker's users are not moved to the others). A ramp,
+    a step shape or a web-UI change moves the target with the users and is not flagged."""
+    running = [x for x in series if x[3] in ("running", "spawning")]
+    for prev, cur in zip(running, running[1:]):
+        if cur[2] == prev[2] and cur[1] < share * prev[1]:
+            t_drop, before, target = cur[0], prev[1], cur[2]
+            after = [x for x in running if x[0] >= t_drop and x[2] == target]
+            low, end = min(x[1] for x in after), after[-1][0]
+            return (f"load fell from {before} to {low} users at {t_drop:.0f} s into the run (a worker lost? Locust does not "
+                    f"move its users to the others) and stayed reduced for {end - t_drop:.0f} s; the headline numbers "
+                    "include that period of reduced load")
+    return None
+
+
 class Collector:
     """One per process. ``add`` is all the measuring greenlets call."""
 
@@ -115,7 +132,7 @@ class Collector:
         self._starts_flush = None
         self.inflight: dict[str, dict] = {}  # master: per worker, started requests not yet reported as rows
         self.clocks: dict[str, WorkerClock] = {}  # master: per worker, clock exchanges
-        self.users_over_time: list[tuple[float, int, str]] = []  # (seconds since start, users, runner state)
+        self.users_over_time: list[tuple[float, int, int, str]] = []  # (seconds since start, users, target users, state)
         self.lost = 0
         self.meta: dict = {}
         from bench.load.live import LiveStats
@@ -134,8 +151,6 @@ class Collector:
             runner.register_message("bench_flush", self._on_flush_request, concurrent=True)
             runner.register_message("bench_clock", self._on_clock_ping, concurrent=True)
         else:
-            from bench.records import Spool
-
             self.spool = Spool(self.run_dir / "records.spool")
             self.timing = open(self.run_dir / TIMING_FILE, "a")
         if self.is_master:
@@ -154,8 +169,6 @@ class Collector:
     def count_sent(self, ctx=None) -> None:
         self.sent += 1
         if self.is_worker and ctx is not None:
-            from bench.records import start_notice
-
             self.starts.append(start_notice(ctx))
             if self._starts_flush is None:  # runs when this greenlet next waits: right after the request is written
                 self._starts_flush = gevent.spawn(self._send_starts)
@@ -265,15 +278,14 @@ class Collector:
                     self._write([])  # retry what a full disk kept back
                 if not self.is_worker:
                     runner = self.env.runner
-                    self.users_over_time.append((round(time.time() - self.started, 2), int(runner.user_count), str(runner.state)))
+                    self.users_over_time.append((round(time.time() - self.started, 2), int(runner.user_count),
+                                                 int(getattr(runner, "target_user_count", 0) or 0), str(runner.state)))
                     self._progress()
             except Exception as exc:  # a flush problem must never kill the flusher
                 self.warnings.append(f"record flush failed: {exc!r}")
 
     def _not_sent_rows(self) -> list[list]:
         """Open loop: every arrival still queued at the end becomes a record of its own."""
-        from bench.records import not_sent_row
-
         if self.arrivals is None:
             return []
         self.arrivals.stop()
@@ -355,8 +367,6 @@ class Collector:
 
     # --- collecting side ---------------------------------------------------------------------
     def _on_records(self, environment, msg, **kw) -> None:
-        from bench.records import IDX
-
         data = msg.data
         off = self._offset(data["w"])
         t_i, id_i = IDX["t_wall_start"], IDX["request_id"]
@@ -470,8 +480,6 @@ class Collector:
 
     def _write_lost(self) -> None:
         """Master: a record for every request a worker started and never reported (it died meanwhile)."""
-        from bench.records import lost_row
-
         meta_run = self.meta.get("run_id") or self.run_dir.name
         for wid, w in self.workers.items():
             if w["final"]:
@@ -484,22 +492,6 @@ class Collector:
                     self.live.add(row)
                 w["lost"] = w.get("lost", 0) + len(rows)
                 self.lost += len(rows)
-
-    def _load_drop(self) -> str | None:
-        """A fall in running users mid-run (a lost worker's users are not moved to the others)."""
-        series = [(t, u) for t, u, state in self.users_over_time if state in ("running", "spawning")]
-        if not series:
-            return None
-        peak_at = max(range(len(series)), key=lambda i: series[i][1])
-        peak = series[peak_at][1]
-        after = [(t, u) for t, u in series[peak_at:] if u < LOAD_DROP * peak]
-        if not peak or not after:
-            return None
-        t_drop, low = after[0][0], min(u for _, u in after)
-        end = series[-1][0]
-        return (f"load fell from {peak} to {low} users at {t_drop:.0f} s into the run (a worker lost? Locust does not move "
-                f"its users to the others) and stayed reduced for {end - t_drop:.0f} s; the headline numbers include that "
-                "period of reduced load")
 
     def write_summary(self) -> None:
         ended = time.time()
@@ -521,14 +513,14 @@ class Collector:
                                      f"{w.get('lost', 0)} requests it had in flight recorded as worker_lost"
                                      + (f", {missing} unaccounted for" if missing else ""))
         self.warnings.extend(clock_warnings(clocks))
-        drop = self._load_drop()
+        drop = load_drop(self.users_over_time)
         if drop:
             self.warnings.append(drop)
         self.warnings = list(dict.fromkeys(self.warnings))
         _write_json(self.run_dir / "collector.json", {
             "records": sum(w["received"] + w.get("lost", 0) for w in self.workers.values()),
             "worker_lost": self.lost,
-            "users_over_time": [[t, u] for t, u, _ in self.users_over_time],
+            "users_over_time": [[t, u] for t, u, _, _ in self.users_over_time],
             "sent": sum(w["sent"] for w in self.workers.values()),
             "offered": (sum(w.get("offered") or 0 for w in self.workers.values())
                         if any(w.get("offered") is not None for w in self.workers.values()) else None),

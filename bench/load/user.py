@@ -150,17 +150,20 @@ class ChatUser(User):
         s, row, replay = self.s, a.row, self.state.arrivals
         st = replay.state(row.conversation)
         try:
+            count = s.count_tokens
             if row.messages is not None:  # a logged request, sent exactly as it was
                 history = [dict(m) for m in row.messages]
+                tokens = [count(m["content"]) for m in history] if count is not None else []
             else:
                 text = row.prompt if row.prompt is not None else s.workload.maker.prompt(row.input_tokens, row.row)
                 history = st.history + [{"role": "user", "content": text}]
-            tokens = ([self._count(m["content"]) if m["role"] == "user" else s.count_tokens(m["content"]) for m in history]
-                      if s.count_tokens is not None else [])
-            reply, _, _ = self._send(a.model, history, tokens, row.conversation, "trace", st.conv_id, row.turn, a.due,
-                                     row.input_tokens, row.output_tokens, row.row)
-            if row.messages is None:
-                st.history = history + [{"role": "assistant", "content": reply}] if reply else history[:-1]
+                tokens = st.tokens + [self._count(text)] if count is not None else []  # earlier turns counted once
+            reply, reply_tokens, _ = self._send(a.model, history, tokens, row.conversation, "trace", st.conv_id, row.turn,
+                                                a.due, row.input_tokens, row.output_tokens, row.row)
+            if row.messages is None and reply:
+                st.history = history + [{"role": "assistant", "content": reply}]
+                if count is not None:
+                    st.tokens = tokens + [reply_tokens if reply_tokens is not None else count(reply)]
         finally:
             replay.done(row.conversation)  # releases the conversation's next turn, also when this one was cut off
 

@@ -26,6 +26,7 @@ from bench.load.arrivals import Arrival, Schedule
 class ConversationState:
     conv_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     history: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)  # each history message's token count (with --tokenizer), kept as it grows
     busy: bool = False
     waiting: deque = field(default_factory=deque)
 
@@ -57,13 +58,15 @@ class TraceArrivals(Schedule):
 
     def _run(self) -> None:
         s = self.s
+        # models drawn before the clock starts: nothing but sleeping and queueing between arrivals
+        models = [r.model or random.Random(f"{s.seed}:trace-model:{r.row}").choices(s.models, weights=s.model_weights)[0]
+                  for r in self.rows]
         self.t0_ns, self.t0_wall = monotonic_ns(), time()
-        for r in self.rows:
+        for r, model in zip(self.rows, models):
             due = self.t0_ns + int(r.t / self.speedup * 1e9)
             delay = (due - monotonic_ns()) / 1e9
             if delay > 0:
                 gevent.sleep(delay)
-            model = r.model or random.Random(f"{s.seed}:trace-model:{r.row}").choices(s.models, weights=s.model_weights)[0]
             self.offered += 1
             a = Arrival(due, self.offered, None, model, row=r)
             st = self.state(r.conversation)
