@@ -210,7 +210,7 @@ def test_session_cookie_end_to_end(target, tmp_path):
 
 
 def test_load_drop_flags_only_a_fall_nobody_asked_for():
-    from bench.load.collect import load_drop
+    from bench.load.drop import load_drop
 
     ramp = [(1, 4, 16, "spawning"), (2, 8, 16, "spawning"), (3, 16, 16, "running"), (4, 16, 16, "running")]
     assert load_drop(ramp) is None  # users climbing to the target

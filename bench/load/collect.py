@@ -26,6 +26,7 @@ import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.load.clock import WorkerClock, clock_warnings, wall
+from bench.load.drop import load_drop
 from bench.records import IDX, Spool, lost_row, not_sent_row, start_notice
 from bench.analysis.timing import TIMING_FILE
 
@@ -34,7 +35,6 @@ FINAL_WAIT = 20.0
 LAG_PERIOD = 0.01  # the scheduling-lag probe wakes this often (100 wake-ups/s: nothing next to thousands of parts/s)
 WRITE_GIVE_UP = 10.0  # seconds the spool may stay unwritable before the run is stopped
 CLOCK_EVERY = 5.0  # seconds between clock exchanges with each worker (plus a burst at the start)
-LOAD_DROP = 0.9  # users falling below this share of their peak mid-run is flagged
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -87,22 +87,6 @@ class KernelTimer:
         now = monotonic_ns()
         self.count += n
         return max(0, now - (self.t0 + (self.count - 1) * self.period))
-
-
-def load_drop(series: list[tuple[float, int, int, str]], share: float = LOAD_DROP) -> str | None:
-    """A fall in running users that nobody asked for: Locust's target unchanged, users down by more
-    than ``share`` between two samples (a lost worker's users are not moved to the others). A ramp,
-    a step shape or a web-UI change moves the target with the users and is not flagged."""
-    running = [x for x in series if x[3] in ("running", "spawning")]
-    for prev, cur in zip(running, running[1:]):
-        if cur[2] == prev[2] and cur[1] < share * prev[1]:
-            t_drop, before, target = cur[0], prev[1], cur[2]
-            after = [x for x in running if x[0] >= t_drop and x[2] == target]
-            low, end = min(x[1] for x in after), after[-1][0]
-            return (f"load fell from {before} to {low} users at {t_drop:.0f} s into the run (a worker lost? Locust does not "
-                    f"move its users to the others) and stayed reduced for {end - t_drop:.0f} s; the headline numbers "
-                    "include that period of reduced load")
-    return None
 
 
 class Collector:
