@@ -118,13 +118,23 @@ def report(run_dir, warmup) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for compare.md/json/html (default: CANDIDATE/compare).")
 @click.option("--warmup", default=None, type=float, help="Seconds excluded from both runs (default: each run's own).")
 @click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Also write the verdicts as JUnit XML (one test case per model and metric).")
-def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit) -> None:
+@click.option("--undecided", "undecided", type=click.Choice(["exit3", "pass", "fail"]), default="exit3", show_default=True,
+              help="What an undecided gate exits with: 3 (default), 0 (pass: the old behaviour) or 1 (fail).")
+def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit, undecided) -> None:
     """Latency regression gate: compare a candidate run with a baseline run.
 
-    Per model and metric: percentiles, the difference with a 95% bootstrap interval, a
-    Mann-Whitney test, and a verdict. Exit 0: no regression; 1: a metric regressed beyond its
-    tolerance with statistical significance; 2: the runs cannot be compared (other scenario or
-    models, too few samples).
+    Per model and metric: the statistic, a distribution-free 95% interval of its change and a
+    verdict: regression (the interval excludes 0 and the change is beyond the tolerance),
+    equivalent (the whole interval is below the tolerance), improvement, or undecided (the
+    samples cannot tell; the row says how much longer a run would need). An undecided row is
+    never a pass.
+
+    \b
+    Exit codes:
+      0  every row equivalent or improved
+      1  a regression
+      2  the runs cannot be compared (other scenario or models, too few samples)
+      3  undecided: nothing regressed, but some rows could not be decided (--undecided pass|fail)
 
     \b
     Example (CI):
@@ -133,7 +143,7 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit)
     """
     from pathlib import Path
 
-    from bench.decisions.compare import NotComparable, compare_runs, load_tolerances, markdown, measured_runs, write_outputs
+    from bench.decisions.compare import NotComparable, compare_runs, exit_code, load_tolerances, markdown, measured_runs, write_outputs
 
     tols = load_tolerances(list(tolerances), tolerance_file)
     try:
@@ -149,7 +159,7 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit)
         from bench.decisions.junit import compare_junit
 
         click.echo(f"junit: {compare_junit(result, Path(junit))}")
-    sys.exit(1 if result["regressions"] else 0)
+    sys.exit(exit_code(result, undecided))
 
 
 @main.command(context_settings={"max_content_width": 100})

@@ -1,34 +1,63 @@
-"""The regression gate's statistics: the computed bootstrap of a percentile is the bootstrap."""
+"""The gate's intervals: exact where they claim to be, with the coverage they claim."""
 
 from __future__ import annotations
 
-import itertools
+import math
 
 import numpy as np
 import pytest
 
-from bench.decisions import compare
+from bench.decisions import intervals as iv
 
 
-def test_order_statistic_distribution_equals_enumerating_every_resample():
-    v = np.array([3.0, 7.0, 7.5, 11.0, 20.0])
-    m = v.size
-    for q in (0, 50, 90, 100):
-        k = int(round(q / 100 * (m - 1)))
-        every = [np.sort(v[list(idx)])[k] for idx in itertools.product(range(m), repeat=m)]  # all 5^5 resamples
-        values, counts = np.unique(every, return_counts=True)
-        draws = compare.order_stat_draws(v, q, 200_000, np.random.default_rng(0))
-        for x, c in zip(values, counts):
-            assert np.mean(draws == x) == pytest.approx(c / len(every), abs=0.005), (q, x)
+def test_a_p99_upper_bound_exists_from_367_samples_and_not_before():
+    """1 - 0.99^n >= 0.975 first holds at n = 368: below that the sample's maximum is not a 97.5 % bound."""
+    x = np.arange(1, 368, dtype=float)
+    assert math.isinf(iv.quantile_interval(x, 99).high)
+    assert math.isfinite(iv.quantile_interval(np.arange(1, 369, dtype=float), 99).high)
+    assert math.isfinite(iv.quantile_interval(x, 99).low)  # a lower bound exists far earlier
+    assert math.isinf(iv.quantile_interval(np.arange(1, 72, dtype=float), 95).high)
+    assert math.isfinite(iv.quantile_interval(np.arange(1, 74, dtype=float), 95).high)
 
 
-@pytest.mark.parametrize("stat", ["p50", "p95", "p99"])
-def test_computed_interval_matches_resampling(stat, monkeypatch):
-    rng = np.random.default_rng(1)
-    a, b = rng.lognormal(5.0, 0.5, 4000), rng.lognormal(5.05, 0.5, 4000)
-    exact = compare.bootstrap_diff(a, b, stat, seed=3)
-    monkeypatch.setattr(compare, "EXACT_FROM", 10**9)  # force the resampling path on the same data
-    resampled = compare.bootstrap_diff(a, b, stat, n=3000, seed=3)
-    width = resampled[1] - resampled[0]
-    assert exact[0] == pytest.approx(resampled[0], abs=0.15 * width)
-    assert exact[1] == pytest.approx(resampled[1], abs=0.15 * width)
+@pytest.mark.parametrize("n,q", [(50, 50), (400, 99), (120, 90), (2000, 95)])
+def test_one_percentile_covers_at_least_95_percent(n, q):
+    """2,000 samples of n from a known distribution: the interval holds the true percentile >= 95 % of the time."""
+    rng = np.random.default_rng(n + q)
+    true = -math.log(1 - q / 100)  # exponential(1)
+    hits = 0
+    for _ in range(2000):
+        i = iv.quantile_interval(rng.exponential(1.0, n), q)
+        hits += i.low <= true <= i.high
+    assert hits / 2000 >= 0.94, hits  # nominal 0.95; the binomial interval is conservative (discrete ranks)
+
+
+def test_difference_of_two_percentiles_covers_the_true_difference():
+    rng = np.random.default_rng(7)
+    q99 = lambda s: math.exp(2.3263 * s)  # noqa: E731  lognormal(0, s)
+    hits = 0
+    for _ in range(1000):
+        a = iv.quantile_interval(rng.lognormal(0, 0.5, 1500), 99)
+        b = iv.quantile_interval(rng.lognormal(0, 0.6, 1500), 99)
+        _, lo, hi = iv.mover(a, b)
+        hits += lo <= q99(0.6) - q99(0.5) <= hi
+    assert hits / 1000 >= 0.93, hits
+
+
+def test_wilson_interval_of_zero_errors_is_not_zero():
+    """0 errors in 100 requests: the error rate is below ~3.7 % (95 %), not exactly 0 (the old normal interval)."""
+    i = iv.proportion_interval(0, 100)
+    assert i.low == 0 and 0.03 < i.high < 0.04
+
+
+def test_design_effect_of_independent_and_of_clustered_samples():
+    rng = np.random.default_rng(3)
+    hit = rng.random(10_000) < 0.3
+    assert iv.design_effect(hit, np.arange(10_000) // 50) == pytest.approx(1.0, abs=0.3)
+    same = np.repeat(rng.random(200) < 0.3, 50)  # every member of a cluster alike: 50 samples worth one
+    assert iv.design_effect(same, np.arange(10_000) // 50) == pytest.approx(50, rel=0.1)
+    assert iv.design_effect(hit, np.zeros(10_000)) == 1.0  # one cluster: nothing to estimate, treated as independent
+
+
+def test_alpha_spent_over_any_number_of_looks_sums_to_alpha():
+    assert sum(iv.spending_alpha(k) for k in range(1, 100_000)) == pytest.approx(iv.ALPHA, rel=1e-4)

@@ -156,18 +156,19 @@ def summarize(path: Path, starts: np.ndarray, lengths: np.ndarray, labels: np.nd
 
 
 def sample(path: Path, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray, k: int, seed: int = 0,
-           chunk: int = CHUNK) -> np.ndarray:
+           chunk: int = CHUNK, owners: bool = False):
     """A uniform sample of ``k`` of the given rows' gaps (all of them if fewer), uint32 microseconds.
 
     For the rank test and bootstrap of ``bench compare``, which need samples, not all 10^8 gaps;
-    read in chunks, so memory stays at the sample's size whatever the run's.
+    read in chunks, so memory stays at the sample's size whatever the run's. ``owners``: also
+    return, per gap, which of the (sorted) rows it belongs to: its cluster.
     """
     rows = np.sort(np.asarray(rows, dtype=np.int64))
     lens = np.asarray(lengths, dtype=np.int64)[rows]
     total = int(lens.sum())
     path = Path(path)
     if total == 0 or not path.is_file():
-        return np.empty(0, np.uint32)
+        return (np.empty(0, np.uint32), np.empty(0, np.int64)) if owners else np.empty(0, np.uint32)
     picks = np.arange(total) if total <= k else np.sort(np.random.default_rng(seed).choice(total, k, replace=False))
     cum = np.cumsum(lens)
     owner = np.searchsorted(cum, picks, side="right")
@@ -185,7 +186,7 @@ def sample(path: Path, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray
                 raise ValueError(f"{path}: ends before the gaps of its records (truncated file?)")
             out[i:j] = span[where[i:j] - first]
             i = j
-    return out
+    return (out, owner) if owners else out
 
 
 def arrival_histogram(path: Path, starts: np.ndarray, lengths: np.ndarray, t_first: np.ndarray, span: np.ndarray,

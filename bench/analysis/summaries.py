@@ -53,9 +53,10 @@ class GapStore:
             labels[rows] = g
         return summarize(self.path, self.starts, self.lengths, labels, len(groups))
 
-    def sample(self, rows: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-        """A uniform sample of k of these rows' gaps (uint32 us; all of them if fewer)."""
-        return sample(self.path, self.starts, self.lengths, rows, k, seed)
+    def sample(self, rows: np.ndarray, k: int, seed: int = 0, owners: bool = False):
+        """A uniform sample of k of these rows' gaps (uint32 us; all of them if fewer); ``owners``:
+        with the index (into sorted ``rows``) of the row each gap belongs to."""
+        return sample(self.path, self.starts, self.lengths, rows, k, seed, owners=owners)
 
 
 def load_records(run_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -1,12 +1,21 @@
-"""``bench compare BASELINE CANDIDATE``: the latency regression gate.
+"""``bench compare BASELINE CANDIDATE``: the latency regression gate, with four outcomes.
 
-For every model and metric: baseline and candidate percentiles, the difference with a bootstrap
-confidence interval of *that statistic*, and a Mann-Whitney rank test as extra information. A
-row is a regression when its interval excludes zero (the change is real) and its point estimate
-is beyond the tolerance (the change matters). The rank test is not part of the verdict: it asks
-whether the whole distribution moved, and a tail that doubles while the median stays put moves
-it too little to notice (``benchmarks/gate_power.py`` measures how often each rule catches what).
-Exit codes: 0 no regression, 1 regression, 2 the runs cannot be compared.
+For every model and metric: baseline and candidate statistics and a distribution-free 95 %
+interval of their difference (``bench.decisions.intervals``: order statistics for percentiles,
+Newcombe for error rates, MOVER to combine, clusters counted by their effective number). Each
+row is one of
+
+- ``regression``: the interval of the worsening lies beyond 0 and its point estimate beyond the tolerance;
+- ``equivalent``: the whole interval lies below the tolerance ("no regression larger than +10 % p95, at 95 %");
+- ``improvement``: the whole interval lies on the better side of 0;
+- ``undecided``: anything else, with the reason and how much longer a run would need to decide it.
+
+The old rule judged p99 only from 2,000 samples and called the rest "no regression"; an undecided
+row is never a pass. A Mann-Whitney rank test is shown for information only: a tail that doubles
+while the median stays put moves it too little to notice.
+
+Exit codes: 0 every row equivalent or improved, 1 a regression, 3 undecided and nothing regressed
+(``--undecided pass|fail`` maps it to 0 or 1), 2 the runs cannot be compared.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, live_rows, metric_samples
+from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, live_rows
+from bench.decisions import intervals as iv
+from bench.metrics import FIRST_PART
 from bench.errors import InputError
 from bench.analysis.results import read_run_json
 
@@ -89,73 +100,118 @@ class Row:
     rel_diff: float | None
     p_value: float | None
     tolerance: str
-    verdict: str
+    verdict: str  # one of VERDICTS
     n_base: int
     n_cand: int
+    reason: str = ""  # why undecided, or the bound an equivalence was shown at
+    allowed: float | None = None  # the tolerance as an absolute worsening (ms, tok/s or a fraction)
+    n_eff_base: float | None = None  # effective samples after clustering (gaps of a stream, turns of a conversation)
+    n_eff_cand: float | None = None
+    more_requests: int | None = None  # undecided: more requests a model the candidate would need (80 % power)
+    more_s: float | None = None  # ... and the run time that takes at the candidate's request rate
+
+
+VERDICTS = ("regression", "improvement", "equivalent", "undecided")
+EXIT = {"ok": 0, "regression": 1, "not comparable": 2, "undecided": 3}
 
 
 def _stat(v: np.ndarray, stat: str) -> float:
     return float(np.mean(v)) if stat == "mean" else float(np.percentile(v, float(stat[1:])))
 
 
-EXACT_FROM = 2000  # samples from which a percentile's bootstrap distribution is computed, not resampled
-EXACT_DRAWS = 20_000  # draws from each computed distribution: cheap, so 20x the resampling path's
+@dataclass(frozen=True)
+class Sample:
+    """One side of a row: raw values, and the clusterings they may be correlated within."""
+    values: np.ndarray
+    clusters: tuple[np.ndarray, ...] = ()
+    point: float | None = None  # the exact statistic when ``values`` is a subset (pooled gaps)
+    requests: int = 0  # requests behind the values (for the plan: values per request)
 
 
-def order_stat_draws(v: np.ndarray, q: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` draws from the bootstrap distribution of v's q-th percentile, without resampling.
-
-    The k-th smallest of a resample of m values is <= the j-th smallest of v exactly when at least
-    k+1 of the m draws land at or below it: P = BinomialSF(k, m, (j+1)/m). Inverting that CDF
-    costs one sort instead of n resamples of m values (a minute for two runs of 10^6 records),
-    and carries no resampling noise. k is the percentile's rank rounded to the nearest order
-    statistic; from EXACT_FROM samples up the interpolation's share of the interval is negligible.
-    """
-    x = np.sort(v)
-    m = x.size
-    k = int(round(q / 100 * (m - 1)))
-    cdf = sst.binom.sf(k, m, np.arange(1, m + 1) / m)
-    return x[np.minimum(np.searchsorted(cdf, rng.random(n)), m - 1)]
-
-
-def bootstrap_diff(a: np.ndarray, b: np.ndarray, stat: str, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of stat(b) - stat(a), each run resampled independently."""
-    rng = np.random.default_rng(seed)
-    q = None if stat == "mean" else float(stat[1:])
-    if q is not None and min(a.size, b.size) >= EXACT_FROM:
-        d = order_stat_draws(b, q, EXACT_DRAWS, rng) - order_stat_draws(a, q, EXACT_DRAWS, rng)
-        return float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
-    a, b = _cap(a, seed), _cap(b, seed + 1)
-    # resample in blocks to bound memory on large runs
-    diffs = []
-    for _ in range(0, n, 100):
-        ia = rng.integers(0, a.size, size=(100, a.size))
-        ib = rng.integers(0, b.size, size=(100, b.size))
-        if q is None:
-            d = b[ib].mean(axis=1) - a[ia].mean(axis=1)
-        else:
-            d = np.percentile(b[ib], q, axis=1) - np.percentile(a[ia], q, axis=1)
-        diffs.append(d)
-    d = np.concatenate(diffs)
-    return float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+def interval(s: Sample, stat: str, alpha: float = iv.ALPHA) -> iv.Interval:
+    """The statistic's distribution-free interval, with the most pessimistic of the clusterings."""
+    if stat == "mean":
+        cands = [iv.mean_interval(s.values, c, alpha) for c in (s.clusters or (None,))]
+        return min(cands, key=lambda x: x.n_eff)
+    q = float(stat[1:])
+    xs = np.sort(s.values)
+    best = None
+    for c in (s.clusters or (None,)):
+        one = iv.quantile_interval(s.values, q, c, alpha, point=s.point, xs=xs)
+        if best is None or one.n_eff < best.n_eff:
+            best = one
+    assert best is not None
+    return best
 
 
-MAX_TEST_SAMPLES = 50_000  # rank test and mean bootstrap on a random subsample past this; percentiles use all
+def _verdict(tol: Tolerance, base: float, diff: float, lo: float, hi: float) -> tuple[str, str, float]:
+    """(verdict, reason, allowed worsening). ``regression``: the worsening's interval lies beyond 0
+    and its point estimate beyond the tolerance; ``equivalent``: the whole interval lies below the
+    tolerance (TOST-style: no regression larger than it, at 95 %); ``improvement``: the whole
+    interval is on the better side of 0; ``undecided``: anything else, never counted as a pass."""
+    lower_better = tol.metric in LOWER_IS_BETTER
+    worse = diff if lower_better else -diff
+    worse_lo, worse_hi = (lo, hi) if lower_better else (-hi, -lo)  # bounds of the worsening
+    allowed = tol.value * abs(base) if tol.unit == "%" else tol.value
+    if worse_lo > 0 and worse > allowed:
+        return "regression", f"worse by at least {_f(worse_lo)} (95 %), beyond the tolerance {_f(allowed)}", allowed
+    if worse_hi < 0:
+        return "improvement", f"better by at least {_f(-worse_hi)} (95 %)", allowed
+    if worse_hi < allowed:
+        return "equivalent", f"no worsening larger than {_f(worse_hi)} (95 %; tolerance {_f(allowed)})", allowed
+    if not math.isfinite(worse_hi) or not math.isfinite(worse_lo):
+        return "undecided", "too few samples for a bound on this statistic", allowed
+    if worse_lo > 0:
+        return "undecided", f"worse (at least {_f(worse_lo)}), but the interval reaches past the tolerance {_f(allowed)}", allowed
+    return "undecided", f"the interval [{_f(worse_lo)}, {_f(worse_hi)}] straddles the tolerance {_f(allowed)}", allowed
 
 
-def _gaps(run: pd.DataFrame, seed: int) -> dict[str, tuple[dict, np.ndarray]]:
-    """Per model: exact pooled gap stats (ms) of the successful requests, and a uniform sample of the gaps for the tests.
+def judge(a: np.ndarray | Sample, b: np.ndarray | Sample, tol: Tolerance, seed: int = 0,
+          alpha: float = iv.ALPHA) -> tuple[float, float, float, float, float, str]:
+    """One row of the gate from raw samples: (baseline, candidate, low, high, rank-test p, verdict)."""
+    j = judge_row(a if isinstance(a, Sample) else Sample(a), b if isinstance(b, Sample) else Sample(b), tol, alpha)
+    return j["baseline"], j["candidate"], j["ci_low"], j["ci_high"], j["p_value"], j["verdict"]
 
-    A run can hold 10^8 gaps: the stats stream over all of them in one pass for every model
-    (``bench.analysis.gapstats``); the bootstrap and rank test read MAX_TEST_SAMPLES of them, as they would
-    for any other metric.
-    """
-    ok = run[run["error"].isna()]
-    store = run.attrs.get("gaps")
-    if store is None or ok.empty:
-        return {}
-    stats = gap_summaries(ok, "model")
-    return {m: (stats[m].stats, store.sample(rows, MAX_TEST_SAMPLES, seed) / 1000.0) for m, rows in group_rows(ok, "model").items()}
+
+def judge_row(a: Sample, b: Sample, tol: Tolerance, alpha: float = iv.ALPHA, rank_test: bool = True) -> dict:
+    ia, ib = interval(a, tol.stat, alpha), interval(b, tol.stat, alpha)
+    d, lo, hi = iv.mover(ia, ib)
+    p = float(sst.mannwhitneyu(_cap(a.values), _cap(b.values, 1), alternative="two-sided").pvalue) if rank_test else math.nan
+    verdict, reason, allowed = _verdict(tol, ia.point, d, lo, hi)
+    return {"baseline": ia.point, "candidate": ib.point, "diff": d, "ci_low": lo, "ci_high": hi, "p_value": p,
+            "verdict": verdict, "reason": reason, "allowed": allowed, "ia": ia, "ib": ib}
+
+
+def more_needed(j: dict, tol: Tolerance, b: Sample, rate: float | None) -> tuple[int | None, float | None]:
+    """An undecided row: requests a model (and seconds at ``rate`` requests/s) the candidate would
+    need for the interval to narrow enough to decide, if the difference stays where it is. The
+    interval narrows as 1/sqrt(n); a side without a bound is extrapolated from its quantile spacing."""
+    if j["verdict"] != "undecided":
+        return None, None
+    ia, ib = j["ia"], j["ib"]
+    lower_better = tol.metric in LOWER_IS_BETTER
+    worse = j["diff"] if lower_better else -j["diff"]
+    allowed = j["allowed"]
+    target = (allowed - worse) if worse < allowed else worse
+    if target <= 0:
+        return None, None
+
+    def h(x: iv.Interval, s: Sample | None) -> float:
+        w = max(x.point - x.low, x.high - x.point)
+        if not math.isfinite(w) and s is not None and tol.stat != "mean":
+            w = iv.tail_density_width(s.values, float(tol.stat[1:]))
+        return w
+
+    half = math.hypot(h(ia, None) if math.isfinite(max(ia.point - ia.low, ia.high - ia.point)) else h(ib, b), h(ib, b))
+    if not math.isfinite(half) or half <= 0:
+        return None, None
+    factor = (half / target) ** 2
+    have = max(1, b.requests or ib.n)
+    more = max(1, int(math.ceil(have * (factor - 1)))) if factor > 1 else 1
+    return more, (more / rate if rate else None)
+
+MAX_TEST_SAMPLES = 50_000  # rank test on a random subsample past this; percentiles and their intervals use all
+GAP_CLUSTER_ROWS = 3000  # gap intervals from every gap of up to this many random streams a model (clusters whole)
 
 
 def _cap(v: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -164,39 +220,54 @@ def _cap(v: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).choice(v, MAX_TEST_SAMPLES, replace=False)
 
 
-def _verdict(tol: Tolerance, base: float, diff: float, lo: float, hi: float) -> str:
-    """The gate's rule: the statistic's own 95 % interval excludes 0, and the point estimate of the
-    worsening is beyond the tolerance."""
-    lower_better = tol.metric in LOWER_IS_BETTER
-    worse = diff if lower_better else -diff
-    worse_lo, better_hi = (lo, hi) if lower_better else (-hi, -lo)  # bounds of the worsening
-    if worse_lo > 0:
-        allowed = tol.value * abs(base) if tol.unit == "%" else tol.value
-        return "regression" if worse > allowed else "worse, within tolerance"
-    if better_hi < 0:
-        return "improvement"
-    return "no significant change"
+def _windows(t: np.ndarray) -> np.ndarray:
+    """Requests in the same stretch of the run (at least 1 s, 30 stretches a run) share a cluster:
+    a busy second slows all of them."""
+    if t.size == 0:
+        return t.astype(np.int64)
+    span = float(t.max() - t.min())
+    return np.floor((t - t.min()) / max(1.0, span / 30)).astype(np.int64)
 
 
-TAIL_MIN = 20  # samples beyond a percentile that its interval needs: p95 from 400 samples a side, p99 from 2,000
+def request_sample(df: pd.DataFrame, metric: str) -> Sample:
+    """A per-request metric's raw samples (as ``metric_samples`` reads them) with their clusters:
+    the conversation a turn belongs to, and the stretch of the run it started in."""
+    err = df["error"]
+    rows = err.isna() | (err == "cancelled") if metric in FIRST_PART else err.isna()
+    sel = df.loc[rows, [metric, "conversation_id", "t_wall_start"]].dropna(subset=[metric])
+    clusters = (sel["conversation_id"].astype(str).to_numpy(), _windows(sel["t_wall_start"].to_numpy(dtype=float)))
+    return Sample(sel[metric].to_numpy(dtype=float), clusters, requests=len(sel))
 
 
-def tail_short(n: int, stat: str) -> str | None:
-    """Why a percentile cannot be judged on n samples: a bootstrap of p99 over 200 samples (two
-    beyond it) is too narrow and raises false alarms; the row then says so instead of judging."""
-    if stat.startswith("p") and n * (1 - float(stat[1:]) / 100) < TAIL_MIN:
-        need = math.ceil(TAIL_MIN / (1 - float(stat[1:]) / 100))
-        return f"too few samples for {stat} ({n} < {need})"
-    return None
+def _gaps(run: pd.DataFrame, stat: str, seed: int) -> dict[str, Sample]:
+    """Per model: the successful requests' gaps (ms), clustered by stream.
+
+    The point estimate is the exact pooled statistic over every gap (``bench.analysis.gapstats``,
+    one streamed pass); the interval comes from every gap of up to GAP_CLUSTER_ROWS random streams,
+    whole streams, so that the correlation of one stream's gaps is in it.
+    """
+    ok = run[run["error"].isna()]
+    store = run.attrs.get("gaps")
+    if store is None or ok.empty:
+        return {}
+    stats = gap_summaries(ok, "model")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for m, rows in group_rows(ok, "model").items():
+        pick = rows if rows.size <= GAP_CLUSTER_ROWS else np.sort(rng.choice(rows, GAP_CLUSTER_ROWS, replace=False))
+        values, owner = store.sample(pick, 1 << 62, seed, owners=True)
+        st = stats[m].stats
+        out[m] = Sample(values / 1000.0, (owner,), point=st.get(stat) if st.get("n") else None, requests=int(rows.size))
+    return out
 
 
-def judge(a: np.ndarray, b: np.ndarray, tol: Tolerance, seed: int = 0) -> tuple[float, float, float, float, float, str]:
-    """One row of the gate from raw samples: (baseline, candidate, low, high, rank-test p, verdict)."""
-    va, vb = _stat(a, tol.stat), _stat(b, tol.stat)
-    lo, hi = bootstrap_diff(a, b, tol.stat, seed=seed)
-    p = float(sst.mannwhitneyu(_cap(a), _cap(b, 1), alternative="two-sided").pvalue)
-    short = tail_short(min(a.size, b.size), tol.stat)
-    return va, vb, lo, hi, p, short or _verdict(tol, va, vb - va, lo, hi)
+def _rate(df: pd.DataFrame) -> dict[str, float]:
+    """Measured requests a second per model (what the plan turns samples into run time with)."""
+    if df.empty:
+        return {}
+    t = df["t_wall_start"].to_numpy(dtype=float)
+    span = max(1.0, float(t.max() - t.min()))
+    return {m: n / span for m, n in df.groupby("model", observed=True).size().items()}
 
 
 def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -217,15 +288,21 @@ def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -
 
 
 def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], warmup: float | None = None,
-                 runs: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict:
-    """The gate's verdict per model and tolerance; ``runs``: ``measured_runs`` already loaded."""
+                 runs: tuple[pd.DataFrame, pd.DataFrame] | None = None, alpha: float = iv.ALPHA) -> dict:
+    """The gate's verdict per model and tolerance; ``runs``: ``measured_runs`` already loaded.
+
+    ``alpha``: the error allowed for each bound's side pair (a sequential run's looks pass a spent one).
+    """
     db, dc = runs if runs is not None else measured_runs(base_dir, cand_dir, warmup)
     models_b, models_c = set(db["model"]), set(dc["model"])
     if models_b != models_c:
         raise NotComparable(f"different models: only in baseline {sorted(models_b - models_c)}, only in candidate {sorted(models_c - models_b)}")
     rows: list[Row] = []
     skipped: list[dict] = []
-    gaps_b, gaps_c = ({}, {}) if all(t.metric != "gaps_ms" for t in tolerances) else (_gaps(db, 0), _gaps(dc, 1))
+    gap_stats = sorted({t.stat for t in tolerances if t.metric == "gaps_ms"})
+    gaps_b = {s: _gaps(db, s, 0) for s in gap_stats}
+    gaps_c = {s: _gaps(dc, s, 1) for s in gap_stats}
+    rate_c = _rate(dc)
     for model in sorted(models_b):
         gb, gc = db[db["model"] == model], dc[dc["model"] == model]
         nb, nc = int(gb["error"].isna().sum()), int(gc["error"].isna().sum())
@@ -235,46 +312,65 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
             continue
         for tol in tolerances:
             if tol.metric == "error_rate":
-                rows.append(_error_row(model, tol, live_rows(gb), live_rows(gc)))
+                rows.append(_error_row(model, tol, live_rows(gb), live_rows(gc), alpha))
                 continue
             if tol.metric == "gaps_ms":
-                (stats_a, sa), (stats_b, sb_) = gaps_b.get(model, ({"n": 0}, None)), gaps_c.get(model, ({"n": 0}, None))
-                na, nb_ = stats_a["n"], stats_b["n"]
-                if min(na, nb_) < MIN_SAMPLES:
+                a, b = gaps_b[tol.stat].get(model), gaps_c[tol.stat].get(model)
+                if a is None or b is None or a.point is None or b.point is None:
                     continue
-                va, vb = stats_a[tol.stat], stats_b[tol.stat]  # exact over every gap; the interval from a uniform sample
-                lo, hi = bootstrap_diff(sa, sb_, tol.stat)
-                p = float(sst.mannwhitneyu(_cap(sa), _cap(sb_, 1), alternative="two-sided").pvalue)
-                verdict = tail_short(min(na, nb_), tol.stat) or _verdict(tol, va, vb - va, lo, hi)
             else:
-                a, b = metric_samples(gb, tol.metric), metric_samples(gc, tol.metric)
-                na, nb_ = a.size, b.size
-                if min(na, nb_) < MIN_SAMPLES:
-                    continue  # e.g. TTFV for a model that does not reason
-                va, vb, lo, hi, p, verdict = judge(a, b, tol)
-            rows.append(Row(model, tol.metric, tol.stat, va, vb, vb - va, lo, hi, (vb - va) / va if va else None, p, tol.text,
-                            verdict, int(na), int(nb_)))
+                a, b = request_sample(gb, tol.metric), request_sample(gc, tol.metric)
+            if min(a.values.size, b.values.size) < MIN_SAMPLES:
+                continue  # e.g. TTFV for a model that does not reason
+            j = judge_row(a, b, tol, alpha)
+            more, more_s = more_needed(j, tol, b, rate_c.get(model))
+            va, vb = j["baseline"], j["candidate"]
+            rows.append(Row(model, tol.metric, tol.stat, va, vb, vb - va, j["ci_low"], j["ci_high"], (vb - va) / va if va else None,
+                            j["p_value"], tol.text, j["verdict"], int(a.requests or a.values.size), int(b.requests or b.values.size),
+                            j["reason"], j["allowed"], j["ia"].n_eff, j["ib"].n_eff, more, more_s))
     if not rows:
         raise NotComparable("no model has enough successful requests in both runs: " + "; ".join(x["reason"] for x in skipped))
+    return summarize(rows, skipped, base_dir, cand_dir, tolerances)
+
+
+def summarize(rows: list[Row], skipped: list[dict], base_dir: Path, cand_dir: Path, tolerances: list[Tolerance]) -> dict:
     regressions = [r for r in rows if r.verdict == "regression"]
+    undecided = [r for r in rows if r.verdict == "undecided"]
+    verdict = "regression" if regressions else ("undecided" if undecided or skipped else "ok")
+    waits = [r.more_s for r in undecided if r.more_s is not None]
     return {"baseline": str(base_dir), "candidate": str(cand_dir), "rows": [asdict(r) for r in rows],
-            "regressions": len(regressions), "verdict": "regression" if regressions else "ok", "skipped": skipped,
+            "regressions": len(regressions), "undecided": len(undecided) + len(skipped), "verdict": verdict,
+            "decide_in_s": (max(waits) if waits and len(waits) == len(undecided) else None), "skipped": skipped,
             "min_samples": MIN_SAMPLES, "tolerances": [t.text for t in tolerances]}
 
 
-def _error_row(model: str, tol: Tolerance, gb: pd.DataFrame, gc: pd.DataFrame) -> Row:
-    eb, ec = gb["error"].notna().to_numpy(float), gc["error"].notna().to_numpy(float)
-    pb, pc = eb.mean(), ec.mean()
-    se = np.sqrt(pb * (1 - pb) / eb.size + pc * (1 - pc) / ec.size)
-    lo, hi = (pc - pb) - 1.96 * se, (pc - pb) + 1.96 * se
-    if se > 0:
-        pooled = (eb.sum() + ec.sum()) / (eb.size + ec.size)
-        z = (pc - pb) / np.sqrt(pooled * (1 - pooled) * (1 / eb.size + 1 / ec.size))
-        p = float(2 * sst.norm.sf(abs(z)))
-    else:
-        p = 1.0
-    return Row(model, "error_rate", "mean", float(pb), float(pc), float(pc - pb), float(lo), float(hi), None, p, tol.text,
-               _verdict(tol, pb, pc - pb, lo, hi), int(eb.size), int(ec.size))
+def exit_code(result: dict, undecided: str = "exit3") -> int:
+    """0: every row equivalent or improved; 1: a regression; 3: undecided, nothing regressed
+    (``--undecided pass`` makes that 0, ``--undecided fail`` 1)."""
+    v = result["verdict"]
+    if v == "undecided":
+        return {"pass": 0, "fail": 1}.get(undecided, 3)
+    return EXIT[v]
+
+
+def _error_row(model: str, tol: Tolerance, gb: pd.DataFrame, gc: pd.DataFrame, alpha: float = iv.ALPHA) -> Row:
+    """Newcombe's interval for the difference of two error rates (Wilson on each side, MOVER)."""
+    eb, ec = gb["error"].notna().to_numpy(bool), gc["error"].notna().to_numpy(bool)
+    ia, ib = iv.proportion_interval(int(eb.sum()), eb.size, alpha), iv.proportion_interval(int(ec.sum()), ec.size, alpha)
+    d, lo, hi = iv.mover(ia, ib)
+    pb, pc = ia.point, ib.point
+    pooled = (eb.sum() + ec.sum()) / max(1, eb.size + ec.size)
+    se0 = np.sqrt(pooled * (1 - pooled) * (1 / max(1, eb.size) + 1 / max(1, ec.size)))
+    p = float(2 * sst.norm.sf(abs((pc - pb) / se0))) if se0 > 0 else 1.0
+    verdict, reason, allowed = _verdict(tol, pb, d, lo, hi)
+    more = None
+    if verdict == "undecided":
+        target = (allowed - d) if d < allowed else d
+        half = max(hi - d, d - lo)
+        if target > 0 and half > 0:
+            more = max(1, int(math.ceil(ec.size * ((half / target) ** 2 - 1))))
+    return Row(model, "error_rate", "mean", float(pb), float(pc), float(d), float(lo), float(hi), None, p, tol.text,
+               verdict, int(eb.size), int(ec.size), reason, allowed, float(eb.size), float(ec.size), more, None)
 
 
 def _f(v, pct=False) -> str:
@@ -283,25 +379,49 @@ def _f(v, pct=False) -> str:
     return num(v, pct=True, signed=True) if pct else num(v, digits=2)
 
 
-MARK = {"regression": "❌ regression", "improvement": "✅ improvement", "no significant change": "no significant change",
-        "worse, within tolerance": "⚠️ worse, within tolerance"}
+MARK = {"regression": "❌ regression", "improvement": "✅ improvement", "equivalent": "✅ equivalent", "undecided": "❔ undecided"}
+
+
+def duration_text(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "an unknown time"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
+
+
+def headline(result: dict) -> str:
+    n = len(result["rows"]) + len(result.get("skipped", []))
+    if result["verdict"] == "regression":
+        return f"❌ regression ({result['regressions']} of {n} rows)"
+    if result["verdict"] == "undecided":
+        more = f"; run about {duration_text(result['decide_in_s'])} more to decide" if result.get("decide_in_s") else ""
+        return f"❔ undecided: {result['undecided']} of {n} rows could not be decided, none regressed{more}"
+    return f"✅ no regression: every row equivalent within its tolerance or improved ({n} rows, 95 %)"
 
 
 def markdown(result: dict) -> str:
-    out = [f"### Latency comparison: {'❌ regression' if result['regressions'] else '✅ no regression'}", "",
+    out = [f"### Latency comparison: {headline(result)}", "",
            f"baseline `{Path(result['baseline']).name}` → candidate `{Path(result['candidate']).name}`", "",
-           "| model | metric | baseline | candidate | diff [95% CI] | rel | p | tolerance | verdict |",
-           "|---|---|---:|---:|---|---:|---:|---|---|"]
+           "| model | metric | baseline | candidate | diff [95% CI] | rel | n (eff.) | tolerance | verdict | why |",
+           "|---|---|---:|---:|---|---:|---:|---|---|---|"]
     for r in result["rows"]:
         unit = " pp" if r["metric"] == "error_rate" else ""
         scale = 100 if r["metric"] == "error_rate" else 1
         diff = f"{_f(r['diff'] * scale)}{unit} [{_f(r['ci_low'] * scale)}, {_f(r['ci_high'] * scale)}]"
+        why = r.get("reason", "")
+        if r.get("more_requests"):
+            why += f"; about {r['more_requests']:,} more requests" + (f" ({duration_text(r['more_s'])})" if r.get("more_s") else "") + " to decide"
+        neff = f"{r['n_base']} / {r['n_cand']}"
+        if r.get("n_eff_base") is not None and r["metric"] != "error_rate":
+            neff += f" ({r['n_eff_base']:.0f} / {r['n_eff_cand']:.0f})"
         out.append(f"| {r['model'].split('/')[-1]} | {r['metric']} {r['stat']} | {_f(r['baseline'] * scale)} | {_f(r['candidate'] * scale)} | "
-                   f"{diff} | {_f(r['rel_diff'], pct=True)} | {r['p_value']:.3g} | {r['tolerance']} | {MARK.get(r['verdict'], r['verdict'])} |")
+                   f"{diff} | {_f(r['rel_diff'], pct=True)} | {neff} | {r['tolerance']} | {MARK.get(r['verdict'], r['verdict'])} | {why} |")
     for sk in result.get("skipped", []):
-        out.append(f"\nNot compared: {sk['reason']}")
-    out += ["", "Times in ms. A regression is a change whose 95 % bootstrap interval (of that statistic) excludes 0 and whose "
-            "point estimate is beyond its tolerance; p is a Mann-Whitney rank test, shown for information."]
+        out.append(f"\nNot compared (counted as undecided): {sk['reason']}")
+    out += ["", "Times in ms. Each interval is distribution-free (order statistics for percentiles, Wilson/Newcombe for "
+            "error rates), combined by MOVER, with samples that cluster (gaps of one stream, turns of one conversation, "
+            "requests of one stretch of the run) counted by their effective number. regression: the interval excludes 0 and "
+            "the estimate is beyond the tolerance; equivalent: the whole interval is below the tolerance; undecided: neither, "
+            "never a pass (exit 3)."]
     return "\n".join(out) + "\n"
 
 
@@ -319,12 +439,12 @@ def write_outputs(result: dict, out_dir: Path, runs: tuple[pd.DataFrame, pd.Data
     rows = "".join(
         f"<tr><td>{r['model']}</td><td>{r['metric']} {r['stat']}</td><td>{_f(r['baseline'])}</td><td>{_f(r['candidate'])}</td>"
         f"<td>{_f(r['diff'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]</td><td>{r['p_value']:.3g}</td><td>{r['tolerance']}</td>"
-        f"<td class='{r['verdict'].split(',')[0].split(' (')[0].replace(' ', '-')}'>{r['verdict']}</td></tr>" for r in result["rows"])
+        f"<td class='{r['verdict']}'>{r['verdict']}</td><td>{html.escape(r.get('reason', ''))}</td></tr>" for r in result["rows"])
     from bench.analysis.page import render_page
 
-    title = "Regression" if result["regressions"] else "No regression"
+    title = {"regression": "Regression", "undecided": "Undecided", "ok": "No regression"}[result["verdict"]]
     paths["html"].write_text(render_page(title,
-        f"<h1>{title}</h1><p>baseline {html.escape(result['baseline'])} → candidate {html.escape(result['candidate'])}</p>"
-        "<table><tr><th>model</th><th>metric</th><th>baseline</th><th>candidate</th><th>diff [95% CI]</th><th>p</th><th>tolerance</th><th>verdict</th></tr>"
+        f"<h1>{title}</h1><p>{html.escape(headline(result))}</p><p>baseline {html.escape(result['baseline'])} → candidate {html.escape(result['candidate'])}</p>"
+        "<table><tr><th>model</th><th>metric</th><th>baseline</th><th>candidate</th><th>diff [95% CI]</th><th>p</th><th>tolerance</th><th>verdict</th><th>why</th></tr>"
         f"{rows}</table><h2>Distributions</h2>{svg}"))
     return paths
