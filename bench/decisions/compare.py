@@ -196,18 +196,21 @@ def more_needed(j: dict, tol: Tolerance, b: Sample, rate: float | None) -> tuple
     if target <= 0:
         return None, None
 
-    def h(x: iv.Interval, s: Sample | None) -> float:
+    def h(x: iv.Interval, s: Sample) -> float:
         w = max(x.point - x.low, x.high - x.point)
-        if not math.isfinite(w) and s is not None and tol.stat != "mean":
+        if not math.isfinite(w) and tol.stat != "mean":
             w = iv.tail_density_width(s.values, float(tol.stat[1:]))
         return w
 
-    half = math.hypot(h(ia, None) if math.isfinite(max(ia.point - ia.low, ia.high - ia.point)) else h(ib, b), h(ib, b))
+    half = math.hypot(h(ia, b), h(ib, b))  # the candidate's spread stands in for a baseline side without bounds
     if not math.isfinite(half) or half <= 0:
         return None, None
-    factor = (half / target) ** 2
     have = max(1, b.requests or ib.n)
-    more = max(1, int(math.ceil(have * (factor - 1)))) if factor > 1 else 1
+    need = have * (half / target) ** 2
+    if tol.stat != "mean" and not (ia.finite and ib.finite):
+        per_request = ib.n_eff / have  # effective samples a request brings (gaps: many; clustered turns: under 1)
+        need = max(need, iv.min_n_for_bounds(float(tol.stat[1:])) / max(per_request, 1e-9))
+    more = max(1, int(math.ceil(need - have)))
     return more, (more / rate if rate else None)
 
 MAX_TEST_SAMPLES = 50_000  # rank test on a random subsample past this; percentiles and their intervals use all

@@ -164,6 +164,14 @@ def half_widths(iv: Interval) -> tuple[float, float]:
     return iv.point - iv.low, iv.high - iv.point
 
 
+def min_n_for_bounds(q: float, alpha: float = ALPHA) -> int:
+    """Fewest independent samples for which the q-th percentile (0..100) has both 95 % bounds."""
+    p = q / 100.0
+    if p <= 0 or p >= 1:
+        return 1 << 62
+    return int(math.ceil(max(math.log(alpha / 2) / math.log(p), math.log(alpha / 2) / math.log(1 - p)) + 1e-9))
+
+
 def tail_density_width(x: np.ndarray, q: float) -> float:
     """A rough 1.96-sigma half-width of the q-th percentile when the order statistics cannot give one
     (too few samples beyond it): the spacing of the sample's quantiles just below q, scaled to
