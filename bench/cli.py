@@ -29,7 +29,8 @@ def main() -> None:
     Jobs:
       bench run                 a benchmark run (embedded reference target unless --host)
       bench report RUN_DIR      tables, charts and report.html from a run's records
-      bench compare BASE CAND   latency regression gate for CI (exit 1 on regression)
+      bench compare BASE CAND   latency regression gate for CI (exit 1 regression, 3 undecided)
+      bench plan BASELINE       how long a run must be for the gate to decide each tolerance
       bench models RUN_DIR      rank the models of a multi-model run
       bench capacity            sweep load levels, find the highest load within the SLOs
       bench calibrate           how far this machine's measurements can be trusted
@@ -143,12 +144,16 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit,
     """
     from pathlib import Path
 
-    from bench.decisions.compare import NotComparable, compare_runs, exit_code, load_tolerances, markdown, measured_runs, write_outputs
+    from bench.decisions.compare import (NotComparable, compare_runs, exit_code, load_tolerances, markdown, measured_runs,
+                                         sequential_alpha, write_outputs)
 
     tols = load_tolerances(list(tolerances), tolerance_file)
     try:
         runs = measured_runs(Path(baseline), Path(candidate), warmup)
-        result = compare_runs(Path(baseline), Path(candidate), tols, warmup, runs)
+        alpha, note = sequential_alpha(Path(baseline), Path(candidate))
+        if note:
+            click.echo(note)
+        result = compare_runs(Path(baseline), Path(candidate), tols, warmup, runs, alpha=alpha)
     except NotComparable as exc:
         click.echo(f"cannot compare: {exc}", err=True)
         sys.exit(2)
@@ -160,6 +165,51 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit,
 
         click.echo(f"junit: {compare_junit(result, Path(junit))}")
     sys.exit(exit_code(result, undecided))
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.argument("baseline", type=click.Path(exists=True, file_okay=False))
+@click.option("--tolerance", "tolerances", multiple=True, help="As for bench compare (default: the gate's defaults).")
+@click.option("--tolerance-file", type=click.Path(dir_okay=False), default=None, help="One tolerance per line (# comments).")
+@click.option("--warmup", default=None, type=float, help="Seconds excluded (default: from run.json).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for plan.md/json (default: BASELINE/plan).")
+@click.option("--seconds", is_flag=True, help="Print only the longest run time needed, in whole seconds (for scripts).")
+def plan(baseline, tolerances, tolerance_file, warmup, out, seconds) -> None:
+    """How long a candidate run must be for the gate to decide each tolerance.
+
+    From the baseline's own spread: the requests a model, and the run time at the baseline's
+    request rate, for bench compare to show each row equivalent with 80 % power when nothing
+    changed (p99 also needs 368 effective samples before it has a bound at all).
+
+    \b
+    Example:
+      bench plan baselines/main --tolerance 'ttfc_ms:p99:+15%'
+      DURATION=$(bench plan baselines/main --seconds)s examples/ci-gate.sh
+    """
+    from pathlib import Path
+
+    from bench.analysis.runfolder import open_run
+    from bench.decisions import plan as planning
+    from bench.decisions.compare import load_tolerances
+
+    tols = load_tolerances(list(tolerances), tolerance_file)
+    run = open_run(Path(baseline), warmup)
+    df = run.on_wire
+    if df.empty:
+        click.echo(f"error: {baseline}: no measured requests to plan from", err=True)
+        sys.exit(2)
+    rows = planning.plan(df, tols)
+    users = (run.meta.get("load") or {}).get("users")
+    longest = max((r.seconds_needed for r in rows if r.seconds_needed), default=None)
+    if seconds:
+        if longest is None:
+            click.echo("error: no tolerance could be planned from this baseline", err=True)
+            sys.exit(2)
+        click.echo(f"{int(longest) + 1}")
+        return
+    paths = planning.write(rows, Path(out) if out else Path(baseline) / "plan", users)
+    click.echo(planning.markdown(rows, users))
+    click.echo(f"written: {paths['md']}, {paths['json']}")
 
 
 @main.command(context_settings={"max_content_width": 100})

@@ -134,6 +134,16 @@ OPTIONS: list[Opt] = [
     Opt("junit", ("--junit",), "Write the SLO verdicts as JUnit XML to this file (one test case per model and SLO).", "",
         where=frozenset({RUN})),
     Opt("quiet", ("-q", "--quiet"), "No progress output.", False, flag=True, where=HARNESS),
+    Opt("until_decided", ("--until-decided",), "Keep loading until the regression gate against this baseline run folder "
+        "decides every row (regression, equivalent or improvement), checked every --decide-every seconds with alpha spent "
+        "per look; at most --max-duration.", "", where=frozenset({RUN}), path=True),
+    Opt("max_duration", ("--max-duration",), "--until-decided: the longest the run may last.", "20m", where=frozenset({RUN})),
+    Opt("decide_every", ("--decide-every",), "--until-decided: seconds between looks.", 20.0, float, where=frozenset({RUN})),
+    Opt("gate_tolerance", ("--gate-tolerance",), "--until-decided: a tolerance as for bench compare, repeatable (default: "
+        "the gate's defaults).", multiple=True, where=frozenset({RUN})),
+    Opt("gate_tolerance_file", ("--gate-tolerance-file",), "--until-decided: tolerances, one per line.", "",
+        where=frozenset({RUN}), path=True),
+
     # --- plain Locust only ----------------------------------------------------------------------------------
     Opt("results_dir", ("--results-dir",), "Run folder for records (default results/<run-id>).", "", where=frozenset({LOCUST})),
     Opt("steps", ("--steps",), "With -f locustfile.py,bench/load/shapes.py: USERS:DURATION,... e.g. 10:30s,20:30s", "",

@@ -55,7 +55,24 @@ def _validate(o: RunOptions) -> tuple[float, list[str], object, object]:
     if workload.trace is not None:  # the trace's own models are sent too: preflight and profile checks cover them
         models = list(dict.fromkeys([*models, *(r.model for r in workload.trace.rows if r.model)]))
         o.load_mode = "open"
-    seconds = parse_duration(o.duration) if o.duration else float(math.ceil(workload.default_seconds()))
+    if o.until_decided:
+        if o.duration:
+            raise InputError("--until-decided sets the run's length itself: give --max-duration instead of -t/--duration")
+        if workload.trace is not None:
+            raise InputError("--until-decided cannot be combined with --trace (a trace fixes the run's length)")
+        if o.decide_every < 5 or not math.isfinite(o.decide_every):
+            raise InputError(f"--decide-every {o.decide_every:g}: expected at least 5 seconds")
+        base = Path(o.until_decided)
+        if not (base / "requests.parquet").is_file():
+            raise InputError(f"--until-decided {base}: not a run folder (no requests.parquet)")
+        from bench.analysis.results import read_run_json
+
+        digest = ((read_run_json(base).get("scenario") or {}).get("sha256"))
+        if digest and digest != file_digest(resolve_path(o.scenario)):
+            raise InputError(f"--until-decided {base}: the baseline ran another scenario than {o.scenario}")
+        seconds = parse_duration(o.max_duration)
+    else:
+        seconds = parse_duration(o.duration) if o.duration else float(math.ceil(workload.default_seconds()))
     if o.warmup is not None and o.warmup >= seconds:
         raise InputError(f"--warmup {o.warmup:g} must be shorter than the run ({seconds:g} s): nothing would be measured")
     if o.warmup is not None and o.warmup < 0:
@@ -163,8 +180,16 @@ def run(o: RunOptions) -> Path:
             from bench.servermetrics import Scraper
 
             scraper = Scraper(metrics_url, run_dir, verify=tls.httpx_verify()).start()
+        sequential = None
+        if o.until_decided:
+            from bench.decisions.compare import load_tolerances
+            from bench.decisions.sequential import Sequential
+
+            sequential = Sequential(Path(o.until_decided), load_tolerances(list(o.gate_tolerance), o.gate_tolerance_file or None),
+                                    o.decide_every, o.warmup if o.warmup is not None else default_warmup(seconds, o.users / o.spawn_rate),
+                                    seconds)
         try:
-            interrupted = _run_locust(cmd, env, run_dir, seconds, o.quiet)
+            interrupted, decided = _run_locust(cmd, env, run_dir, seconds, o.quiet, sequential)
         finally:
             if metrics_url:
                 scraper.stop()
@@ -202,6 +227,11 @@ def run(o: RunOptions) -> Path:
         **fields, "collector": collector,
         "warnings": collector.get("warnings", []) + spool_warnings, "command": redact(" ".join(cmd)), **environment_info(),
     }
+    if sequential is not None:
+        meta["sequential"] = sequential.describe(decided)
+        meta["duration_s"] = round(ended - started, 1)  # the run stopped when decided, not at --max-duration
+        if not decided and not interrupted:
+            meta["warnings"].append(f"--until-decided: not every gate row was decided within --max-duration {o.max_duration}")
     meta["warnings"].extend(_calibration_warnings(Path(o.out), run_dir, o, seconds))
     meta["warnings"].extend(delivery_warnings)
     if metrics_url:
@@ -235,10 +265,14 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet: bool) -> bool:
-    """Run Locust to its end; on Ctrl-C let it shut down cleanly (records flushed). True if interrupted."""
+def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet: bool, sequential=None) -> tuple[bool, bool]:
+    """Run Locust to its end; on Ctrl-C let it shut down cleanly (records flushed).
+
+    Returns (interrupted, decided): ``sequential`` (``--until-decided``) looks at the spooled
+    records every ``every_s`` after the warm-up and stops the run once the gate is decided.
+    """
     progress = _Progress(run_dir, seconds, quiet)
-    interrupted = False
+    interrupted = decided = False
 
     def _term(signum, frame):  # SIGTERM (CI cancelling a job) is handled like Ctrl-C: keep the records
         raise KeyboardInterrupt
@@ -247,12 +281,25 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
     # Ctrl-C too, whatever this process inherited: a shell starts background jobs with SIGINT ignored,
     # and Python then installs no KeyboardInterrupt of its own
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    t0 = time.monotonic()
+    next_look = t0 + (sequential.warmup_s + sequential.every_s if sequential is not None else math.inf)
     with open(run_dir / "locust.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             while proc.poll() is None:
                 progress.show()
                 time.sleep(0.5)
+                if time.monotonic() >= next_look and proc.poll() is None:
+                    decided = sequential.check(run_dir, time.monotonic() - t0)
+                    last = sequential.looks[-1] if sequential.looks else None
+                    if last is not None and not quiet:
+                        sys.stderr.write(f"\nlook {last.look} at {last.at_s:.0f} s ({last.requests} requests, alpha "
+                                         f"{last.alpha:.4f}): {last.verdict}" + (f", {last.undecided} undecided" if last.verdict == "undecided" else "") + "\n")
+                    if decided:
+                        proc.send_signal(signal.SIGTERM)  # the collector keeps in-flight streams as cancelled records
+                        proc.wait(60)
+                        break
+                    next_look = time.monotonic() + sequential.every_s
         except KeyboardInterrupt:
             interrupted = True
             proc.send_signal(signal.SIGTERM)
@@ -264,12 +311,12 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
         progress.show(final=True)
-    if proc.returncode not in (0, None) and not interrupted:
+    if proc.returncode not in (0, None) and not interrupted and not decided:
         tail = (run_dir / "locust.log").read_text()[-2000:]
         if "error:" in tail and not (run_dir / "collector.json").exists():
             msg = [line for line in tail.splitlines() if line.startswith("error:")]
             raise InputError(msg[-1][7:] if msg else f"locust failed, see {run_dir / 'locust.log'}")
-    return interrupted
+    return interrupted, decided
 
 
 def _calibration_warnings(out: Path, run_dir: Path, o: RunOptions, seconds: float) -> list[str]:

@@ -55,8 +55,9 @@ def test_compare_writes_junit_with_the_numbers(tmp_path):
 
 def test_the_readme_ci_example_runs_green(tmp_path):
     """examples/ci-gate.sh, as the README's workflow calls it: the first build becomes the baseline,
-    the second is gated against it (same build: exit 0), JUnit files and compare.md are written,
-    and the history of both builds is drawn."""
+    the second (same build) runs --until-decided and passes with every row shown equivalent, a
+    third with a 30 % slower first chunk is caught (exit 1); JUnit files and compare.md are
+    written, and the history of the builds is drawn."""
     import os
     import shutil
 
@@ -66,19 +67,31 @@ def test_the_readme_ci_example_runs_green(tmp_path):
     readme = (ROOT / "README.md").read_text()
     assert "examples/ci-gate.sh" in readme and "runs-on:" in readme  # the workflow shown calls this script
     tol = tmp_path / "tolerances.txt"
-    tol.write_text("ttfc_ms:p50:+50%\nerror_rate:+5pp\n")  # two runs of one build on a shared machine: gate on gross changes
-    env = bench_env(OUT=str(tmp_path / "results" / "ci"), BASELINE=str(tmp_path / "baselines" / "main"), DURATION="6s",
-                    SCENARIO=str(ROOT / "tests" / "data" / "one-turn.yaml"), USERS="6", TARGET_PROFILES=FAST,
-                    TOLERANCE_FILE=str(tol))
+    tol.write_text("ttfc_ms:p50:+15%\nerror_rate:+5pp\n")
+    env = bench_env(OUT=str(tmp_path / "results" / "ci"), BASELINE=str(tmp_path / "baselines" / "main"), BASELINE_DURATION="8s",
+                    MAX_DURATION="40s", DECIDE_EVERY="5", SCENARIO=str(ROOT / "tests" / "data" / "one-turn.yaml"), USERS="6",
+                    TARGET_PROFILES=FAST, TOLERANCE_FILE=str(tol))
     env["PATH"] = str(Path(shutil.which("bench") or "").parent) + os.pathsep + env.get("PATH", "")
-    first = subprocess.run(["bash", str(script)], env={**env, "BUILD_ID": "build-1"}, cwd=tmp_path, capture_output=True,
-                           text=True, timeout=180)
+
+    def build(n: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script)], env={**env, "BUILD_ID": n, **extra}, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=240)
+
+    first = build("build-1")
     assert first.returncode == 0 and "is the baseline now" in first.stdout, first.stderr[-2000:]
-    second = subprocess.run(["bash", str(script)], env={**env, "BUILD_ID": "build-2"}, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=180)
-    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    second = build("build-2")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
     run = tmp_path / "results" / "ci" / "build-2"
     for f in ("slo-junit.xml", "gate-junit.xml", "compare/compare.md"):
         assert (run / f).is_file(), f
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["sequential"]["decided"] and meta["duration_s"] < 40, meta["sequential"]
+    result = json.loads((run / "compare" / "compare.json").read_text())
+    assert result["rows"] and all(r["verdict"] in ("equivalent", "improvement") for r in result["rows"]), result["rows"]
+    assert "equivalent" in (run / "compare" / "compare.md").read_text() and "no worsening larger than" in (run / "compare" / "compare.md").read_text()
     assert ET.parse(run / "gate-junit.xml").getroot().find("testsuite").get("failures") == "0"
+    slower = build("build-3", TARGET_PROFILES=str(ROOT / "tests" / "data" / "fast-slower-profiles.yaml"))
+    assert slower.returncode == 1, slower.stdout[-3000:] + slower.stderr[-2000:]
+    bad = json.loads((tmp_path / "results" / "ci" / "build-3" / "compare" / "compare.json").read_text())
+    assert any(r["verdict"] == "regression" and r["metric"] == "ttfc_ms" for r in bad["rows"])
     assert (tmp_path / "results" / "ci" / "history" / "history.png").is_file()

@@ -61,3 +61,4 @@ def test_design_effect_of_independent_and_of_clustered_samples():
 
 def test_alpha_spent_over_any_number_of_looks_sums_to_alpha():
     assert sum(iv.spending_alpha(k) for k in range(1, 100_000)) == pytest.approx(iv.ALPHA, rel=1e-4)
+    assert sum(iv.spending_alpha(k, 7) for k in range(1, 8)) == pytest.approx(iv.ALPHA)

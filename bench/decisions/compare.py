@@ -202,6 +202,8 @@ def more_needed(j: dict, tol: Tolerance, b: Sample, rate: float | None) -> tuple
             w = iv.tail_density_width(s.values, float(tol.stat[1:]))
         return w
 
+    if math.isfinite(max(ia.point - ia.low, ia.high - ia.point)) and max(ia.point - ia.low, ia.high - ia.point) >= target:
+        return -1, None  # the baseline's own interval is wider than the margin: no candidate length can decide it
     half = math.hypot(h(ia, b), h(ib, b))  # the candidate's spread stands in for a baseline side without bounds
     if not math.isfinite(half) or half <= 0:
         return None, None
@@ -290,6 +292,16 @@ def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -
     return open_run(base_dir, warmup).on_wire, open_run(cand_dir, warmup).on_wire  # streams cut off at the end keep their TTFC
 
 
+def sequential_alpha(base_dir: Path, cand_dir: Path) -> tuple[float, str]:
+    """The alpha to judge at: a candidate run by ``--until-decided`` against this same baseline has
+    already looked k times and spent its errors; its final judgement uses the alpha it recorded."""
+    seq = read_run_json(cand_dir).get("sequential") or {}
+    if seq.get("baseline") and Path(seq["baseline"]).resolve() == Path(base_dir).resolve() and seq.get("final_alpha"):
+        a = float(seq["final_alpha"])
+        return a, f"sequential run: {len(seq.get('looks', []))} look(s) taken, judged at alpha {a:.4f} (errors spent per look)"
+    return iv.ALPHA, ""
+
+
 def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], warmup: float | None = None,
                  runs: tuple[pd.DataFrame, pd.DataFrame] | None = None, alpha: float = iv.ALPHA) -> dict:
     """The gate's verdict per model and tolerance; ``runs``: ``measured_runs`` already loaded.
@@ -327,13 +339,18 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
                 continue  # e.g. TTFV for a model that does not reason
             j = judge_row(a, b, tol, alpha)
             more, more_s = more_needed(j, tol, b, rate_c.get(model))
+            if more == -1:
+                j["reason"] += "; the baseline is too short to decide this (rerun it longer: bench plan BASELINE)"
+                more = None
             va, vb = j["baseline"], j["candidate"]
             rows.append(Row(model, tol.metric, tol.stat, va, vb, vb - va, j["ci_low"], j["ci_high"], (vb - va) / va if va else None,
                             j["p_value"], tol.text, j["verdict"], int(a.requests or a.values.size), int(b.requests or b.values.size),
                             j["reason"], j["allowed"], j["ia"].n_eff, j["ib"].n_eff, more, more_s))
     if not rows:
         raise NotComparable("no model has enough successful requests in both runs: " + "; ".join(x["reason"] for x in skipped))
-    return summarize(rows, skipped, base_dir, cand_dir, tolerances)
+    out = summarize(rows, skipped, base_dir, cand_dir, tolerances)
+    out["alpha"] = alpha
+    return out
 
 
 def summarize(rows: list[Row], skipped: list[dict], base_dir: Path, cand_dir: Path, tolerances: list[Tolerance]) -> dict:
@@ -370,7 +387,9 @@ def _error_row(model: str, tol: Tolerance, gb: pd.DataFrame, gc: pd.DataFrame, a
     if verdict == "undecided":
         target = (allowed - d) if d < allowed else d
         half = max(hi - d, d - lo)
-        if target > 0 and half > 0:
+        if max(ia.high - ia.point, ia.point - ia.low) >= target:
+            reason += "; the baseline is too short to decide this (rerun it longer: bench plan BASELINE)"
+        elif target > 0 and half > 0:
             more = max(1, int(math.ceil(ec.size * ((half / target) ** 2 - 1))))
     return Row(model, "error_rate", "mean", float(pb), float(pc), float(d), float(lo), float(hi), None, p, tol.text,
                verdict, int(eb.size), int(ec.size), reason, allowed, float(eb.size), float(ec.size), more, None)

@@ -13,7 +13,8 @@ judgement (``bench.decisions.compare.judge_row``, the same intervals ``bench com
 - ``clustered``: gaps of streams, each stream with its own speed (sigma 0.3 between streams,
   50 gaps a stream), A/A on the pooled p99 gap: with the streams ignored (``clusters=False``)
   the interval is too narrow and A/A pairs come out "changed";
-- ``sequential``: the candidate checked at 10 looks of growing size (alpha spent per look),
+- ``sequential``: the candidate checked at 10 looks of growing size (alpha / 10 each, as
+  ``--until-decided`` spends it),
   stopping at the first decided verdict.
 
 Coverage is the share of trials whose 95 % interval holds the true difference of the statistic.
@@ -151,7 +152,7 @@ def simulate_sequential(case: str, n_max: int, looks: int = 10, dist: str = "log
         final = "undecided"
         for k in range(1, looks + 1):
             m = n_max * k // looks
-            alpha = iv.spending_alpha(k)
+            alpha = iv.spending_alpha(k, looks)
             verdicts = [judge_row(Sample(a[:m]), Sample(b[:m]), tol, alpha, rank_test=False)["verdict"] for tol in tols]
             if "regression" in verdicts:
                 final = "regression"

@@ -19,8 +19,9 @@ distribution-free instead:
   each side's distance from its point estimate to its bounds is recovered as a variance and the
   two are combined, one side of the interval at a time. For proportions this is Newcombe's
   hybrid score interval (Wilson on each side), so 0 errors in 100 is not "exactly 0".
-- **looking repeatedly** (``bench run --until-decided``): look k of a run uses the level
-  1 - alpha / (k (k + 1)), whose errors sum to alpha over any number of looks (alpha spending).
+- **looking repeatedly** (``bench run --until-decided``): with K looks at most (``--max-duration``
+  / ``--decide-every``), each uses alpha / K (Bonferroni: the errors of all looks sum to at most
+  alpha whatever their dependence); open-ended, look k uses alpha / (k (k + 1)).
 
 ``benchmarks/gate_coverage.py`` simulates A/A pairs and known shifts (lognormal, bimodal tail,
 clustered gaps, 200 to 20,000 samples a side, fixed and sequential) and prints coverage, false
@@ -41,8 +42,12 @@ Z_POWER = float(sst.norm.ppf(0.80))  # the plan's power
 INF = math.inf
 
 
-def spending_alpha(look: int, alpha: float = ALPHA) -> float:
-    """The error allowed at look ``look`` (1-based) of a sequential run: sums to alpha over all looks."""
+def spending_alpha(look: int, looks: int | None = None, alpha: float = ALPHA) -> float:
+    """The error allowed at look ``look`` (1-based) of a sequential run, summing to alpha over all
+    looks: alpha / looks each when their number is known (Bonferroni, valid whatever the looks'
+    dependence), else alpha / (k (k + 1)) for an open-ended run."""
+    if looks:
+        return alpha / looks
     return alpha / (look * (look + 1))
 
 
