@@ -85,7 +85,17 @@ def tls_from(opts) -> Tls:
 
 
 def check_values(opts) -> None:
-    """Values that need no file or server to be refused: before any target starts or load is sent."""
+    """Values that need no file or server to be refused: before any target starts or load is sent.
+
+    Every number must be finite: NaN passes a ``<= 0`` check (every comparison with it is false) and
+    an infinite timeout or rate has sent thousands of requests that left no record."""
+    import math
+
+    for name in ("connect_timeout", "first_chunk_timeout", "stall_timeout", "total_timeout", "arrival_rate", "arrival_cv",
+                 "start_jitter", "warmup", "spawn_rate", "speedup", "trace_rate", "decide_every"):
+        v = getattr(opts, name, None)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InputError(f"--{name.replace('_', '-')} {v}: expected a finite number")
     for name in ("connect_timeout", "first_chunk_timeout", "stall_timeout", "total_timeout"):
         if getattr(opts, name) <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive")

@@ -94,6 +94,12 @@ def _first_part(host: str, model: str, resp: httpx.Response, protocol: str) -> s
 
 
 def _message(host: str, model: str, cls: str, status: int, detail: str, body: bytes, creds: Credentials | None = None) -> str:
+    from bench.secrets import redact
+
+    return redact(_message_text(host, model, cls, status, detail, body, creds))
+
+
+def _message_text(host: str, model: str, cls: str, status: int, detail: str, body: bytes, creds: Credentials | None = None) -> str:
     if cls == "unauthorized":
         if creds is None or creds.kind == "none":
             return (f"{status} from {host}: no credentials found (set BENCH_TOKEN, BENCH_COOKIE or BENCH_JWT_SECRET, or pass "

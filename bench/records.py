@@ -18,6 +18,7 @@ from typing import Iterator
 import msgpack
 
 from bench.metrics import REQUEST_METRICS
+from bench.secrets import redact  # what a server echoes back (a debug page listing headers) is scrubbed before it is kept
 from bench.load.stream import Outcome
 
 CONTEXT_COLUMNS = [
@@ -110,7 +111,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         tpot = _ms(o.t_end, t_first) / (out_tokens - 1)
         tps = (out_tokens - 1) / ((o.t_end - t_first) / 1e9)
     prompt_tokens = dec.usage_prompt if dec is not None and dec.usage_prompt is not None else c.prompt_tokens
-    head = o.head.decode("utf-8", "replace") if o.error is not None and o.head else None
+    head = redact(o.head.decode("utf-8", "replace")) if o.error is not None and o.head else None
     metrics = {  # by name: the catalogue's per-request metrics (a new one is computed here and declared there)
         "connect_ms": o.connect_ms, "ttfb_ms": _ms(o.t_headers, o.t_start) if o.t_headers else None, "ttfc_ms": ttfc,
         "ttsc_ms": ttsc, "ttfc_sched_ms": _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc, "ttfv_ms": ttfv,
@@ -119,7 +120,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
     return [
         c.run_id, c.request_id, c.worker, c.user, c.conversation_id, c.conversation, c.turn, c.model, c.tags,
         c.t_wall_start, o.t_start, _ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
-        o.status, o.error, o.detail, (dec.detected or c.protocol) if dec is not None else c.protocol,
+        o.status, o.error, redact(o.detail) if o.detail else o.detail, (dec.detected or c.protocol) if dec is not None else c.protocol,
         *[metrics[name] for name in REQUEST_METRICS],
         chunks, gaps.tobytes(), text_len, out_tokens, source, c.prompt_chars, prompt_tokens, c.prompt_messages,
         o.bytes_in, o.content_type or None, head, c.requested_tokens, c.trace_row, c.requested_input_tokens,

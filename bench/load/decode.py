@@ -63,6 +63,13 @@ class StreamDecoder:
         if self.error:
             return 0
         before = len(self.texts)
+        try:  # free when nothing raises (3.11's zero-cost try); the contract: never raise on any bytes
+            return self._feed(data, before)
+        except Exception as exc:  # noqa: BLE001 (a nesting bomb's RecursionError, a shape no check foresaw)
+            self._fail("decode_error", f"undecodable part ({type(exc).__name__}: {str(exc)[:120]})")
+            return len(self.texts) - before
+
+    def _feed(self, data: bytes, before: int) -> int:
         buf = self._buf
         if b"\n" not in data:
             buf += data
@@ -114,6 +121,13 @@ class StreamDecoder:
 
     def finish(self) -> str | None:
         """Called at the clean end of the body: the error class if the stream did not end properly."""
+        try:
+            return self._finish()
+        except Exception as exc:  # noqa: BLE001
+            self._fail("decode_error", f"undecodable end of stream ({type(exc).__name__}: {str(exc)[:120]})")
+            return self.error
+
+    def _finish(self) -> str | None:
         if self.error:
             return self.error
         if self._buf.strip():
@@ -295,7 +309,11 @@ class StreamDecoder:
                 self.usage_completion = usage["completion_tokens"]
             if isinstance(usage.get("prompt_tokens"), int):
                 self.usage_prompt = usage["prompt_tokens"]
-        for choice in obj.get("choices") or ():
+        choices = obj.get("choices") or ()
+        if not isinstance(choices, (list, tuple)):
+            self._fail("decode_error", f"choices is not a list: {str(choices)[:60]}")
+            return
+        for choice in choices:
             if isinstance(choice, dict) and choice.get("finish_reason"):
                 self.done = True  # a proper end even where a server sends no [DONE] (usage may still follow)
             delta = choice.get("delta") if isinstance(choice, dict) else None

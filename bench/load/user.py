@@ -175,39 +175,80 @@ class ChatUser(User):
 
     def _send(self, model, history, tokens, name, tags, conv_id, turn_no, t_intended, input_tokens=None, output_tokens=None,
               trace_row=None) -> tuple[str, int | None, bool]:
+        """One request, always ending in exactly one record: whatever raises on the way (a bug, a
+        server's shape no check foresaw) becomes an ``internal_error`` record with the exception."""
         s = self.s
         self._n += 1
         rid = str(uuid.uuid4())  # servers such as llama.cpp's refuse an X-Request-ID that is not a UUID
-        limit = output_tokens or s.route.max_tokens or None
-        body = s.route.body(model, history, limit or 0)
-        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
-        headers.update(s.credentials.headers())
-        headers.update(s.headers)
-        ctx = RequestContext(
-            run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
-            conversation_id=conv_id, conversation=name, turn=turn_no, model=model, tags=tags,
-            t_intended=t_intended, t_wall_start=wall(), prompt_chars=sum(len(m["content"]) for m in history),
-            prompt_messages=len(history), protocol=s.protocol, prompt_tokens=sum(tokens) if tokens else None,
-            requested_tokens=limit if s.route.kind == "openai" else None, trace_row=trace_row,
-            requested_input_tokens=input_tokens,
-        )
         o = Outcome()
-        self.collector.count_sent(ctx)
+        ctx = None
         try:
+            limit = output_tokens or s.route.max_tokens or None
+            ctx = RequestContext(
+                run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
+                conversation_id=conv_id, conversation=name, turn=turn_no, model=model, tags=tags,
+                t_intended=t_intended, t_wall_start=wall(), prompt_chars=sum(len(m["content"]) for m in history),
+                prompt_messages=len(history), protocol=s.protocol, prompt_tokens=sum(tokens) if tokens else None,
+                requested_tokens=limit if s.route.kind == "openai" else None, trace_row=trace_row,
+                requested_input_tokens=input_tokens,
+            )
+            self.collector.count_sent(ctx)
+            body = s.route.body(model, history, limit or 0)
+            headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
+            headers.update(s.credentials.headers())
+            headers.update(s.headers)
             stream_request(o, self.client, self.base_path + s.route.path(model), body, headers, s.timeouts, s.protocol)
         except GreenletExit:
-            self._record(o, ctx)
+            if ctx is not None:
+                self._record(o, ctx)
             raise
+        except Exception as exc:  # noqa: BLE001 (nothing may leave a request without its record)
+            o.error, o.detail = "internal_error", f"{type(exc).__name__}: {exc}"[:300]
+            o.t_end = monotonic_ns()
+            if ctx is None:
+                ctx = RequestContext(run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
+                                     conversation_id=conv_id, conversation=name, turn=turn_no, model=model, tags=tags,
+                                     t_intended=t_intended, t_wall_start=wall(), prompt_chars=0, prompt_messages=len(history),
+                                     protocol=s.protocol, prompt_tokens=None, requested_tokens=None, trace_row=trace_row,
+                                     requested_input_tokens=input_tokens)
+                self.collector.count_sent(ctx)
+            if o.t_start == 0:
+                o.t_start = o.t_end
         row = self._record(o, ctx)
-        dec = o.decoder
-        reply = "" if dec is None else (dec.visible_text() if s.history == "visible" else dec.text)
-        counted = str(row[IDX["token_source"]]).startswith("tokenizer:") and dec is not None and reply == dec.text
+        try:
+            dec = o.decoder
+            reply = "" if dec is None or o.error == "internal_error" else (dec.visible_text() if s.history == "visible" else dec.text)
+            counted = str(row[IDX["token_source"]]).startswith("tokenizer:") and dec is not None and reply == dec.text
+        except Exception:  # noqa: BLE001
+            return "", None, False
+        self._back_off(o)
         return reply, (row[IDX["output_tokens"]] if counted else None), o.error is None
+
+    FAST_FAILURE_NS = 20_000_000  # a failure this quick (a 401, a refused connection) repeats at once if nothing waits
+
+    def _back_off(self, o: Outcome) -> None:
+        """Consecutive instant failures wait 20 ms, 40 ms, ... up to 1 s before the next request, so a
+        broken target is not hammered thousands of times a second (4,444 req/s of connect_error
+        were seen); a success or a slower failure resets it. The wait is think time, not latency."""
+        if o.error is None or o.error == "cancelled" or (o.t_end - o.t_start) > self.FAST_FAILURE_NS:
+            self._fast_failures = 0
+            return
+        self._fast_failures = getattr(self, "_fast_failures", 0) + 1
+        if self._fast_failures > 1:
+            gevent.sleep(min(1.0, 0.01 * 2 ** (self._fast_failures - 1)))
 
     def _record(self, o: Outcome, ctx: RequestContext) -> list:
         if o.error is None and o.decoder is not None and not o.decoder.texts:
             o.error, o.detail = "truncated", "the stream ended with no content part"
-        row = build_row(o, ctx, self.s.count_tokens)
+        if o.t_start == 0 and o.t_end:
+            o.t_start = o.t_end  # cancelled while still connecting: no wait of the host's uptime
+        try:
+            row = build_row(o, ctx, self.s.count_tokens)
+        except Exception as exc:  # noqa: BLE001 (what was observed could not be turned into a row: keep the request)
+            bare = Outcome(t_start=o.t_start, t_end=o.t_end or monotonic_ns(), status=o.status, error="internal_error",
+                           detail=f"record: {type(exc).__name__}: {exc}"[:300])
+            o.error = bare.error
+            row = build_row(bare, ctx, None)
         failed = o.error is not None
         self.collector.add(row, failed and o.error != "cancelled")
         if o.error == "cancelled":
