@@ -6,4 +6,8 @@ class InputError(Exception):
 
 
 class PreflightError(InputError):
-    """The target refused or did not answer the preflight requests."""
+    """The target refused or did not answer the preflight requests; ``cls``: the error class, when it answered."""
+
+    def __init__(self, message: str, cls: str | None = None) -> None:
+        super().__init__(message)
+        self.cls = cls

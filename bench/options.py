@@ -105,6 +105,9 @@ def check_values(opts) -> None:
         raise InputError(f"--arrival-cv must be positive, got {opts.arrival_cv:g}")
     if opts.persist and opts.chat_id < 0:
         raise InputError("--persist needs --chat-id N of a real chat")
+    if not opts.persist and opts.chat_id != -1:
+        raise InputError(f"--chat-id {opts.chat_id} without --persist: playground mode always sends chat_id=-1; add --persist "
+                         "to write the load into that chat")
     if opts.start_jitter < 0:
         raise InputError("--start-jitter must not be negative")
     if getattr(opts, "warmup", None) is not None and opts.warmup < 0:
@@ -143,7 +146,8 @@ def settings_from(opts) -> Settings:
     scenario = load_scenario(opts.scenario)
     route, models, weights = route_and_models(opts, scenario)
     check_values(opts)
-    creds = credentials_from(opts.auth, opts.token_file or None, opts.jwt_secret_file or None, opts.cookie_file or None)
+    creds = credentials_from(opts.auth, opts.token_file or None, opts.jwt_secret_file or None, opts.cookie_file or None,
+                             getattr(opts, "cookie_name", None) or "neptun-session")
     if not models and getattr(opts, "host", None):  # an OpenAI server: the models it serves
         from bench.preflight import served_models
 

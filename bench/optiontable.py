@@ -104,16 +104,21 @@ OPTIONS: list[Opt] = [
     Opt("insecure", ("--insecure",), "Do not verify the target's TLS certificate (recorded as a warning in run.json "
         "and the report).", False, flag=True),
     # --- credentials: files and environment variables only ---------------------------------------------------
-    Opt("auth", ("--auth",), "bearer token (BENCH_TOKEN / --token-file), jwt minted from a secret (BENCH_JWT_SECRET / "
-        "--jwt-secret-file), session cookie (BENCH_COOKIE / --cookie-file); auto takes the first present.", "auto",
+    Opt("auth", ("--auth",), "cookie: the app's session cookie (BENCH_COOKIE / --cookie-file), bearer token (BENCH_TOKEN / "
+        "--token-file, for a gateway), jwt minted from a secret (BENCH_JWT_SECRET / --jwt-secret-file); auto tries "
+        "those present in that order and keeps the first the target accepts.", "auto",
         choices=("auto", "none", "bearer", "jwt", "cookie")),
     Opt("token_file", ("--token-file",), "File holding the bearer token.", "", path=True),
     Opt("jwt_secret_file", ("--jwt-secret-file",), "File holding the HS256 secret to mint JWTs.", "", path=True),
-    Opt("cookie_file", ("--cookie-file",), "File holding the session cookie.", "", path=True),
+    Opt("cookie_file", ("--cookie-file",), "File holding the session cookie (its value alone, name=value, or a whole "
+        "'Cookie:' header line as copied from a browser).", "", path=True),
+    Opt("cookie_name", ("--cookie-name",), "Name the session cookie is sent under when BENCH_COOKIE / --cookie-file hold its "
+        "value alone (the Neptun app's is neptun-session).", "neptun-session"),
     # --- timeouts --------------------------------------------------------------------------------------------
     Opt("connect_timeout", ("--connect-timeout",), "Seconds to open a connection.", 10.0, float),
     Opt("first_chunk_timeout", ("--first-chunk-timeout",), "Seconds from send to the first content part.", 60.0, float),
-    Opt("stall_timeout", ("--stall-timeout",), "Seconds without a content part mid-stream.", 30.0, float),
+    Opt("stall_timeout", ("--stall-timeout",), "Seconds without a content part mid-stream (a user waiting on a dead stream is "
+        "held this long; a stream the run's end cuts off after 3 s and 20x its largest gap of silence is a stall too).", 10.0, float),
     Opt("total_timeout", ("--total-timeout",), "Seconds for a whole stream.", 300.0, float),
     Opt("tokenizer", ("--tokenizer",), "Local tokenizer.json to count tokens when the server sends no usage "
         "(pip install -e '.[tokenizer]').", "", path=True),

@@ -40,24 +40,43 @@ def served_models(host: str, creds: Credentials, tls=None, timeout: float = 15.0
 
 
 def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentials, timeout: float = 15.0,
-              protocol: str = "auto", tls=None, headers: dict[str, str] | None = None) -> dict[str, str]:
+              protocol: str = "auto", tls=None, headers: dict[str, str] | None = None, log: list | None = None) -> dict[str, str]:
     """Raises PreflightError with one line when a model cannot be load-tested; returns, per model,
-    the stream format it answered in."""
+    the stream format it answered in.
+
+    The probe always goes in playground mode (``chat_id=-1&is_playground=true``), also for a
+    ``--persist`` run: a preflight must never write into a user's chat. ``log`` receives one entry
+    per request sent (id, model, status, time to its first part), for ``run.json``: the server
+    sees these requests, so a server-side join must be able to explain them.
+    """
+    import dataclasses
+    import time
+
     base = host.rstrip("/")
     found: dict[str, str] = {}
     extra = headers or {}
+    probe_route = dataclasses.replace(route, playground=True, chat_id=-1)
+    log = log if log is not None else []
     try:
         with httpx.Client(timeout=timeout, trust_env=False, verify=tls.httpx_verify() if tls else True) as client:
             for model in models:
-                headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": str(uuid.uuid4())}
+                rid = str(uuid.uuid4())
+                headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
                 headers.update(creds.headers())
                 headers.update(extra)
-                with client.stream("POST", base + route.path(model), content=route.body(model, _PROBE), headers=headers) as resp:
+                entry: dict = {"request_id": rid, "model": model, "auth": creds.kind, "started": time.time(), "status": None,
+                               "ttfc_ms": None}
+                log.append(entry)
+                t0 = time.monotonic()
+                with client.stream("POST", base + probe_route.path(model), content=probe_route.body(model, _PROBE), headers=headers) as resp:
+                    entry["status"] = resp.status_code
                     if resp.status_code >= 300:
                         body = resp.read()
                         cls, detail = classify_http_error(resp.status_code, body)
-                        raise PreflightError(_message(host, model, cls, resp.status_code, detail, body, creds))
+                        entry["error"] = cls
+                        raise PreflightError(_message(host, model, cls, resp.status_code, detail, body, creds), cls)
                     found[model] = _first_part(host, model, resp, protocol)
+                    entry["ttfc_ms"] = round((time.monotonic() - t0) * 1000, 2)
     except httpx.ConnectError as exc:
         hint = " (a private CA: --ca-file; or --insecure)" if "CERTIFICATE" in str(exc).upper() else ""
         raise PreflightError(f"cannot connect to {host}: {exc}{hint}; no load was sent") from None
@@ -100,12 +119,22 @@ def _message(host: str, model: str, cls: str, status: int, detail: str, body: by
 
 
 def _message_text(host: str, model: str, cls: str, status: int, detail: str, body: bytes, creds: Credentials | None = None) -> str:
+    from bench.load.stream import is_nitro_unauthorized, model_issue
+
     if cls == "unauthorized":
+        wants = ("; this server wants a session cookie (Nitro's 'Unauthorized': the Neptun app reads only its "
+                 "neptun-session cookie, never Authorization), see the README's 'Getting a session'") if is_nitro_unauthorized(body) else ""
         if creds is None or creds.kind == "none":
-            return (f"{status} from {host}: no credentials found (set BENCH_TOKEN, BENCH_COOKIE or BENCH_JWT_SECRET, or pass "
-                    "--token-file / --cookie-file / --jwt-secret-file); no load was sent")
-        return f"{status} from {host}: the credentials were rejected: {creds.source}; no load was sent"
+            return (f"{status} from {host}: no credentials found (set BENCH_COOKIE or --cookie-file for the app's session "
+                    f"cookie; BENCH_TOKEN / BENCH_JWT_SECRET for a gateway){wants}; no load was sent")
+        if creds.kind == "cookie":
+            return f"{status} from {host}: the session cookie was rejected: {creds.source} (expired, or another deployment's){' ' + wants[2:] if wants else ''}; no load was sent"
+        return f"{status} from {host}: the credentials were rejected: {creds.source}{wants}; no load was sent"
     if cls == "invalid_model":
+        issue = model_issue(body)
+        if issue is not None:
+            allowed = f" (allowed: {', '.join(issue[1])})" if issue[1] else f" ({issue[0]})"
+            return f"{status} from {host}: model {model!r} does not exist here{allowed}; no load was sent"
         return f"{status} from {host}: model {model!r} does not exist there ({detail}); no load was sent"
     if cls == "retired_model":
         return f"{status} from {host}: model {model!r} is retired ('Service not available anymore.'); no load was sent"

@@ -26,7 +26,8 @@ from bench.launch import embedded_target, locust_command, pinning
 from bench.optiontable import RunOptions, locust_argv
 from bench.options import check_values, new_run_id, route_and_models, tls_from
 from bench.analysis.results import latest_calibration, default_warmup, delivery, environment_info, file_digest, finalize_records, write_run_json
-from bench.load.route import Credentials, credentials_from, parse_headers
+from bench.errors import PreflightError
+from bench.load.route import Credentials, credential_candidates, parse_headers
 from bench.scenario import load_scenario, resolve_path
 from bench.secrets import redact, refuse_url_credentials, remember
 
@@ -148,7 +149,8 @@ def run(o: RunOptions) -> Path:
     try:
         if o.host:
             host = o.host.rstrip("/")
-            creds = credentials_from(o.auth, o.token_file, o.jwt_secret_file, o.cookie_file)
+            candidates = credential_candidates(o.auth, o.token_file, o.jwt_secret_file, o.cookie_file, o.cookie_name)
+            creds = candidates[0]
             if not models:  # --route openai without --models: the models the server lists
                 from bench.preflight import served_models
 
@@ -163,12 +165,27 @@ def run(o: RunOptions) -> Path:
                 env.pop(var, None)
             o.auth = "jwt"
             creds = Credentials("jwt", secret)
+            candidates = [creds]
             remember(secret)
             target_info = {"embedded": True, "url": host, "seed": o.target_seed, "faults": o.target_faults,
                            "profiles": o.target_profiles, "flavor": o.target_flavor}
         if not o.quiet:
             click.echo(f"preflight: {len(models)} model(s) on {host} ...", err=True)
-        formats = preflight(host, models, route, creds, protocol=o.protocol, tls=tls, headers=parse_headers(o.header))
+        preflight_log: list[dict] = []
+        for i, creds in enumerate(candidates):  # --auth auto: the first credentials the target accepts
+            try:
+                formats = preflight(host, models, route, creds, protocol=o.protocol, tls=tls, headers=parse_headers(o.header),
+                                    log=preflight_log)
+                break
+            except PreflightError as exc:
+                if exc.cls != "unauthorized" or i == len(candidates) - 1:
+                    raise
+                if not o.quiet:
+                    click.echo(f"preflight: {creds.source} was rejected; trying {candidates[i + 1].source}", err=True)
+        if len(candidates) > 1:
+            o.auth = creds.kind  # the Locust child uses the kind the target accepted
+            env.update({k: "" for k, kind in (("BENCH_TOKEN", "bearer"), ("BENCH_JWT_SECRET", "jwt"), ("BENCH_COOKIE", "cookie"))
+                        if kind != creds.kind and not getattr(o, {"bearer": "token_file", "jwt": "jwt_secret_file", "cookie": "cookie_file"}[kind])})
         target_info["stream_formats"] = formats
         started_load = True
         cmd = _locust_cmd(o, host, seconds, run_dir, run_id, pin=pinning()[1] if target is not None and o.processes == 1 else None)
@@ -223,7 +240,7 @@ def run(o: RunOptions) -> Path:
                   "template": o.route_template or None, "history": o.history, "max_tokens": o.max_tokens or None,
                   "ignore_eos": o.ignore_eos, "headers": sorted(parse_headers(o.header)),  # names only: values may be secrets
                   "tls": {"ca_file": o.ca_file or None, "insecure": o.insecure}},
-        "auth": o.auth, "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},
+        "auth": o.auth, "preflight": preflight_log, "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},
         **fields, "collector": collector,
         "warnings": collector.get("warnings", []) + spool_warnings, "command": redact(" ".join(cmd)), **environment_info(),
     }

@@ -34,7 +34,7 @@ async def lazy_client(host: str, port: int, streams: int, seconds: float, spread
     async def one(i: int) -> int:
         await asyncio.sleep(spread * i / streams)
         reader, writer = await asyncio.open_connection(host, port)
-        req = (f"POST /api/ai/huggingface/calib/model/chat?chat_id=-1 HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        req = (f"POST /api/ai/huggingface/calib/model/chat?chat_id=-1&is_playground=true HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                f"X-Request-ID: t{i}\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n").encode() + BODY
         writer.write(req)
         await writer.drain()

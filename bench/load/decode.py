@@ -24,6 +24,9 @@ _UI_FAILED = {"error", "abort"}
 _AISDK_LINE = re.compile(rb"^[0-9a-z]:")
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _THINK, _END_THINK = "<think>", "</think>"
+# reasoning blocks at the start of a reply, in the forms the app sends: the model's own <think>, and
+# the Neptun route's rewrite of DeepSeek R1's thinking into one <details><summary>AI Thinking Process...
+_BLOCKS = ((_THINK, _END_THINK), ("<details>", "</details>"))
 
 
 class StreamDecoder:
@@ -162,9 +165,10 @@ class StreamDecoder:
         else:
             text = self.text
         stripped = text.lstrip()
-        if stripped.startswith(_THINK):
-            end = stripped.find(_END_THINK)
-            text = stripped[end + len(_END_THINK):].lstrip() if end >= 0 else ""
+        for open_tag, close_tag in _BLOCKS:
+            if stripped.startswith(open_tag):
+                end = stripped.find(close_tag)
+                return stripped[end + len(close_tag):].lstrip() if end >= 0 else ""
         return text
 
     # --- internals ----------------------------------------------------------------------------
@@ -181,11 +185,13 @@ class StreamDecoder:
         if self.first_visible is None:
             self._pre += text
             s = self._pre.lstrip()
-            if s.startswith(_THINK):
-                end = s.find(_END_THINK)
-                if end >= 0 and s[end + len(_END_THINK):].strip():
-                    self.first_visible = idx
-            elif not _THINK.startswith(s):  # not (the start of) an opening tag
+            for open_tag, close_tag in _BLOCKS:
+                if s.startswith(open_tag):
+                    end = s.find(close_tag)
+                    if end >= 0 and s[end + len(close_tag):].strip():
+                        self.first_visible = idx
+                    return
+            if not any(o.startswith(s) for o, _ in _BLOCKS):  # not (the start of) an opening tag
                 self.first_visible = idx
 
     def _other_line(self, line: bytes) -> None:

@@ -57,8 +57,8 @@ class RouteConfig:
         provider, model_id = split_model(model)
         publisher, _, name = model_id.partition("/")
         path = template.format(model=model_id, publisher=publisher, name=name or model_id, provider=provider, chat_id=self.chat_id)
-        if self.playground and "is_playground" not in path and self.kind != "openai":
-            path += ("&" if "?" in path else "?") + "is_playground=true"
+        if "is_playground" not in path and self.kind != "openai":  # the app rejects a request without it (400)
+            path += ("&" if "?" in path else "?") + ("is_playground=true" if self.playground else "is_playground=false")
         return path
 
     def body(self, model: str, messages: list[dict[str, str]], max_tokens: int = 0) -> bytes:
@@ -145,23 +145,57 @@ class Credentials:
         return {}
 
 
-def credentials_from(kind: str, token_file: str | None = None, jwt_secret_file: str | None = None,
-                     cookie_file: str | None = None) -> Credentials:
-    """Pick credentials from files or environment variables (BENCH_TOKEN, BENCH_JWT_SECRET, BENCH_COOKIE).
+DEFAULT_COOKIE = "neptun-session"  # the app's runtimeConfig.session.name (nuxt-auth-utils' default would be nuxt-session)
+AUTO_ORDER = ("cookie", "bearer", "jwt")  # what the Neptun app reads first: only its session cookie
 
-    ``auto`` takes the first one present; asking for a kind whose secret is missing is an error.
-    """
+
+def cookie_header(value: str, name: str = DEFAULT_COOKIE) -> str:
+    """A cookie as copied from a browser: the bare value (``Fe26.2**...``), ``name=value``, or a
+    whole ``Cookie:`` header line; always returned as a Cookie header's value."""
+    v = value.strip()
+    if v.lower().startswith("cookie:"):
+        v = v[7:].strip()
+    if "=" not in v.split(";", 1)[0] or v.startswith("Fe26.2"):  # iron-sealed values hold no '=' before their '*'s
+        return f"{name}={v}"
+    return v
+
+
+def _found(token_file, jwt_secret_file, cookie_file, cookie_name) -> tuple[dict, dict]:
     token = read_secret("BENCH_TOKEN", token_file, "token")
     secret = read_secret("BENCH_JWT_SECRET", jwt_secret_file, "JWT secret")
     cookie = read_secret("BENCH_COOKIE", cookie_file, "cookie")
-    if cookie and "=" not in cookie:
-        cookie = f"nuxt-session={cookie}"
+    if cookie:
+        cookie = cookie_header(cookie, cookie_name or DEFAULT_COOKIE)
+        remember(cookie)
     found = {"bearer": token, "jwt": secret, "cookie": cookie}
     source = {"bearer": f"the token from {'--token-file ' + token_file if token_file else 'BENCH_TOKEN'}",
               "jwt": f"JWTs minted from the secret in {'--jwt-secret-file ' + jwt_secret_file if jwt_secret_file else 'BENCH_JWT_SECRET'}",
               "cookie": f"the session cookie from {'--cookie-file ' + cookie_file if cookie_file else 'BENCH_COOKIE'}"}
+    return found, source
+
+
+def credential_candidates(kind: str, token_file: str | None = None, jwt_secret_file: str | None = None,
+                          cookie_file: str | None = None, cookie_name: str = DEFAULT_COOKIE) -> list[Credentials]:
+    """``--auth auto``: every credential present, in the order the app reads them (session cookie
+    first); the preflight tries them in turn and the run keeps the first the target accepts, so a
+    stray BENCH_TOKEN beside a valid cookie does not stop the run. Any other kind: just that one."""
+    if kind != "auto":
+        return [credentials_from(kind, token_file, jwt_secret_file, cookie_file, cookie_name)]
+    found, source = _found(token_file, jwt_secret_file, cookie_file, cookie_name)
+    out = [Credentials(k, found[k], source[k]) for k in AUTO_ORDER if found[k]]
+    return out or [Credentials("none")]
+
+
+def credentials_from(kind: str, token_file: str | None = None, jwt_secret_file: str | None = None,
+                     cookie_file: str | None = None, cookie_name: str = DEFAULT_COOKIE) -> Credentials:
+    """Pick credentials from files or environment variables (BENCH_COOKIE, BENCH_TOKEN, BENCH_JWT_SECRET).
+
+    ``auto`` takes the first one present, the session cookie first; asking for a kind whose secret
+    is missing is an error.
+    """
+    found, source = _found(token_file, jwt_secret_file, cookie_file, cookie_name)
     if kind == "auto":
-        kind = next((k for k in ("bearer", "jwt", "cookie") if found[k]), "none")
+        kind = next((k for k in AUTO_ORDER if found[k]), "none")
     if kind == "none":
         return Credentials("none")
     if not found.get(kind):

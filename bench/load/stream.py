@@ -56,23 +56,75 @@ class Outcome:
         return (self.t_start - self.t_connect) / 1e6 if self.t_connect and self.t_start else None
 
 
+def _zod_issues(obj: dict) -> list[dict]:
+    """The issues of a ZodError in a Nitro error body (``data.issues``, or ``data`` the error itself)."""
+    data = obj.get("data")
+    if isinstance(data, dict):
+        issues = data.get("issues")
+        if isinstance(issues, list):
+            return [i for i in issues if isinstance(i, dict)]
+    return []
+
+
+MODEL_FIELDS = ("model_name", "model_publisher")
+
+
+def model_issue(body: bytes) -> tuple[str, list[str]] | None:
+    """A 400 that rejects the model (the app's ZodError on ``model_name`` / ``model_publisher``):
+    (what it said, the allowed values where it lists them)."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    for issue in _zod_issues(obj):
+        path = issue.get("path")
+        field_name = next((str(p) for p in (path if isinstance(path, list) else [path]) if str(p) in MODEL_FIELDS), None)
+        if field_name:
+            options = issue.get("options")
+            allowed = [str(x) for x in options] if isinstance(options, list) else []
+            return f"{field_name}: {str(issue.get('message', 'invalid'))[:200]}", allowed
+    return None
+
+
+def is_nitro_unauthorized(body: bytes) -> bool:
+    """Nitro's error handler's 401 (``"message": "Unauthorized"``): what the app answers without a valid session."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and obj.get("statusCode") == 401 and str(obj.get("message", "")).lower() == "unauthorized"
+
+
 def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
-    """Error class of METRICS.md for a non-2xx answer, and a short detail from its body."""
+    """Error class of METRICS.md for a non-2xx answer, and a short detail from its body.
+
+    Read as the app writes it: Nitro's error JSON (``statusMessage`` is often only "Server Error"
+    or "Bad Request.", the reason is in ``message`` or in a ZodError under ``data``)."""
     message = ""
+    obj = None
     try:
         obj = json.loads(body)
         if isinstance(obj, dict):
             raw = obj.get("statusMessage") or obj.get("message") or obj.get("error") or ""
             message = str(raw.get("message", raw) if isinstance(raw, dict) else raw)
-    except ValueError:
+            inner = obj.get("message")
+            if isinstance(inner, str) and inner and inner != message and message in ("Server Error", "Bad Request.", "Bad Request"):
+                message = f"{message} {inner}".strip()  # Nitro: "Server Error" + "Unauthorized"
+    except (ValueError, RecursionError):
         message = body[:200].decode("utf-8", "replace")
     low = message.lower()
+    issue = model_issue(body) if status == 400 and isinstance(obj, dict) else None
     if status in (401, 403):
         cls = "unauthorized"
     elif status == 429:
         cls = "rate_limited"
     elif status >= 500:
         cls = "server_error"
+    elif issue is not None:
+        cls = "invalid_model"
+        message = f"{message} {issue[0]}".strip()
     elif status == 400 and "invalid model" in low:
         cls = "invalid_model"
     elif status == 400 and "not available anymore" in low:

@@ -23,7 +23,7 @@ from locust import User, constant, task
 
 from bench.load.arrivals import Arrival
 from bench.load.clock import wall
-from bench.records import IDX, RequestContext, build_row
+from bench.records import IDX, RequestContext, build_row, silent_at_end
 from bench.load.stream import Outcome, stream_request
 
 
@@ -242,6 +242,9 @@ class ChatUser(User):
             o.error, o.detail = "truncated", "the stream ended with no content part"
         if o.t_start == 0 and o.t_end:
             o.t_start = o.t_end  # cancelled while still connecting: no wait of the host's uptime
+        dead = silent_at_end(o)
+        if dead:
+            o.error, o.detail = "stall", dead
         try:
             row = build_row(o, ctx, self.s.count_tokens)
         except Exception as exc:  # noqa: BLE001 (what was observed could not be turned into a row: keep the request)

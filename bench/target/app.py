@@ -79,9 +79,33 @@ class Truth:
     text_crc: int = 0  # CRC-32 of the reply text sent, so a client can prove it decoded every character
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"statusCode": status, "statusMessage": message})
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+def _error(status: int, message: str, headers: dict[str, str] | None = None, data: object = None,
+           reason: str | None = None, detail: str | None = None) -> web.Response:
+    obj: dict = {"statusCode": status, "statusMessage": message}
+    if detail is not None:
+        obj["message"] = detail
+    if data is not None:
+        obj["data"] = data
+    return web.Response(status=status, reason=reason, text=json.dumps(obj), content_type="application/json", headers=headers)
+
+
+def _nitro_unauthorized(url: str) -> web.Response:
+    """What the app answers without a valid session: Nitro's error handler, status line 'Server Error'."""
+    body = json.dumps({"error": True, "url": url, "statusCode": 401, "statusMessage": "Server Error", "message": "Unauthorized"})
+    return web.Response(status=401, reason="Server Error", text=body, content_type="application/json")
+
+
+def _zod_model_error(publisher: str, name: str, publishers: list[str], names: list[str]) -> web.Response:
+    """The app's 400 for a model it does not know (retired ones included): a ZodError naming the field."""
+    issues = []
+    if publisher not in publishers:
+        issues.append({"received": publisher, "code": "invalid_enum_value", "options": publishers, "path": ["model_publisher"],
+                       "message": f"Invalid enum value. Expected {' | '.join(repr(p) for p in publishers)}, received {publisher!r}"})
+    if name not in names:
+        issues.append({"received": name, "code": "invalid_enum_value", "options": names, "path": ["model_name"],
+                       "message": f"Invalid enum value. Expected {' | '.join(repr(n) for n in names)}, received {name!r}"})
+    return _error(400, "Bad Request.", detail="Invalid routeParams(model_publisher, model_name).",
+                  data={"issues": issues, "name": "ZodError"})
 
 
 def _openai_error(status: int, message: str, kind: str) -> web.Response:
@@ -319,8 +343,17 @@ class Target:
         return await self._stream(request, truth, model, messages, faults, framer, self.content_type)
 
     async def _route_checks(self, request: web.Request, model: str):
+        deployed = self.config.flavor == "deployed"  # the app's latest code (see shared spec: neptun-route-facts)
         if not self.config.auth.check(request.headers.get("Authorization"), request.cookies):
-            return _error(401, "Invalid user session")
+            return _nitro_unauthorized(str(request.rel_url)) if deployed else _error(401, "Invalid user session")
+        if deployed and model not in self.engines:
+            known = sorted(self.engines)
+            publisher, _, name = model.partition("/")
+            publishers = sorted({m.split("/")[0] for m in known})
+            names = sorted({m.split("/", 1)[-1] for m in known})
+            if publisher not in publishers or name not in names:
+                return _zod_model_error(publisher, name, publishers, names)
+            return _error(400, INVALID_MODEL[self.config.flavor])
         if model in self.profiles.retired:
             return _error(400, "Service not available anymore.")
         if model not in self.engines:
@@ -328,6 +361,11 @@ class Target:
         chat_id = request.query.get("chat_id", "")
         if not _INT.match(chat_id):
             return _error(400, "Bad Request. Invalid chat_id.")
+        if deployed and request.query.get("is_playground") not in ("true", "false"):
+            return _error(400, "Bad Request.", detail="Invalid queryParams(chat_id, is_playground).",
+                          data={"issues": [{"code": "invalid_type", "expected": "boolean", "received": "null",
+                                            "path": ["is_playground"], "message": "Expected boolean, received null"}],
+                                "name": "ZodError"})
         body = await self._read_json(request)
         if isinstance(body, web.Response):
             return body
@@ -490,6 +528,9 @@ class Target:
             if faults.drop_after is not None and done >= faults.drop_after:
                 request.transport.close()  # no closing zero-length chunk: the body is cut off
                 return "dropped"
+            if faults.silent_after is not None and done >= faults.silent_after:
+                truth.outcome = "fault:silent"
+                await asyncio.Event().wait()  # h3 sent the headers, the backend's stream failed, nobody ends the response
             if faults.malformed_after is not None and done == faults.malformed_after:
                 await resp.write(framer.malformed())
             if faults.error_after is not None and done >= faults.error_after:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import jwt
 
-SESSION_COOKIE = "nuxt-session"
+SESSION_COOKIE = "neptun-session"  # the app's runtimeConfig.session.name
 
 
 @dataclass(frozen=True)

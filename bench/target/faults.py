@@ -29,6 +29,7 @@ FAULT_KINDS: dict[str, tuple[float, str]] = {
     "slow_headers": (2.0, "wait N seconds before sending the status line and headers"),
     "huge_part": (2_000_000.0, "send one text part of N bytes"),
     "never_end": (0.1, "keep streaming a part every N seconds until the client gives up"),
+    "silent": (3.0, "after N parts send nothing more and keep the response open (the app when its backend fails mid-stream)"),
 }
 # Per-request timing overrides accepted in the header too.
 OVERRIDES = {"ttft_ms", "step_ms", "tokens"}
@@ -50,6 +51,7 @@ class FaultPlan:
     slow_headers_s: float | None = None
     huge_part: int | None = None
     never_end_s: float | None = None
+    silent_after: int | None = None
     ttft_ms: float | None = None
     step_ms: float | None = None
     tokens: int | None = None
@@ -83,6 +85,8 @@ class FaultPlan:
             self.huge_part = int(v)
         elif name == "never_end":
             self.never_end_s = v
+        elif name == "silent":
+            self.silent_after = int(v)
         elif name == "ttft_ms":
             self.ttft_ms = param
         elif name == "step_ms":
