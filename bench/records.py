@@ -79,7 +79,12 @@ def _first_read_tokens(dec, parts: int, out_tokens: int, text_len: int, source: 
         return max(1, min(out_tokens, count_tokens(first_text)))
     if source == "chunks":
         return parts
-    return max(parts if source != "usage" else 1, min(out_tokens, round(out_tokens * len(first_text) / text_len)))
+    wrapper = sum(len(w) for w in APP_WRAPPER if w in first_text)  # markup the app adds around R1's thinking: no model tokens
+    share = (len(first_text) - wrapper) / max(1, text_len - wrapper)
+    return max(parts if source != "usage" else 1, min(out_tokens, round(out_tokens * share)))
+
+
+APP_WRAPPER = ("<details>\n<summary>AI Thinking Process</summary>\n", "\n</details>\n\n")
 
 
 SILENT_FLOOR_S = 3.0  # a stream cut off by the run's end after this long without a part ...

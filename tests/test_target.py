@@ -137,8 +137,8 @@ def test_r1_think_block_and_sentence_parts(target, auth_headers):
     r = chat(target.url, model=R1, headers=auth_headers | {"X-Bench-Fault": "tokens=80"})
     ps = parts(r.text)
     text = "".join(ps)
-    assert text.startswith("<think>") and "</think>" in text
-    assert text.split("</think>", 1)[1].strip()
+    assert ps[0].startswith("<details>\n<summary>AI Thinking Process</summary>") and ps[0].endswith("</details>\n\n")
+    assert "</details>" not in "".join(ps[1:]) and text.split("</details>", 1)[1].strip()  # the thinking is one part
     assert len(ps) < 80 / 3  # sentence-sized parts, not one per token
     assert all(p.endswith((".", "\n", "!", "?")) for p in ps[:-1])
 

@@ -61,11 +61,14 @@ def make_plan(profile: ModelProfile, seed: int, key: str, prompt_chars: int, tok
         i += rng.randint(8, 20)
     words[-1] += "."
     if profile.reasoning:
-        think = max(1, n * 2 // 5)
-        words[0] = "<think>\n" + words[0].lstrip()
-        words[think - 1] = words[think - 1].rstrip(".") + ".\n</think>\n\n"
-        words[think] = words[think].lstrip()
-        parts = _sentences(words)
+        # as the app sends DeepSeek R1: the whole thinking held back until </think>, then sent as ONE
+        # part rewritten into a <details> block; the answer follows in sentence-sized parts
+        think = max(1, min(n - 1, n * 2 // 5)) if n > 1 else 1
+        block = ("<details>\n<summary>AI Thinking Process</summary>\n" + "".join(words[:think]).strip() + "\n</details>\n\n", think)
+        rest = words[think:]
+        if rest:
+            rest[0] = rest[0].lstrip()
+        parts = [block] + _sentences(rest)
     else:
         words[0] = words[0].lstrip()
         step = profile.tokens_per_part
