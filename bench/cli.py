@@ -72,6 +72,7 @@ def run(no_report, fail_on_slo, junit, **kw) -> None:
     run_dir = do_run(RunOptions(**kw))
     click.echo(f"records: {run_dir / 'requests.parquet'}")
     if no_report:
+        _exit_if_interrupted(run_dir)
         return
     path, summary = write_report(run_dir)
     click.echo("")
@@ -86,9 +87,25 @@ def run(no_report, fail_on_slo, junit, **kw) -> None:
     if not summary["measured_requests"]:
         click.echo("error: no measured requests (all in the warm-up, or none sent): nothing to judge", err=True)
         sys.exit(1)
+    _exit_if_interrupted(run_dir)
     if fail_on_slo and summary["slo_ok"] is False:
         click.echo("SLOs missed (see report)", err=True)
         sys.exit(1)
+
+
+def _exit_if_interrupted(run_dir) -> None:
+    """A run stopped by Ctrl-C or SIGTERM is not a green run: 130 / 143, as a shell reports those signals."""
+    import json
+
+    try:
+        meta = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    if meta.get("interrupted"):
+        by = meta.get("interrupted_by", "SIGINT")
+        click.echo(f"interrupted ({by}) after {meta.get('duration_s', 0):.0f} s of {meta.get('planned_duration_s', 0):.0f} s: "
+                   f"records kept in {run_dir}", err=True)
+        sys.exit(143 if by == "SIGTERM" else 130)
 
 
 @main.command(context_settings={"max_content_width": 100})

@@ -52,9 +52,26 @@ def target_for_measuring(profile_yaml: Path, pin: bool = True, log: Path | None 
                          cpu=pinning()[0] if pin else None, log=log)
 
 
+def free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def local_master_args() -> list[str]:
+    """``--processes N`` on one machine: the master on loopback and a free port, never ``*:5557``
+    (a second run's workers joined the first; any host that reached 5557 took a share of the users)."""
+    port = str(free_loopback_port())
+    return ["--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port]
+
+
 def locust_command(host: str, users: int, spawn_rate: float, seconds: float, results_dir: Path, *extra: str,
                    pin: str | None = None, locustfile: Path = LOCUSTFILE) -> list[str]:
     """A headless Locust child writing its records to ``results_dir`` (``pin``: taskset CPU list)."""
-    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host, "-u", str(users),
+    # -P: the current directory is not put first on the import path, so a bench/ folder where the user
+    # stands (their own scripts, a second checkout) can never replace the harness in the child
+    cmd = [sys.executable, "-P", "-m", "locust", "-f", str(locustfile), "--headless", "--host", host, "-u", str(users),
            "-r", f"{spawn_rate:g}", "-t", f"{seconds:g}s", "--only-summary", "--results-dir", str(results_dir), *extra]
     return ["taskset", "-c", pin, *cmd] if pin else cmd

@@ -101,7 +101,9 @@ def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id:
     extra = ["--run-id", run_id, "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0",
              *locust_argv(replace(o, scenario=str(resolve_path(o.scenario))))]
     if o.processes > 1:
-        extra += ["--processes", str(o.processes)]
+        from bench.launch import local_master_args
+
+        extra += ["--processes", str(o.processes), *local_master_args()]
     return locust_command(host, o.users, o.spawn_rate, seconds, run_dir, *extra, *o.extra, pin=pin)
 
 
@@ -244,6 +246,12 @@ def run(o: RunOptions) -> Path:
         **fields, "collector": collector,
         "warnings": collector.get("warnings", []) + spool_warnings, "command": redact(" ".join(cmd)), **environment_info(),
     }
+    if interrupted:
+        meta["interrupted_by"] = getattr(_run_locust, "signal", "SIGINT")
+        meta["planned_duration_s"] = seconds
+        meta["duration_s"] = round(ended - started, 1)
+        meta["warnings"].insert(0, f"interrupted ({meta['interrupted_by']}) after {ended - started:.0f} s of {seconds:.0f} s: "
+                                   "the numbers cover only that part")
     if sequential is not None:
         meta["sequential"] = sequential.describe(decided)
         meta["duration_s"] = round(ended - started, 1)  # the run stopped when decided, not at --max-duration
@@ -292,7 +300,10 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
     interrupted = decided = False
 
     def _term(signum, frame):  # SIGTERM (CI cancelling a job) is handled like Ctrl-C: keep the records
+        _run_locust.signal = "SIGTERM"
         raise KeyboardInterrupt
+
+    _run_locust.signal = "SIGINT"
 
     previous = signal.signal(signal.SIGTERM, _term)
     # Ctrl-C too, whatever this process inherited: a shell starts background jobs with SIGINT ignored,

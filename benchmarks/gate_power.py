@@ -52,7 +52,7 @@ def main() -> None:
             r = simulate_clustered(streams, a.trials, a.seed, clusters=clusters)
             name = "streams as clusters (the gate)" if clusters else "every gap independent (the old gate)"
             print(f"| {name} | {streams:,} | {pct(r['changed'])} | {pct(r['coverage'])} | {pct(r['regression'])} |")
-    print("\n| sequential, 10 looks, alpha spent per look | samples a side at the last look | regression | passed | undecided | stopped at (share of the run) |")
+    print("\n| sequential, 10 looks, alpha / 10 a look | samples a side at the last look | regression | passed | undecided | stopped at (share of the run) |")
     print("|---|---:|---:|---:|---:|---:|")
     for case in ("aa", "tail"):
         for n in ([3000] if a.quick else [1000, 3000, 10000]):

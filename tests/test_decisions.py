@@ -44,6 +44,7 @@ def test_capacity_found_within_15_percent(tmp_path):
     cap = result["capacity"]["test/knee"]
     expected = 8 * (1 + (400 - 50) / 340)
     assert abs(cap["capacity"] - expected) / expected < 0.15, cap
+    assert cap["capacity_low"] <= cap["capacity"] <= cap["capacity_high"], cap  # an interval, not a bare number
     assert cap["limited_by"] == "ttfc_ms:p95<=400"
     assert 7 <= cap["knee"] <= 12
     people = result["people"]["test/knee"]
@@ -173,3 +174,23 @@ def test_calibrate_measures_this_machine_against_the_targets_stamps(tmp_path):
     assert level["streams"] == 6 and level["requests"] > 0 and level["err_p99"] is not None
     assert 0 <= level["err_p50"] < 5  # same host, same monotonic clock: the harness is within milliseconds of the truth
     assert "verdict" in r.stdout + r.stderr and (cal / "calibration.md").is_file()
+
+
+def test_models_refuse_a_winner_from_few_pairs_or_mixed_token_sources():
+    """3 pairs once named a model '38.9 tok/s better'; so did comparing counted with estimated tokens."""
+    import pandas as pd
+
+    from bench.analysis.pairing import MIN_PAIRS, compare_frame
+
+    rows = []
+    for conv in range(3):
+        rows.append({"model": "a/fast", "conversation": f"c{conv}", "turn": 0, "ttfc_ms": 100.0, "decode_tps": 90.0,
+                     "error": None, "token_source": "usage"})
+        rows.append({"model": "b/slow", "conversation": f"c{conv}", "turn": 0, "ttfc_ms": 300.0, "decode_tps": 50.0,
+                     "error": None, "token_source": "estimate:chars"})
+    few = compare_frame(pd.DataFrame(rows))["pairs"][0]
+    assert few["ttfc_ms"]["verdict"] == f"too few pairs (3 < {MIN_PAIRS})"
+    many = pd.DataFrame([dict(r, conversation=f"{r['conversation']}-{k}") for k in range(5) for r in rows])
+    pair = compare_frame(many)["pairs"][0]
+    assert pair["ttfc_ms"]["verdict"] == "a/fast better"
+    assert pair["decode_tps"]["verdict"].startswith("not comparable: tokens counted differently (usage vs estimate:chars)")

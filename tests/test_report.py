@@ -171,3 +171,28 @@ def test_live_tab_renders_in_locust_web_ui(target, tmp_path):
     finally:
         p.terminate()
         p.wait(30)
+
+
+@pytest.mark.parametrize("case", ["all-in-warmup", "no-success", "one-model-empty", "server-only"])
+def test_report_holds_for_empty_runs(tmp_path, case):
+    """Every path of the report with nothing (or part of nothing) to show: a line or a report, never a traceback."""
+    from synth import lognormal, row, write_run
+
+    if case == "no-success":
+        rows = [row("m/a", None, t=i * 0.1, error="server_error", status=500) for i in range(30)]
+    elif case == "one-model-empty":
+        rows = [row("m/a", v, t=i * 0.1) for i, v in enumerate(lognormal(40, 100))]
+        rows += [row("m/b", None, t=i * 0.1, error="unauthorized", status=401) for i in range(5)]
+    else:
+        rows = [row("m/a", v, t=i * 0.01) for i, v in enumerate(lognormal(30, 100))]
+    run = write_run(tmp_path / "r", rows)
+    if case == "server-only":
+        t0 = time.time()
+        (run / "server-metrics.jsonl").write_text("".join(json.dumps({"t": t0 + k, "samples": {
+            "bench_requests_running{model=m/a}": 1.0, "bench_requests_waiting{model=m/a}": 0.0}}) + "\n" for k in range(5)))
+    args = ["report", str(run)] + (["--warmup", "1000"] if case in ("all-in-warmup", "server-only") else [])
+    r = subprocess.run(bench_cmd(*args), capture_output=True, text=True, timeout=120, env=bench_env())
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert (run / "report.html").is_file()
+    if case in ("all-in-warmup", "server-only"):
+        assert "no measured requests" in r.stdout

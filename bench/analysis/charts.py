@@ -147,6 +147,7 @@ def _errors(live: pd.DataFrame, col: dict, out: Path) -> str:
 
 def server_chart(table: pd.DataFrame, t0: float, out: Path) -> str:
     """The server's own view over the run: streams running and waiting, KV cache, tokens/s."""
+    out.mkdir(parents=True, exist_ok=True)  # a run with no measured request still has the server's view
     panels = [c for c in ("running", "waiting", "kv_cache", "tokens_per_s") if c in table]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.7 * len(panels) + 0.8), sharex=True, squeeze=False)
     labels = {"running": "requests running", "waiting": "requests waiting", "kv_cache": "KV cache use", "tokens_per_s": "tokens/s (server)"}

@@ -15,14 +15,28 @@ import pandas as pd
 from bench.metrics import BY_NAME
 
 METRICS = {m: BY_NAME[m].better for m in ("ttfc_ms", "decode_tps")}  # ranked by these, each the catalogue's way
+MIN_PAIRS = 6  # a median of fewer paired differences has no 95 % bound (0.5^n > 0.025): no winner is named
+# ("38.9 tok/s better" once came from 3 pairs)
 
 
-def _ci(v: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+def _ci(v: np.ndarray) -> tuple[float, float]:
+    """Distribution-free 95 % interval of the median (order statistics; ``bench.decisions.intervals``
+    is the same statistic the gate uses); NaN where the sample cannot bound it."""
+    from bench.decisions.intervals import quantile_interval
+
     if v.size < 2:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    meds = np.median(v[rng.integers(0, v.size, size=(n, v.size))], axis=1)
-    return float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
+    i = quantile_interval(v, 50)
+    lo, hi = i.low, i.high
+    return (float(lo) if np.isfinite(lo) else float("nan")), (float(hi) if np.isfinite(hi) else float("nan"))
+
+
+def token_sources(df: pd.DataFrame) -> dict[str, str]:
+    """Per model, how most of its output tokens were counted (usage, tokenizer:..., estimate:chars, chunks)."""
+    if "token_source" not in df.columns:
+        return {}
+    ok = df[df["error"].isna()]
+    return {str(m): str(g.mode().iloc[0]) for m, g in ok.groupby("model", observed=True)["token_source"] if len(g.dropna())}
 
 
 def per_key(df: pd.DataFrame) -> pd.DataFrame:
@@ -46,6 +60,9 @@ def compare_frame(df: pd.DataFrame) -> dict:
         ranking.append(row)
     ranking.sort(key=lambda r: (r["ttfc_ms"] is None, r["ttfc_ms"]))
     pairs = []
+    sources = token_sources(df)
+    for r in ranking:
+        r["token_source"] = sources.get(r["model"])
     for a, b in combinations(models, 2):
         ga = keyed[keyed["model"] == a].set_index(["conversation", "turn"])
         gb = keyed[keyed["model"] == b].set_index(["conversation", "turn"])
@@ -55,14 +72,17 @@ def compare_frame(df: pd.DataFrame) -> dict:
             d = (both[f"{metric}_b"] - both[f"{metric}_a"]).dropna().to_numpy()
             lo, hi = _ci(d)
             med = float(np.median(d)) if d.size else None
-            if d.size < 3 or np.isnan(lo):
-                verdict = "too few pairs"
+            sa, sb = sources.get(a), sources.get(b)
+            if d.size < MIN_PAIRS or np.isnan(lo) or np.isnan(hi):
+                verdict = f"too few pairs ({d.size} < {MIN_PAIRS})"
+            elif metric == "decode_tps" and sa != sb and not (str(sa).startswith("tokenizer:") and str(sb).startswith("tokenizer:")):
+                verdict = f"not comparable: tokens counted differently ({sa} vs {sb}); pass --tokenizer to count both alike"
             elif lo > 0:
                 verdict = f"{b if better == 'higher' else a} better"
             elif hi < 0:
                 verdict = f"{a if better == 'higher' else b} better"
             else:
-                verdict = "no significant difference"
+                verdict = "indistinguishable at 95 %"
             entry[metric] = {"median_diff_b_minus_a": med, "ci": [lo, hi], "verdict": verdict}
         per_turn = both.reset_index().groupby("turn", observed=True).apply(
             lambda g: pd.Series({"ttfc_diff_ms": float((g["ttfc_ms_b"] - g["ttfc_ms_a"]).median()),

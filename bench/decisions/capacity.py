@@ -73,12 +73,36 @@ def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> l
             for stat in ("p50", "p95", "p99"):
                 row[f"{metric}_{stat}"] = s[metric][stat]
         verdicts = s["slo_verdicts"]
+        row["slo_ci"] = _slo_intervals(g, slos)
         row["slo_ok"] = all(v["ok"] for v in verdicts)
         row["slo_observed"] = {v["slo"]: v["observed"] for v in verdicts}
         row["slo_status"] = {v["slo"]: v["status"] for v in verdicts}
         row["slo_censored"] = {v["slo"]: v.get("censored", 0) for v in verdicts}
         rows.append(row)
     return rows
+
+
+def _slo_intervals(g: pd.DataFrame, slos: list[Slo]) -> dict[str, list[float]]:
+    """Each percentile SLO's distribution-free 95 % interval at this level (``decisions/intervals``),
+    from the same samples its verdict is judged on: what makes the capacity an interval."""
+    from bench.analysis.summaries import metric_samples
+    from bench.decisions import intervals as iv
+
+    out = {}
+    for slo in slos:
+        if slo.stat.startswith("p") and slo.stat[1:].replace(".", "").isdigit() and slo.metric != "gaps_ms":
+            v = metric_samples(g, slo.metric)
+            if v.size >= MIN_SAMPLES:
+                i = iv.quantile_interval(v, float(slo.stat[1:]))
+                out[slo.text] = [i.low, i.high]
+    return out
+
+
+def _crossing(level_p: float, level_f: float, value: float, vp: float, vf: float) -> float:
+    if vf == vp:
+        return level_p
+    frac = min(max((value - vp) / (vf - vp), 0.0), 1.0)
+    return float(level_p + frac * (level_f - level_p))
 
 
 def _observed(row: pd.Series, slo: Slo) -> float | None:
@@ -125,6 +149,19 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
             if cands:
                 cap, limit = min(cands)
                 bound = "interpolated"
+                slo = next(x for x in slos if x.text == limit)
+                cp, cf = (p.get("slo_ci") or {}).get(limit), (f.get("slo_ci") or {}).get(limit)
+                if cp and cf and all(map(math.isfinite, cp + cf)):
+                    lower_better = slo.op in ("<=", "<")
+                    # pessimistic: the SLO's statistic at the worse end of both levels' intervals, and the reverse
+                    worst = (cp[1], cf[1]) if lower_better else (cp[0], cf[0])
+                    best = (cp[0], cf[0]) if lower_better else (cp[1], cf[1])
+                    lo = _crossing(float(p["level"]), float(f["level"]), slo.value, *worst)
+                    hi = _crossing(float(p["level"]), float(f["level"]), slo.value, *best)
+                    res.update(capacity_low=min(lo, cap), capacity_high=max(hi, cap))
+                else:
+                    res.update(capacity_low=None, capacity_high=None,
+                               interval_note="no interval: the limiting SLO has no percentile bound at these levels")
                 if ((f.get("slo_censored") or {}).get(limit) or 0) > 0:
                     # the failing level's value is a lower bound (requests still waiting): the true crossing is lower
                     bound = "at most (interpolated on a level with requests still waiting)"
@@ -196,6 +233,11 @@ def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, th
                        concurrent_conversations_needed=needed, headroom=o.headroom,
                        # headroom 30 %: each replica runs at most 70 % of its capacity, so 30 % of it stays spare
                        replicas=math.ceil(needed / (concurrent * (1 - o.headroom))) if concurrent and o.headroom < 1 else None)
+            low = c.get("capacity_low")
+            if low and concurrent and o.headroom < 1:  # the plan's replicas from the interval's lower end: what is sure
+                low_concurrent = low * w_conv if mode == "open" else low
+                res.update(replicas=math.ceil(needed / (low_concurrent * (1 - o.headroom))), replicas_from="capacity_low",
+                           replicas_at_estimate=res["replicas"])
         out[model] = res
     return out
 
@@ -297,14 +339,16 @@ def _refine(levels: pd.DataFrame, slos: list[Slo], done: set[float], whole: bool
 def markdown(result: dict) -> str:
     unit = "conversations/s" if result["mode"] == "open" else "concurrent conversations"
     out = [f"### Capacity ({unit}) against {', '.join(result['slos'])}", "",
-           "| model | capacity | bound | limited by | knee | conv. per replica | replicas needed |", "|---|---:|---|---|---:|---:|---:|"]
+           "| model | capacity [95 % interval] | bound | limited by | knee | conv. per replica | replicas needed |", "|---|---:|---|---|---:|---:|---:|"]
     for m, c in result["capacity"].items():
         p = result["people"].get(m) or {}
         cap = "–" if c["capacity"] is None else f"{c['capacity']:.1f}"
+        if c.get("capacity_low") is not None:
+            cap += f" [{c['capacity_low']:.1f}, {c['capacity_high']:.1f}]"
         knee = "–" if c["knee"] is None else f"{c['knee']:.1f}"
         conc = p.get("concurrent_conversations_per_replica")
         out.append(f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
-                   f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')} |")
+                   f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')}{' (from the lower end)' if p.get('replicas_from') else ''} |")
     unjudged = [f"{m.split('/')[-1]} at {', '.join(f'{x:g}' for x in c['unjudged_levels'])}"
                 for m, c in result["capacity"].items() if c.get("unjudged_levels")]
     if unjudged:

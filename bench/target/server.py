@@ -80,7 +80,7 @@ class TargetProcess:
         env = dict(os.environ)
         if secret is not None:
             env["BENCH_JWT_SECRET"] = secret
-        cmd = [sys.executable, "-m", "bench.target", "--host", "127.0.0.1", "--port", "0", *(args or [])]
+        cmd = [sys.executable, "-P", "-m", "bench.target", "--host", "127.0.0.1", "--port", "0", *(args or [])]
         if cpu is not None and can_pin():
             cmd = ["taskset", "-c", str(cpu), *cmd]
         self._log_path = Path(log) if log else None
