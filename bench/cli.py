@@ -260,7 +260,7 @@ def models(run_dir, warmup) -> None:
 @click.option("--level-duration", default="30s", show_default=True, help="How long each level is held.")
 @click.option("--level-warmup", default=5.0, show_default=True, type=float, help="Seconds of each level excluded.")
 @click.option("--slo", "slos", multiple=True, help="Repeatable: ttfc_ms:p95<=1000, gaps_ms:p99<=200, error_rate<=1%. Default: the scenario's.")
-@click.option("--adaptive", default=0, show_default=True, type=int, help="Extra rounds that bisect between the last passing and first failing level.")
+@click.option("--adaptive", default=0, show_default=True, type=click.IntRange(0), help="Extra rounds that bisect between the last passing and first failing level.")
 @click.option("--population", default=None, type=int, help="Users to plan for (with --conversations-per-user-hour and --headroom).")
 @click.option("--conversations-per-user-hour", default=2.0, show_default=True, type=float)
 @click.option("--headroom", default="30%", show_default=True, help="Spare capacity to keep, e.g. 30%.")

@@ -116,6 +116,34 @@ def check_values(opts) -> None:
     tls_from(opts)
 
 
+def ignored_options(opts, defaults: dict | None = None) -> list[str]:
+    """Options given that this run cannot use: said in one line each (console and run.json), never
+    silently dropped."""
+    out = []
+    d = defaults or {}
+    if getattr(opts, "speedup", 1.0) != d.get("speedup", 1.0) and not getattr(opts, "trace", ""):
+        out.append(f"--speedup {opts.speedup:g} ignored: it scales a --trace, and this run replays no trace")
+    if getattr(opts, "max_tokens", 0) and getattr(opts, "route", "neptun") == "neptun" and not getattr(opts, "route_template", ""):
+        out.append(f"--max-tokens {opts.max_tokens} ignored on the Neptun route: its body has no such field (the app applies each "
+                   "model's own max_new_tokens); use --route openai to bound replies")
+    if getattr(opts, "load_mode", "closed") == "closed" and getattr(opts, "arrival_rate", 1.0) != d.get("arrival_rate", 1.0) \
+            and not getattr(opts, "trace", ""):
+        out.append(f"--arrival-rate {opts.arrival_rate:g} ignored in closed loop (users send back to back); add --load-mode open")
+    return out
+
+
+def check_files(opts) -> None:
+    """Every file an option names exists before any target starts (not in the Locust child, after the load began)."""
+    from pathlib import Path as _P
+
+    for name, what in (("token_file", "token file"), ("cookie_file", "cookie file"), ("jwt_secret_file", "JWT secret file"),
+                       ("ca_file", "CA file"), ("tokenizer", "tokenizer file"), ("trace", "trace file"),
+                       ("gate_tolerance_file", "tolerance file")):
+        v = getattr(opts, name, "")
+        if v and not _P(v).is_file():
+            raise InputError(f"--{name.replace('_', '-')} {v}: {what} not found")
+
+
 def route_and_models(opts, scenario: Scenario) -> tuple[RouteConfig, list[str], list[float]]:
     """The route (templates per model included) and the model mix, checked: one home for both the
     ``bench`` process (before any load) and every load-generating process."""

@@ -37,6 +37,18 @@ def _validate(o: RunOptions) -> tuple[float, list[str], object, object]:
     """Everything checked before any target starts: (seconds, models, workload, route)."""
     if o.users < 1:
         raise InputError(f"--users must be at least 1, got {o.users}")
+    from bench.options import check_files
+
+    check_files(o)
+    out = Path(o.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the results folder ({exc.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"--out {out}: not writable")
     if o.spawn_rate <= 0:
         raise InputError(f"--spawn-rate must be positive, got {o.spawn_rate}")
     if o.processes < 1:
@@ -139,6 +151,11 @@ def run(o: RunOptions) -> Path:
     from bench.preflight import preflight
 
     seconds, models, workload, route = _validate(o)
+    from bench.options import ignored_options
+
+    ignored = ignored_options(o)
+    for line in ignored:
+        click.echo(f"warning: {line}", err=True)
     run_id = o.run_id or new_run_id()
     run_dir = Path(o.out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +274,7 @@ def run(o: RunOptions) -> Path:
         meta["duration_s"] = round(ended - started, 1)  # the run stopped when decided, not at --max-duration
         if not decided and not interrupted:
             meta["warnings"].append(f"--until-decided: not every gate row was decided within --max-duration {o.max_duration}")
+    meta["warnings"].extend(ignored)
     meta["warnings"].extend(_calibration_warnings(Path(o.out), run_dir, o, seconds))
     meta["warnings"].extend(delivery_warnings)
     if metrics_url:

@@ -65,7 +65,14 @@ def target(host, port, flavor, content_type, framing, finish_part, profiles_path
                        profiles_path=profiles_path, seed=seed, faults=faults, max_body_bytes=max_body_bytes)
     if bool(tls_cert) != bool(tls_key):
         raise InputError("--tls-cert and --tls-key go together")
-    serve(cfg, host=host, port=port, truth_file=truth_file, tls=(tls_cert, tls_key) if tls_cert else None)
+    try:
+        serve(cfg, host=host, port=port, truth_file=truth_file, tls=(tls_cert, tls_key) if tls_cert else None)
+    except OSError as exc:
+        if exc.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
+            raise InputError(f"--port {port}: already in use on {host} (another target or server?); pick another or --port 0") from None
+        if exc.errno == 13:
+            raise InputError(f"--port {port}: permission denied on {host} (ports below 1024 need root)") from None
+        raise
 
 
 def _append_fault_help() -> None:

@@ -1,0 +1,61 @@
+"""Bad input that used to get through: a traceback, a refusal after the load began, an option silently ignored."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, bench_cmd, bench_env
+
+DATA = Path(__file__).parent / "data"
+
+
+def bench(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run(bench_cmd(*args), capture_output=True, text=True, timeout=timeout, env=bench_env())
+
+
+@pytest.mark.parametrize("case", ["out-through-a-file", "out-is-a-file", "token-file-missing", "adaptive-negative"])
+def test_refused_with_one_line_before_any_load(tmp_path, case):
+    out = tmp_path / "results"
+    if case == "out-through-a-file":  # FileNotFoundError / NotADirectoryError from mkdir before
+        f = tmp_path / "plain-file"
+        f.write_text("x")
+        args = ["run", "--out", str(f / "deeper" / "results"), "-t", "3s"]
+    elif case == "out-is-a-file":
+        f = tmp_path / "file"
+        f.write_text("x")
+        args = ["run", "--out", str(f), "-t", "3s"]
+    elif case == "token-file-missing":
+        args = ["run", "--out", str(out), "--token-file", "/nonexistent/token", "-t", "3s"]
+    else:
+        args = ["capacity", "--out", str(out), "--adaptive", "-1", "--levels", "1,2"]
+    r = bench(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
+    assert "Traceback" not in r.stderr and "run " not in r.stderr.split("error")[0]  # no run started
+    lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+    assert lines and ("--out" in r.stderr or "--token-file" in r.stderr or "--adaptive" in r.stderr), r.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_target_port_in_use_is_one_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = bench("target", "--port", str(port), "--no-auth", "--profiles", FAST, timeout=30)
+    assert r.returncode == 2 and "already in use" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+
+
+def test_ignored_options_are_said_in_the_console_and_run_json(tmp_path):
+    r = bench("run", "--out", str(tmp_path), "--target-profiles", FAST, "--scenario", str(DATA / "one-turn.yaml"), "-t", "3s",
+              "-u", "2", "--speedup", "3", "--max-tokens", "8", "--arrival-rate", "5", "--no-report")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for flag in ("--speedup 3 ignored", "--max-tokens 8 ignored", "--arrival-rate 5 ignored"):
+        assert f"warning: {flag}" in r.stderr, r.stderr[-2000:]
+    run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
+    warnings = json.loads((run / "run.json").read_text())["warnings"]
+    assert sum(any(w.startswith(f) for w in warnings) for f in ("--speedup", "--max-tokens", "--arrival-rate")) == 3
