@@ -154,6 +154,8 @@ def route_and_models(opts, scenario: Scenario) -> tuple[RouteConfig, list[str], 
     if opts.models:
         models = [m.strip() for m in opts.models.split(",") if m.strip()]
         weights = [1.0] * len(models)
+    elif opts.route == "openai":
+        models, weights = [], []  # the ids the server serves (GET /v1/models), not the scenario's Neptun ids
     else:
         models = [m.model for m in scenario.models]
         weights = [m.weight for m in scenario.models]

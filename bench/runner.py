@@ -256,7 +256,7 @@ def run(o: RunOptions) -> Path:
         "load": {"users": o.users, "spawn_rate": o.spawn_rate, "processes": o.processes, "mode": o.load_mode,
                  "arrival_rate": o.arrival_rate if o.load_mode == "open" else None, "arrival_dist": o.arrival_dist},
         "route": {"kind": o.route, "protocol": o.protocol, "playground": not o.persist, "chat_id": o.chat_id,
-                  "template": o.route_template or None, "history": o.history, "max_tokens": o.max_tokens or None,
+                  "template": o.route_template or None, "history": o.history, "max_tokens": route.max_tokens or None,  # the value used (flag or scenario)
                   "ignore_eos": o.ignore_eos, "headers": sorted(parse_headers(o.header)),  # names only: values may be secrets
                   "tls": {"ca_file": o.ca_file or None, "insecure": o.insecure}},
         "auth": o.auth, "preflight": preflight_log, "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},

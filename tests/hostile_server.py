@@ -2,7 +2,7 @@
 
     python tests/hostile_server.py MODE PORT_FILE COUNT_FILE
 
-Modes: ``choices-int`` (``"choices": 5`` after the first answer), ``deep-json`` (a chunk nested
+Modes: ``ok`` (a well-behaved server serving model ``m``), ``choices-int`` (``"choices": 5`` after the first answer), ``deep-json`` (a chunk nested
 100,000 deep after the first), ``echo`` (a 500 whose body lists the request's headers, as gateway
 debug pages do). The first request is answered properly so a preflight passes; every request
 received is counted in COUNT_FILE (one line each), so a test can match records to requests.
@@ -39,7 +39,7 @@ def main() -> None:
             return web.Response(status=500, text=body)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        if seen == 1 or mode == "echo":
+        if seen == 1 or mode in ("echo", "ok"):
             await resp.write(GOOD)
         elif mode == "choices-int":
             await resp.write(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"choices": 5}\n\n')

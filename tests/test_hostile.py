@@ -99,3 +99,18 @@ def test_infinite_scenario_weight_is_refused_with_its_line(tmp_path):
     r = subprocess.run(bench_cmd("run", "--out", str(tmp_path / "o"), "-t", "3s", "--scenario", str(bad)), capture_output=True,
                        text=True, timeout=60, env=bench_env())
     assert r.returncode == 2 and "inf.yaml" in r.stderr and "weight" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+
+
+def test_openai_route_without_models_asks_the_server(tmp_path):
+    """--route openai without --models: the ids of GET /v1/models, not the scenario's Neptun ids."""
+    proc, url, count = _server("ok", tmp_path)
+    try:
+        r = subprocess.run(bench_cmd("run", "--host", url, "--route", "openai", "-t", "3s", "-u", "2", "--out", str(tmp_path / "out"),
+                                     "--no-report"), capture_output=True, text=True, timeout=120, env=bench_env())
+        assert r.returncode == 0, r.stderr[-2000:]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    run_dir = next(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
+    df = pd.read_parquet(run_dir / "requests.parquet")
+    assert set(df["model"]) == {"m"} and len(df) > 3
