@@ -27,7 +27,7 @@ CONTEXT_COLUMNS = [
 ]
 DETAIL_COLUMNS = [
     "chunks", "gaps_us", "output_chars", "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "prompt_messages",
-    "bytes_in", "content_type", "body_head", "requested_tokens", "trace_row", "requested_input_tokens",
+    "bytes_in", "content_type", "body_head", "requested_tokens", "trace_row", "requested_input_tokens", "retry_ms",
 ]
 # what was known before the request, the per-request metrics of the catalogue (bench.metrics), then the details
 COLUMNS: list[str] = CONTEXT_COLUMNS + REQUEST_METRICS + DETAIL_COLUMNS
@@ -166,7 +166,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         o.status, o.error, redact(o.detail) if o.detail else o.detail, (dec.detected or c.protocol) if dec is not None else c.protocol,
         *[metrics[name] for name in REQUEST_METRICS],
         chunks, gaps.tobytes(), text_len, out_tokens, source, c.prompt_chars, prompt_tokens, c.prompt_messages,
-        o.bytes_in, o.content_type or None, head, c.requested_tokens, c.trace_row, c.requested_input_tokens,
+        o.bytes_in, o.content_type or None, head, c.requested_tokens, c.trace_row, c.requested_input_tokens, o.retry_ms,
     ]
 
 

@@ -2,7 +2,9 @@
 
     python tests/hostile_server.py MODE PORT_FILE COUNT_FILE
 
-Modes: ``ok`` (a well-behaved server serving model ``m``), ``choices-int`` (``"choices": 5`` after the first answer), ``deep-json`` (a chunk nested
+Modes: ``ok`` (a well-behaved server serving model ``m``), ``closing`` / ``closing-at-once``
+(answers well, keeps HTTP/1.1 keep-alive implied, then closes the connection 5 ms after / right
+after each stream), ``choices-int`` (``"choices": 5`` after the first answer), ``deep-json`` (a chunk nested
 100,000 deep after the first), ``echo`` (a 500 whose body lists the request's headers, as gateway
 debug pages do). The first request is answered properly so a preflight passes; every request
 received is counted in COUNT_FILE (one line each), so a test can match records to requests.
@@ -39,13 +41,17 @@ def main() -> None:
             return web.Response(status=500, text=body)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        if seen == 1 or mode in ("echo", "ok"):
+        if seen == 1 or mode in ("echo", "ok", "closing", "closing-at-once"):
             await resp.write(GOOD)
         elif mode == "choices-int":
             await resp.write(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"choices": 5}\n\n')
         elif mode == "deep-json":
             await resp.write(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n\n")
         await resp.write_eof()
+        if mode.startswith("closing"):  # keep-alive advertised (HTTP/1.1), then the connection closed, as llama-server does
+            transport = request.transport
+            if transport is not None:
+                asyncio.get_running_loop().call_later(0.0 if mode == "closing-at-once" else 0.005, transport.close)
         return resp
 
     async def start() -> None:

@@ -30,6 +30,7 @@ _TYPES = {
     "token_source": pa.string(), "prompt_chars": pa.int64(), "prompt_tokens": pa.int64(), "prompt_messages": pa.int32(),
     "bytes_in": pa.int64(), "content_type": pa.string(), "body_head": pa.string(), "requested_tokens": pa.int64(),
     "trace_row": pa.int64(), "requested_input_tokens": pa.int64(),
+    "retry_ms": pa.float64(),
     **{m.name: getattr(pa, m.parquet)() for m in CATALOGUE if m.scope == "request"},  # the catalogue's metric columns
 }
 GAP_PCTS = {"gap_p50_ms": 50, "gap_p90_ms": 90, "gap_p95_ms": 95, "gap_p99_ms": 99}
