@@ -59,3 +59,23 @@ def test_ignored_options_are_said_in_the_console_and_run_json(tmp_path):
     run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     warnings = json.loads((run / "run.json").read_text())["warnings"]
     assert sum(any(w.startswith(f) for w in warnings) for f in ("--speedup", "--max-tokens", "--arrival-rate")) == 3
+
+
+def test_history_reads_run_folders_of_two_harness_versions(tmp_path):
+    """An older folder lacks a column the history reads (here tpot_ms, as folders before it was added): it is read
+    with the column as nulls (a pyarrow dataset scan stopped with an error before)."""
+    import pyarrow.parquet as pq
+
+    from synth import lognormal, row, write_run
+
+    new = write_run(tmp_path / "r" / "new", [row("m/a", v, t=i * 0.1) for i, v in enumerate(lognormal(40, 100, seed=1))])
+    old = write_run(tmp_path / "r" / "a-old", [row("m/a", v, t=i * 0.1) for i, v in enumerate(lognormal(40, 100, seed=2))])
+    t = pq.read_table(old / "requests.parquet")
+    pq.write_table(t.drop([c for c in ("tpot_ms", "retry_ms") if c in t.column_names]), old / "requests.parquet")
+    for d, started in ((old, 1000.0), (new, 2000.0)):
+        meta = json.loads((d / "run.json").read_text())
+        meta.update(started=started, scenario={"name": "s", "sha256": "same"})
+        (d / "run.json").write_text(json.dumps(meta))
+    r = bench("history", str(tmp_path / "r"), "--out", str(tmp_path / "h"))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "2 runs" in r.stdout

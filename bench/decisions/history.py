@@ -83,7 +83,30 @@ def history(root: Path, digest: str | None = None, order: str = "time") -> tuple
     runs = [r for r in runs if r["digest"] == digest]
     by_id = {r["run_id"]: r for r in runs}
     cols = ["run_id", "model", "error", "t_wall_start", *METRICS]
-    table = ds.dataset([str(Path(r["dir"]) / "requests.parquet") for r in runs], format="parquet").to_table(columns=cols)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [str(Path(r["dir"]) / "requests.parquet") for r in runs]
+    # folders written by different versions of the harness differ in columns (and a column's type may have
+    # widened): one schema over all of them, columns a folder lacks read as nulls
+    schemas = [pq.read_schema(f) for f in files]
+    fields = {}
+    for sch in schemas:
+        for f in sch:
+            if f.name in cols and f.name not in fields:
+                fields[f.name] = f
+    for c in cols:
+        fields.setdefault(c, pa.field(c, pa.float64() if c in METRICS else pa.string()))
+    schema = pa.schema([fields[c] for c in cols])
+    try:
+        table = ds.dataset(files, format="parquet", schema=schema).to_table(columns=cols)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # types that cannot be cast alike: one at a time
+        parts = []
+        for f in files:
+            t = pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names])
+            parts.append(pa.table({c: (t.column(c).cast(schema.field(c).type) if c in t.column_names
+                                       else pa.nulls(len(t), schema.field(c).type)) for c in cols}))
+        table = pa.concat_tables(parts)
     df = table.to_pandas()
     df["run_id"] = df["run_id"].astype(str)
     df = df[df["run_id"].isin(by_id)]
