@@ -370,3 +370,20 @@ def test_report_warns_when_2xx_answers_hold_no_content(tmp_path):
     run = write_run(tmp_path / "run", rows)
     summary, _ = build_summary(run)
     assert any("is this the right protocol" in w and "application/x-ndjson" in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize("block_ms", [50, 200, 1000])
+def test_timing_probe_sees_a_blocked_loop(block_ms):
+    """The kernel timer's missed expirations count: a loop blocked 1,000 ms read as 1.16 ms of lag before.
+    (In a child process: bench.load imports Locust, which must not monkey-patch the pytest process.)"""
+    import sys
+
+    code = (f"import time\nfrom bench.load.collect import KernelTimer\nt = KernelTimer.start(10_000_000)\n"
+            f"print('none' if t is None else '')\nt and t.wait()\ntime.sleep({block_ms} / 1000)\nprint(t.wait() if t else 0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-1500:]
+    first, late = r.stdout.split("\n")[:2]
+    if first == "none":
+        pytest.skip("no timerfd on this system")
+    # the block began just after an expiry: the next one fell due one period into it
+    assert int(late) / 1e6 >= (block_ms - 10) * 0.9, late

@@ -48,6 +48,7 @@ class KernelTimer:
 
     def __init__(self, fd: int, t0: int, period: int) -> None:
         self.fd, self.t0, self.period, self.count = fd, t0, period, 0
+        self.missed = 0  # expiries the latest wait() found already passed besides the oldest
 
     @classmethod
     def start(cls, period: int) -> "KernelTimer | None":
@@ -76,7 +77,7 @@ class KernelTimer:
             return None
 
     def wait(self) -> int | None:
-        """Block (cooperatively) until the timer fires; ns from its latest expiry to now."""
+        """Block (cooperatively) until the timer fires; ns from the oldest expiry not yet served to now."""
         from gevent.socket import wait_read
 
         wait_read(self.fd)
@@ -85,8 +86,10 @@ class KernelTimer:
         except BlockingIOError:
             return None
         now = monotonic_ns()
-        self.count += n
-        return max(0, now - (self.t0 + (self.count - 1) * self.period))
+        oldest = self.t0 + self.count * self.period  # the first expiry not served yet: a loop blocked for 1 s
+        self.count += n  # missed n - 1 of them, and the lag is from the first (it read 1.16 ms from the last before)
+        self.missed = n - 1
+        return max(0, now - oldest)
 
 
 class Collector:
@@ -247,7 +250,11 @@ class Collector:
         while True:
             late = timer.wait()
             if late is not None:
-                self.lag.append(late // 1000)
+                # one sample per expiry, missed ones included: a stamp taken at any moment of a blocked
+                # stretch was late by as much, so a 1 s block weighs 100 samples, not one
+                lag = self.lag
+                for k in range(timer.missed + 1):
+                    lag.append(max(0, late - k * period) // 1000)
 
     def _flush_loop(self) -> None:
         while True:
