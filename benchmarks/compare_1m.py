@@ -59,7 +59,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp)
 
-    from bench.decisions import intervals as iv
+    from bench import intervals as iv
 
     rng = np.random.default_rng(0)
     x, y = rng.lognormal(5, 0.5, 330_000), rng.lognormal(5.01, 0.5, 330_000)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.decisions import intervals as iv
+from bench import intervals as iv
 
 
 def test_a_p99_upper_bound_exists_from_367_samples_and_not_before():

@@ -44,7 +44,10 @@ def test_capacity_found_within_15_percent(tmp_path):
     cap = result["capacity"]["test/knee"]
     expected = 8 * (1 + (400 - 50) / 340)
     assert abs(cap["capacity"] - expected) / expected < 0.15, cap
-    assert cap["capacity_low"] <= cap["capacity"] <= cap["capacity_high"], cap  # an interval, not a bare number
+    if cap.get("capacity_low") is not None:  # an interval, not a bare number, where the levels' percentiles have bounds
+        assert cap["capacity_low"] <= cap["capacity"] <= cap["capacity_high"], cap
+    else:  # 6 s levels may hold under 72 samples: p95 has no upper bound there, and the plan says so
+        assert "no interval" in cap["interval_note"], cap
     assert cap["limited_by"] == "ttfc_ms:p95<=400"
     assert 7 <= cap["knee"] <= 12
     people = result["people"]["test/knee"]
@@ -68,7 +71,7 @@ def test_compare_same_configuration_passes(runs):
     assert (r.returncode == 3) == (result["verdict"] == "undecided")
     for row in result["rows"]:
         if row["verdict"] == "undecided":
-            assert row["reason"] and row["more_requests"], row
+            assert row["reason"] and (row["more_requests"] or "baseline is too short" in row["reason"]), row
     if r.returncode == 3:
         assert "❔ undecided" in r.stdout
         lenient = bench("compare", str(runs["base"]), str(runs["same"]), "--out", str(runs["same"] / "cmp2"), "--undecided", "pass")

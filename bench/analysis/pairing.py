@@ -20,9 +20,9 @@ MIN_PAIRS = 6  # a median of fewer paired differences has no 95 % bound (0.5^n >
 
 
 def _ci(v: np.ndarray) -> tuple[float, float]:
-    """Distribution-free 95 % interval of the median (order statistics; ``bench.decisions.intervals``
+    """Distribution-free 95 % interval of the median (order statistics; ``bench.intervals``
     is the same statistic the gate uses); NaN where the sample cannot bound it."""
-    from bench.decisions.intervals import quantile_interval
+    from bench.intervals import quantile_interval
 
     if v.size < 2:
         return float("nan"), float("nan")

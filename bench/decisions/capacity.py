@@ -83,10 +83,10 @@ def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> l
 
 
 def _slo_intervals(g: pd.DataFrame, slos: list[Slo]) -> dict[str, list[float]]:
-    """Each percentile SLO's distribution-free 95 % interval at this level (``decisions/intervals``),
+    """Each percentile SLO's distribution-free 95 % interval at this level (``bench/intervals.py``),
     from the same samples its verdict is judged on: what makes the capacity an interval."""
     from bench.analysis.summaries import metric_samples
-    from bench.decisions import intervals as iv
+    from bench import intervals as iv
 
     out = {}
     for slo in slos:

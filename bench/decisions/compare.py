@@ -1,7 +1,7 @@
 """``bench compare BASELINE CANDIDATE``: the latency regression gate, with four outcomes.
 
 For every model and metric: baseline and candidate statistics and a distribution-free 95 %
-interval of their difference (``bench.decisions.intervals``: order statistics for percentiles,
+interval of their difference (``bench.intervals``: order statistics for percentiles,
 Newcombe for error rates, MOVER to combine, clusters counted by their effective number). Each
 row is one of
 
@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats as sst
 
 from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, live_rows
-from bench.decisions import intervals as iv
+from bench import intervals as iv
 from bench.metrics import FIRST_PART
 from bench.errors import InputError
 from bench.analysis.results import read_run_json
@@ -244,7 +244,7 @@ def request_sample(df: pd.DataFrame, metric: str) -> Sample:
     return Sample(sel[metric].to_numpy(dtype=float), clusters, requests=len(sel))
 
 
-def _gaps(run: pd.DataFrame, stat: str, seed: int) -> dict[str, Sample]:
+def gap_samples(run: pd.DataFrame, stat: str, seed: int) -> dict[str, Sample]:
     """Per model: the successful requests' gaps (ms), clustered by stream.
 
     The point estimate is the exact pooled statistic over every gap (``bench.analysis.gapstats``,
@@ -266,7 +266,7 @@ def _gaps(run: pd.DataFrame, stat: str, seed: int) -> dict[str, Sample]:
     return out
 
 
-def _rate(df: pd.DataFrame) -> dict[str, float]:
+def request_rate(df: pd.DataFrame) -> dict[str, float]:
     """Measured requests a second per model (what the plan turns samples into run time with)."""
     if df.empty:
         return {}
@@ -315,9 +315,9 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
     rows: list[Row] = []
     skipped: list[dict] = []
     gap_stats = sorted({t.stat for t in tolerances if t.metric == "gaps_ms"})
-    gaps_b = {s: _gaps(db, s, 0) for s in gap_stats}
-    gaps_c = {s: _gaps(dc, s, 1) for s in gap_stats}
-    rate_c = _rate(dc)
+    gaps_b = {s: gap_samples(db, s, 0) for s in gap_stats}
+    gaps_c = {s: gap_samples(dc, s, 1) for s in gap_stats}
+    rate_c = request_rate(dc)
     for model in sorted(models_b):
         gb, gc = db[db["model"] == model], dc[dc["model"] == model]
         nb, nc = int(gb["error"].isna().sum()), int(gc["error"].isna().sum())

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.decisions import intervals as iv
+from bench import intervals as iv
 from bench.decisions.compare import Sample, judge_row, parse_tolerance
 
 MEDIAN, SIGMA = 400.0, 0.5

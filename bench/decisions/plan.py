@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.summaries import MIN_SAMPLES, live_rows
-from bench.decisions import intervals as iv
-from bench.decisions.compare import Tolerance, _gaps, _rate, duration_text, interval, request_sample
+from bench import intervals as iv
+from bench.decisions.compare import Tolerance, duration_text, gap_samples, interval, request_rate, request_sample
 
 
 @dataclass
@@ -64,8 +64,8 @@ def _needed_error(p: float, allowed: float) -> int | None:
 
 def plan(df: pd.DataFrame, tolerances: list[Tolerance]) -> list[PlanRow]:
     rows: list[PlanRow] = []
-    rates = _rate(df)
-    gap_sets = {t.stat: _gaps(df, t.stat, 0) for t in tolerances if t.metric == "gaps_ms"}
+    rates = request_rate(df)
+    gap_sets = {t.stat: gap_samples(df, t.stat, 0) for t in tolerances if t.metric == "gaps_ms"}
     for model in sorted(set(df["model"])):
         g = df[df["model"] == model]
         n_ok = int(g["error"].isna().sum())

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.decisions import intervals as iv
+from bench import intervals as iv
 
 
 @dataclass
