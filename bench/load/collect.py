@@ -250,11 +250,9 @@ class Collector:
         while True:
             late = timer.wait()
             if late is not None:
-                # one sample per expiry, missed ones included: a stamp taken at any moment of a blocked
-                # stretch was late by as much, so a 1 s block weighs 100 samples, not one
-                lag = self.lag
-                for k in range(timer.missed + 1):
-                    lag.append(max(0, late - k * period) // 1000)
+                # one sample per wake-up, its lag counted from the oldest expiry it missed: a 1 s block
+                # reads 1,000 ms (in the max and the p99.9), not the 1.16 ms since the latest expiry
+                self.lag.append(late // 1000)
 
     def _flush_loop(self) -> None:
         while True:
