@@ -56,22 +56,27 @@ def _server(mode: str, tmp: Path):
     raise RuntimeError("hostile server did not start")
 
 
-@pytest.mark.parametrize("mode,cls", [("choices-int", "decode_error"), ("deep-json", "decode_error"), ("echo", "server_error")])
-def test_hostile_server_one_record_per_request(tmp_path, mode, cls):
-    """Before: 2,516 requests reached a "choices": 5 server and 0 records existed."""
-    proc, url, count = _server(mode, tmp_path)
+def run_against(mode: str, tmp: Path, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, Path, pd.DataFrame, int]:
+    """``bench run --host`` against a hostile server of ``mode``, server stopped after: (result, run folder,
+    records, requests the server received)."""
+    proc, url, count = _server(mode, tmp)
     try:
-        env = bench_env(BENCH_TOKEN="s3cret-token-value-123", GATEWAY_KEY="gw-secret-value-456")
-        r = subprocess.run(bench_cmd("run", "--host", url, "--route", "openai", "--models", "m", "-t", "4s", "-u", "3", "-r", "3",
-                                     "--out", str(tmp_path / "out"), "--header", "api-key: @env:GATEWAY_KEY", "--no-report"),
-                           capture_output=True, text=True, timeout=120, env=env)
+        r = subprocess.run(bench_cmd("run", "--host", url, "--route", "openai", "--out", str(tmp / "out"), "--no-report", *args),
+                           capture_output=True, text=True, timeout=120, env=env or bench_env())
         assert r.returncode == 0, r.stderr[-2000:]
     finally:
         proc.terminate()
         proc.wait(10)
-    run_dir = next(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
-    df = pd.read_parquet(run_dir / "requests.parquet")
-    received = len(count.read_text().split())
+    run_dir = next(p for p in (tmp / "out").iterdir() if p.is_dir() and not p.is_symlink())
+    return r, run_dir, pd.read_parquet(run_dir / "requests.parquet"), len(count.read_text().split())
+
+
+@pytest.mark.parametrize("mode,cls", [("choices-int", "decode_error"), ("deep-json", "decode_error"), ("echo", "server_error")])
+def test_hostile_server_one_record_per_request(tmp_path, mode, cls):
+    """Before: 2,516 requests reached a "choices": 5 server and 0 records existed."""
+    env = bench_env(BENCH_TOKEN="s3cret-token-value-123", GATEWAY_KEY="gw-secret-value-456")
+    r, run_dir, df, received = run_against(mode, tmp_path, "--models", "m", "-t", "4s", "-u", "3", "-r", "3",
+                                           "--header", "api-key: @env:GATEWAY_KEY", env=env)
     meta = json.loads((run_dir / "run.json").read_text())
     assert len(df) == received - len(meta.get("preflight", [])) - (0 if meta.get("preflight") else 1), (len(df), received)
     cut = (df["error"] == "cancelled").sum()  # in flight when the run ended: kept, not failures
@@ -103,40 +108,20 @@ def test_infinite_scenario_weight_is_refused_with_its_line(tmp_path):
 
 def test_openai_route_without_models_asks_the_server(tmp_path):
     """--route openai without --models: the ids of GET /v1/models, not the scenario's Neptun ids."""
-    proc, url, count = _server("ok", tmp_path)
-    try:
-        r = subprocess.run(bench_cmd("run", "--host", url, "--route", "openai", "-t", "3s", "-u", "2", "--out", str(tmp_path / "out"),
-                                     "--no-report"), capture_output=True, text=True, timeout=120, env=bench_env())
-        assert r.returncode == 0, r.stderr[-2000:]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    run_dir = next(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
-    df = pd.read_parquet(run_dir / "requests.parquet")
+    _, _, df, _ = run_against("ok", tmp_path, "-t", "3s", "-u", "2")
     assert set(df["model"]) == {"m"} and len(df) > 3
 
 
 @pytest.mark.parametrize("mode", ["closing", "closing-at-once"])
 def test_a_server_closing_after_every_stream_causes_no_false_failures(tmp_path, mode):
     """394 of 792 requests once failed as 'truncated' against such a server; none of them had reached it."""
-    proc, url, count = _server(mode, tmp_path)
-    try:
-        scenario = tmp_path / "zero-think.yaml"
-        scenario.write_text("name: zero-think\nthink_time: {kind: fixed, seconds: 0}\n"
-                            "conversations:\n  - {name: q, turns: [a, b, c]}\n")
-        r = subprocess.run(bench_cmd("run", "--host", url, "--route", "openai", "--models", "m", "--scenario", str(scenario),
-                                     "-t", "8s", "-u", "4", "-r", "4", "--out", str(tmp_path / "out"), "--no-report"),
-                           capture_output=True, text=True, timeout=120, env=bench_env())
-        assert r.returncode == 0, r.stderr[-2000:]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    run_dir = next(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
-    df = pd.read_parquet(run_dir / "requests.parquet")
+    scenario = tmp_path / "zero-think.yaml"
+    scenario.write_text("name: zero-think\nthink_time: {kind: fixed, seconds: 0}\n"
+                        "conversations:\n  - {name: q, turns: [a, b, c]}\n")
+    _, run_dir, df, received = run_against(mode, tmp_path, "--models", "m", "--scenario", str(scenario), "-t", "8s", "-u", "4", "-r", "4")
     live = df[df["error"] != "cancelled"]
     assert len(live) >= 500, len(live)
     assert live["error"].isna().all(), live["error"].value_counts()
-    received = len(count.read_text().split())
     meta = json.loads((run_dir / "run.json").read_text())
     retried = int(df["retry_ms"].notna().sum())
     # every record is a request the server got; a first attempt it may have read before closing is a recorded retry

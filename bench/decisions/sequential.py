@@ -40,6 +40,15 @@ class Sequential:
     warmup_s: float = 0.0
     max_s: float = 0.0  # the run's longest length: fixes the number of looks, so each can spend alpha / K
     looks: list[Look] = field(default_factory=list)
+    _baseline_records: object = None
+
+    def _base(self):
+        """The baseline's measured requests, read once for all looks."""
+        if self._baseline_records is None:
+            from bench.analysis.runfolder import open_run
+
+            self._baseline_records = open_run(self.baseline).on_wire
+        return self._baseline_records
 
     def check(self, run_dir: Path, elapsed_s: float) -> bool:
         """One look at what the run has recorded so far; True when every row is decided."""
@@ -59,15 +68,12 @@ class Sequential:
         peek = Path(tempfile.mkdtemp(prefix="peek-", dir=run_dir))
         try:
             write_records(rows_to_table(rows, peek / "gaps.u32"), peek / "requests.parquet")
-            df, _ = (lambda d: split_warmup(d, self.warmup_s))(load_records(peek))
+            df, _ = split_warmup(load_records(peek), self.warmup_s)
             df = df[df["error"] != "not_sent"]
             k = len(self.looks) + 1
             alpha = iv.spending_alpha(k, self.max_looks)
             try:
-                from bench.decisions.compare import measured_runs
-
-                base, _ = measured_runs(self.baseline, self.baseline)
-                result = compare_runs(self.baseline, run_dir, self.tolerances, runs=(base, df), alpha=alpha)
+                result = compare_runs(self.baseline, run_dir, self.tolerances, runs=(self._base(), df), alpha=alpha)
             except NotComparable:
                 result = {"verdict": "undecided", "undecided": -1, "regressions": 0}
             self.looks.append(Look(k, round(elapsed_s, 1), alpha, result["verdict"], result["undecided"], result["regressions"], len(df)))
