@@ -345,6 +345,8 @@ def markdown(result: dict) -> str:
         cap = "–" if c["capacity"] is None else f"{c['capacity']:.1f}"
         if c.get("capacity_low") is not None:
             cap += f" [{c['capacity_low']:.1f}, {c['capacity_high']:.1f}]"
+        elif c.get("interval_note"):
+            cap += " (no interval: levels too short for a bound)"
         knee = "–" if c["knee"] is None else f"{c['knee']:.1f}"
         conc = p.get("concurrent_conversations_per_replica")
         out.append(f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
