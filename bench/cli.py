@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from bench.optiontable import click_options
 from bench.errors import InputError
+from bench.optiontable import click_options
 
 
 class _Group(click.Group):
@@ -67,7 +67,8 @@ def run(no_report, fail_on_slo, junit, **kw) -> None:
       bench run --load-mode open --arrival-rate 5 -u 200 -t 1m
     """
     from bench.analysis.report import console_table, write_report
-    from bench.runner import RunOptions, run as do_run
+    from bench.runner import RunOptions
+    from bench.runner import run as do_run
 
     run_dir = do_run(RunOptions(**kw))
     click.echo(f"records: {run_dir / 'requests.parquet'}")
@@ -103,8 +104,11 @@ def _exit_if_interrupted(run_dir) -> None:
         return
     if meta.get("interrupted"):
         by = meta.get("interrupted_by", "SIGINT")
-        click.echo(f"interrupted ({by}) after {meta.get('duration_s', 0):.0f} s of {meta.get('planned_duration_s', 0):.0f} s: "
-                   f"records kept in {run_dir}", err=True)
+        click.echo(
+            f"interrupted ({by}) after {meta.get('duration_s', 0):.0f} s of {meta.get('planned_duration_s', 0):.0f} s: "
+            f"records kept in {run_dir}",
+            err=True,
+        )
         sys.exit(143 if by == "SIGTERM" else 130)
 
 
@@ -130,14 +134,31 @@ def report(run_dir, warmup) -> None:
 @main.command(context_settings={"max_content_width": 100})
 @click.argument("baseline", type=click.Path(exists=True, file_okay=False))
 @click.argument("candidate", type=click.Path(exists=True, file_okay=False))
-@click.option("--tolerance", "tolerances", multiple=True,
-              help="Allowed worsening, repeatable: ttfc_ms:p95:+10%, e2e_ms:p99:+50ms, decode_tps:p50:-10%, error_rate:+0.5pp.")
+@click.option(
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    help="Allowed worsening, repeatable: ttfc_ms:p95:+10%, e2e_ms:p99:+50ms, decode_tps:p50:-10%, error_rate:+0.5pp.",
+)
 @click.option("--tolerance-file", type=click.Path(dir_okay=False), default=None, help="One tolerance per line (# comments).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for compare.md/json/html (default: CANDIDATE/compare).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), default=None, help="Folder for compare.md/json/html (default: CANDIDATE/compare)."
+)
 @click.option("--warmup", default=None, type=float, help="Seconds excluded from both runs (default: each run's own).")
-@click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Also write the verdicts as JUnit XML (one test case per model and metric).")
-@click.option("--undecided", "undecided", type=click.Choice(["exit3", "pass", "fail"]), default="exit3", show_default=True,
-              help="What an undecided gate exits with: 3 (default), 0 (pass: the old behaviour) or 1 (fail).")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the verdicts as JUnit XML (one test case per model and metric).",
+)
+@click.option(
+    "--undecided",
+    "undecided",
+    type=click.Choice(["exit3", "pass", "fail"]),
+    default="exit3",
+    show_default=True,
+    help="What an undecided gate exits with: 3 (default), 0 (pass: the old behaviour) or 1 (fail).",
+)
 def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit, undecided) -> None:
     """Latency regression gate: compare a candidate run with a baseline run.
 
@@ -161,8 +182,16 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit,
     """
     from pathlib import Path
 
-    from bench.decisions.compare import (NotComparable, compare_runs, exit_code, load_tolerances, markdown, measured_runs,
-                                         sequential_alpha, write_outputs)
+    from bench.decisions.compare import (
+        NotComparable,
+        compare_runs,
+        exit_code,
+        load_tolerances,
+        markdown,
+        measured_runs,
+        sequential_alpha,
+        write_outputs,
+    )
 
     tols = load_tolerances(list(tolerances), tolerance_file)
     try:
@@ -255,16 +284,35 @@ def models(run_dir, warmup) -> None:
 
 @main.command(context_settings={"max_content_width": 100})
 @click_options("capacity")
-@click.option("--levels", default="2,4,8,16,32", show_default=True,
-              help="Load levels: concurrent conversations (closed loop) or conversations/s (open loop).")
+@click.option(
+    "--levels",
+    default="2,4,8,16,32",
+    show_default=True,
+    help="Load levels: concurrent conversations (closed loop) or conversations/s (open loop).",
+)
 @click.option("--level-duration", default="30s", show_default=True, help="How long each level is held.")
 @click.option("--level-warmup", default=5.0, show_default=True, type=float, help="Seconds of each level excluded.")
-@click.option("--slo", "slos", multiple=True, help="Repeatable: ttfc_ms:p95<=1000, gaps_ms:p99<=200, error_rate<=1%. Default: the scenario's.")
-@click.option("--adaptive", default=0, show_default=True, type=click.IntRange(0), help="Extra rounds that bisect between the last passing and first failing level.")
-@click.option("--population", default=None, type=int, help="Users to plan for (with --conversations-per-user-hour and --headroom).")
+@click.option(
+    "--slo",
+    "slos",
+    multiple=True,
+    help="Repeatable: ttfc_ms:p95<=1000, gaps_ms:p99<=200, error_rate<=1%. Default: the scenario's.",
+)
+@click.option(
+    "--adaptive",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Extra rounds that bisect between the last passing and first failing level.",
+)
+@click.option(
+    "--population", default=None, type=int, help="Users to plan for (with --conversations-per-user-hour and --headroom)."
+)
 @click.option("--conversations-per-user-hour", default=2.0, show_default=True, type=float)
 @click.option("--headroom", default="30%", show_default=True, help="Spare capacity to keep, e.g. 30%.")
-def capacity(levels, level_duration, level_warmup, slos, adaptive, population, conversations_per_user_hour, headroom, **kw) -> None:
+def capacity(
+    levels, level_duration, level_warmup, slos, adaptive, population, conversations_per_user_hour, headroom, **kw
+) -> None:
     """Sweep load levels and find, per model, the highest load that meets every SLO.
 
     \b
@@ -286,9 +334,19 @@ def capacity(levels, level_duration, level_warmup, slos, adaptive, population, c
 
         parse_slo(s)
     ro = RunOptions(**kw)
-    out = sweep(CapacityOptions(run=ro, levels=parse_levels(levels), level_duration=level_duration, level_warmup=level_warmup,
-                                slos=list(slos), adaptive=adaptive, population=population,
-                                conversations_per_user_hour=conversations_per_user_hour, headroom=room))
+    out = sweep(
+        CapacityOptions(
+            run=ro,
+            levels=parse_levels(levels),
+            level_duration=level_duration,
+            level_warmup=level_warmup,
+            slos=list(slos),
+            adaptive=adaptive,
+            population=population,
+            conversations_per_user_hour=conversations_per_user_hour,
+            headroom=room,
+        )
+    )
     click.echo((out / "capacity.md").read_text())
     click.echo(f"capacity report: {out / 'capacity.html'}")
 
@@ -323,7 +381,9 @@ def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> Non
         raise InputError(f"--streams {streams!r}: expected numbers, e.g. 100,200,400") from None
     if not levels or min(levels) < 1:
         raise InputError("--streams must be positive")
-    cal_dir = run_calibration(Path(out), levels, level_duration, interval_ms, parts, bound_ms, echo=lambda s: click.echo(s, err=True))
+    cal_dir = run_calibration(
+        Path(out), levels, level_duration, interval_ms, parts, bound_ms, echo=lambda s: click.echo(s, err=True)
+    )
     result = json.loads((cal_dir / "calibration.json").read_text())
     click.echo(f"\nverdict: {result['verdict']['text']}")
     click.echo(f"report: {cal_dir / 'calibration.md'}")
@@ -331,9 +391,22 @@ def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> Non
 
 @main.command(context_settings={"max_content_width": 100})
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--scenario-digest", default=None, help="Which scenario's runs (its sha256 in run.json; default: the newest run's).")
-@click.option("--order", type=click.Choice(["time", "git"]), default="time", show_default=True, help="Order runs by start time or by git revision.")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for history.csv/png/html (default: RESULTS_DIR/history).")
+@click.option(
+    "--scenario-digest", default=None, help="Which scenario's runs (its sha256 in run.json; default: the newest run's)."
+)
+@click.option(
+    "--order",
+    type=click.Choice(["time", "git"]),
+    default="time",
+    show_default=True,
+    help="Order runs by start time or by git revision.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for history.csv/png/html (default: RESULTS_DIR/history).",
+)
 def history(results_dir, scenario_digest, order, out) -> None:
     """Latency across runs: TTFC, TPOT, E2E p50/p95/p99 with intervals, error rate, gate verdicts.
 
@@ -345,11 +418,14 @@ def history(results_dir, scenario_digest, order, out) -> None:
     """
     from pathlib import Path
 
-    from bench.decisions.history import history as build, write_outputs
+    from bench.decisions.history import history as build
+    from bench.decisions.history import write_outputs
 
     h, runs = build(Path(results_dir), scenario_digest, order)
     paths = write_outputs(h, Path(out) if out else Path(results_dir) / "history", order)
-    click.echo(f"{len(runs)} runs, {h['model'].nunique()} model(s); regressions marked: {int((h['verdict'] == 'regression').sum())}")
+    click.echo(
+        f"{len(runs)} runs, {h['model'].nunique()} model(s); regressions marked: {int((h['verdict'] == 'regression').sum())}"
+    )
     click.echo(f"written: {paths['html']}, {paths['png']}, {paths['csv']}")
 
 
@@ -360,18 +436,36 @@ def scenario() -> None:
 
 @scenario.command("import", context_settings={"max_content_width": 100})
 @click.argument("source", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Scenario file to write, e.g. scenarios/mine.yaml.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "sharegpt", "openai", "text"]), default="auto", show_default=True,
-              help="sharegpt: a JSON list (or JSONL) of {conversations: [{from, value}]}; openai: JSONL of {messages: "
-                   "[{role, content}]}; text: one prompt per line. auto: by extension and first record.")
+@click.option(
+    "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Scenario file to write, e.g. scenarios/mine.yaml."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "sharegpt", "openai", "text"]),
+    default="auto",
+    show_default=True,
+    help="sharegpt: a JSON list (or JSONL) of {conversations: [{from, value}]}; openai: JSONL of {messages: "
+    "[{role, content}]}; text: one prompt per line. auto: by extension and first record.",
+)
 @click.option("--name", default=None, help="Scenario name (default: the output file's stem).")
-@click.option("--min-turns", default=1, show_default=True, type=click.IntRange(1), help="Skip conversations with fewer user turns.")
-@click.option("--max-turns", default=0, type=click.IntRange(0), help="Cut longer conversations to their first N user turns (0: no bound).")
-@click.option("--max-prompt-chars", default=0, type=click.IntRange(0), help="Skip conversations with a longer user message (0: no bound).")
+@click.option(
+    "--min-turns", default=1, show_default=True, type=click.IntRange(1), help="Skip conversations with fewer user turns."
+)
+@click.option(
+    "--max-turns", default=0, type=click.IntRange(0), help="Cut longer conversations to their first N user turns (0: no bound)."
+)
+@click.option(
+    "--max-prompt-chars", default=0, type=click.IntRange(0), help="Skip conversations with a longer user message (0: no bound)."
+)
 @click.option("--sample", default=0, type=click.IntRange(0), help="Keep a random sample of N conversations (0: all).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for --sample.")
-@click.option("--models", default=None, help="Comma-separated model mix for the scenario (default: the bundled default scenario's).")
-@click.option("--skip-invalid", is_flag=True, help="Count records of the wrong shape as skipped instead of stopping at the first.")
+@click.option(
+    "--models", default=None, help="Comma-separated model mix for the scenario (default: the bundled default scenario's)."
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Count records of the wrong shape as skipped instead of stopping at the first."
+)
 def scenario_import(source, out, fmt, name, min_turns, max_turns, max_prompt_chars, sample, seed, models, skip_invalid) -> None:
     """Turn a conversation dataset into a scenario file (the user's turns; replies come live).
 
@@ -389,7 +483,9 @@ def scenario_import(source, out, fmt, name, min_turns, max_turns, max_prompt_cha
     from bench.scenario import load_scenario
     from bench.workload.datasets import ImportFilters, import_conversations, write_scenario
 
-    convs, rep = import_conversations(source, fmt, ImportFilters(min_turns, max_turns, max_prompt_chars, sample, seed), skip_invalid)
+    convs, rep = import_conversations(
+        source, fmt, ImportFilters(min_turns, max_turns, max_prompt_chars, sample, seed), skip_invalid
+    )
     default = load_scenario("default")
     mix = [m.strip() for m in models.split(",") if m.strip()] if models else [m.model for m in default.models]
     write_scenario(Path(out), name or Path(out).stem, convs, rep, mix, default.slos)

@@ -102,8 +102,14 @@ def percentile(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q))
 
 
-def quantile_interval(x: np.ndarray, q: float, clusters: np.ndarray | None = None, alpha: float = ALPHA,
-                      point: float | None = None, xs: np.ndarray | None = None) -> Interval:
+def quantile_interval(
+    x: np.ndarray,
+    q: float,
+    clusters: np.ndarray | None = None,
+    alpha: float = ALPHA,
+    point: float | None = None,
+    xs: np.ndarray | None = None,
+) -> Interval:
     """Distribution-free interval of the q-th percentile (q in 0..100) of x's population.
 
     ``xs``: x already sorted (one sort shared by the statistic and its interval). ``point``: the

@@ -17,14 +17,17 @@ from bench.target.server import TargetProcess, can_pin
 LOCUSTFILE = Path(__file__).resolve().parent / "load" / "locustfile.py"
 
 
-def fixed_schedule_profile(parts: int, step_ms: float, ttft_ms: float = 50, model: str = "calib/model",
-                           max_batch: int = 1_000_000) -> str:
+def fixed_schedule_profile(
+    parts: int, step_ms: float, ttft_ms: float = 50, model: str = "calib/model", max_batch: int = 1_000_000
+) -> str:
     """A target profile YAML where every stream is ``ttft_ms`` to its first part, then one part every
     ``step_ms``: known timing, for calibration and the benchmarks."""
-    return (f"# every stream: {ttft_ms:g} ms to the first part, then one part every {step_ms:g} ms, {parts} parts\n"
-            "defaults: {jitter: 0.0, prefill_ms_per_1k_prompt_tokens: 0, step_ms_per_active: 0}\n"
-            f"models:\n  {model}: {{max_new_tokens: {parts}, truncate: 100000, ttft_ms: {ttft_ms:g}, step_ms: {step_ms:g}, "
-            f"output_tokens_median: {parts}, output_tokens_sigma: 0, max_batch: {max_batch}}}\n")
+    return (
+        f"# every stream: {ttft_ms:g} ms to the first part, then one part every {step_ms:g} ms, {parts} parts\n"
+        "defaults: {jitter: 0.0, prefill_ms_per_1k_prompt_tokens: 0, step_ms_per_active: 0}\n"
+        f"models:\n  {model}: {{max_new_tokens: {parts}, truncate: 100000, ttft_ms: {ttft_ms:g}, step_ms: {step_ms:g}, "
+        f"output_tokens_median: {parts}, output_tokens_sigma: 0, max_batch: {max_batch}}}\n"
+    )
 
 
 def pinning() -> tuple[int | None, str | None]:
@@ -48,8 +51,9 @@ def embedded_target(o, log: Path | None = None, truth_file: Path | None = None, 
 
 def target_for_measuring(profile_yaml: Path, pin: bool = True, log: Path | None = None) -> TargetProcess:
     """A no-auth target on a given profile file (calibration, benchmarks)."""
-    return TargetProcess(["--no-auth", "--profiles", str(profile_yaml)], secret=pysecrets.token_hex(8),
-                         cpu=pinning()[0] if pin else None, log=log)
+    return TargetProcess(
+        ["--no-auth", "--profiles", str(profile_yaml)], secret=pysecrets.token_hex(8), cpu=pinning()[0] if pin else None, log=log
+    )
 
 
 def free_loopback_port() -> int:
@@ -67,11 +71,38 @@ def local_master_args() -> list[str]:
     return ["--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port]
 
 
-def locust_command(host: str, users: int, spawn_rate: float, seconds: float, results_dir: Path, *extra: str,
-                   pin: str | None = None, locustfile: Path = LOCUSTFILE) -> list[str]:
+def locust_command(
+    host: str,
+    users: int,
+    spawn_rate: float,
+    seconds: float,
+    results_dir: Path,
+    *extra: str,
+    pin: str | None = None,
+    locustfile: Path = LOCUSTFILE,
+) -> list[str]:
     """A headless Locust child writing its records to ``results_dir`` (``pin``: taskset CPU list)."""
     # -P: the current directory is not put first on the import path, so a bench/ folder where the user
     # stands (their own scripts, a second checkout) can never replace the harness in the child
-    cmd = [sys.executable, "-P", "-m", "locust", "-f", str(locustfile), "--headless", "--host", host, "-u", str(users),
-           "-r", f"{spawn_rate:g}", "-t", f"{seconds:g}s", "--only-summary", "--results-dir", str(results_dir), *extra]
+    cmd = [
+        sys.executable,
+        "-P",
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--host",
+        host,
+        "-u",
+        str(users),
+        "-r",
+        f"{spawn_rate:g}",
+        "-t",
+        f"{seconds:g}s",
+        "--only-summary",
+        "--results-dir",
+        str(results_dir),
+        *extra,
+    ]
     return ["taskset", "-c", pin, *cmd] if pin else cmd

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import InputError
-from bench.optiontable import add_arguments  # noqa: F401  (the locustfile registers them through here)
 from bench.load.route import Credentials, RouteConfig, check_models, check_template, credentials_from, parse_headers
+from bench.load.stream import Timeouts
+from bench.optiontable import add_arguments  # noqa: F401  (the locustfile registers them through here)
 from bench.scenario import Scenario, load_scenario
 from bench.secrets import refuse_url_credentials
-from bench.load.stream import Timeouts
 
 
 @dataclass
@@ -91,8 +91,20 @@ def check_values(opts) -> None:
     an infinite timeout or rate has sent thousands of requests that left no record."""
     import math
 
-    for name in ("connect_timeout", "first_chunk_timeout", "stall_timeout", "total_timeout", "arrival_rate", "arrival_cv",
-                 "start_jitter", "warmup", "spawn_rate", "speedup", "trace_rate", "decide_every"):
+    for name in (
+        "connect_timeout",
+        "first_chunk_timeout",
+        "stall_timeout",
+        "total_timeout",
+        "arrival_rate",
+        "arrival_cv",
+        "start_jitter",
+        "warmup",
+        "spawn_rate",
+        "speedup",
+        "trace_rate",
+        "decide_every",
+    ):
         v = getattr(opts, name, None)
         if isinstance(v, float) and not math.isfinite(v):
             raise InputError(f"--{name.replace('_', '-')} {v}: expected a finite number")
@@ -106,8 +118,10 @@ def check_values(opts) -> None:
     if opts.persist and opts.chat_id < 0:
         raise InputError("--persist needs --chat-id N of a real chat")
     if not opts.persist and opts.chat_id != -1:
-        raise InputError(f"--chat-id {opts.chat_id} without --persist: playground mode always sends chat_id=-1; add --persist "
-                         "to write the load into that chat")
+        raise InputError(
+            f"--chat-id {opts.chat_id} without --persist: playground mode always sends chat_id=-1; add --persist "
+            "to write the load into that chat"
+        )
     if opts.start_jitter < 0:
         raise InputError("--start-jitter must not be negative")
     if getattr(opts, "warmup", None) is not None and opts.warmup < 0:
@@ -123,11 +137,20 @@ def ignored_options(opts, defaults: dict | None = None) -> list[str]:
     d = defaults or {}
     if getattr(opts, "speedup", 1.0) != d.get("speedup", 1.0) and not getattr(opts, "trace", ""):
         out.append(f"--speedup {opts.speedup:g} ignored: it scales a --trace, and this run replays no trace")
-    if getattr(opts, "max_tokens", 0) and getattr(opts, "route", "neptun") == "neptun" and not getattr(opts, "route_template", ""):
-        out.append(f"--max-tokens {opts.max_tokens} ignored on the Neptun route: its body has no such field (the app applies each "
-                   "model's own max_new_tokens); use --route openai to bound replies")
-    if getattr(opts, "load_mode", "closed") == "closed" and getattr(opts, "arrival_rate", 1.0) != d.get("arrival_rate", 1.0) \
-            and not getattr(opts, "trace", ""):
+    if (
+        getattr(opts, "max_tokens", 0)
+        and getattr(opts, "route", "neptun") == "neptun"
+        and not getattr(opts, "route_template", "")
+    ):
+        out.append(
+            f"--max-tokens {opts.max_tokens} ignored on the Neptun route: its body has no such field (the app applies each "
+            "model's own max_new_tokens); use --route openai to bound replies"
+        )
+    if (
+        getattr(opts, "load_mode", "closed") == "closed"
+        and getattr(opts, "arrival_rate", 1.0) != d.get("arrival_rate", 1.0)
+        and not getattr(opts, "trace", "")
+    ):
         out.append(f"--arrival-rate {opts.arrival_rate:g} ignored in closed loop (users send back to back); add --load-mode open")
     return out
 
@@ -136,9 +159,15 @@ def check_files(opts) -> None:
     """Every file an option names exists before any target starts (not in the Locust child, after the load began)."""
     from pathlib import Path as _P
 
-    for name, what in (("token_file", "token file"), ("cookie_file", "cookie file"), ("jwt_secret_file", "JWT secret file"),
-                       ("ca_file", "CA file"), ("tokenizer", "tokenizer file"), ("trace", "trace file"),
-                       ("gate_tolerance_file", "tolerance file")):
+    for name, what in (
+        ("token_file", "token file"),
+        ("cookie_file", "cookie file"),
+        ("jwt_secret_file", "JWT secret file"),
+        ("ca_file", "CA file"),
+        ("tokenizer", "tokenizer file"),
+        ("trace", "trace file"),
+        ("gate_tolerance_file", "tolerance file"),
+    ):
         v = getattr(opts, name, "")
         if v and not _P(v).is_file():
             raise InputError(f"--{name.replace('_', '-')} {v}: {what} not found")
@@ -149,8 +178,11 @@ def route_and_models(opts, scenario: Scenario) -> tuple[RouteConfig, list[str], 
     ``bench`` process (before any load) and every load-generating process."""
     if opts.route_template:
         check_template(opts.route_template)
-    templates = {m.model: check_template(m.route, f"scenario {scenario.name!r}, model {m.model!r}, route")
-                 for m in scenario.models if m.route}
+    templates = {
+        m.model: check_template(m.route, f"scenario {scenario.name!r}, model {m.model!r}, route")
+        for m in scenario.models
+        if m.route
+    }
     if opts.models:
         models = [m.strip() for m in opts.models.split(",") if m.strip()]
         weights = [1.0] * len(models)
@@ -164,9 +196,15 @@ def route_and_models(opts, scenario: Scenario) -> tuple[RouteConfig, list[str], 
     check_models(models, opts.route, opts.route_template, templates)
     if opts.max_tokens < 0:
         raise InputError("--max-tokens must be positive")
-    route = RouteConfig(kind=opts.route, playground=not opts.persist, chat_id=opts.chat_id, template=opts.route_template,
-                        templates=tuple(templates.items()), max_tokens=opts.max_tokens or (scenario.max_tokens or 0),
-                        ignore_eos=opts.ignore_eos)
+    route = RouteConfig(
+        kind=opts.route,
+        playground=not opts.persist,
+        chat_id=opts.chat_id,
+        template=opts.route_template,
+        templates=tuple(templates.items()),
+        max_tokens=opts.max_tokens or (scenario.max_tokens or 0),
+        ignore_eos=opts.ignore_eos,
+    )
     return route, models, weights
 
 
@@ -176,8 +214,13 @@ def settings_from(opts) -> Settings:
     scenario = load_scenario(opts.scenario)
     route, models, weights = route_and_models(opts, scenario)
     check_values(opts)
-    creds = credentials_from(opts.auth, opts.token_file or None, opts.jwt_secret_file or None, opts.cookie_file or None,
-                             getattr(opts, "cookie_name", None) or "neptun-session")
+    creds = credentials_from(
+        opts.auth,
+        opts.token_file or None,
+        opts.jwt_secret_file or None,
+        opts.cookie_file or None,
+        getattr(opts, "cookie_name", None) or "neptun-session",
+    )
     if not models and getattr(opts, "host", None):  # an OpenAI server: the models it serves
         from bench.preflight import served_models
 
@@ -193,15 +236,31 @@ def settings_from(opts) -> Settings:
         count_tokens = load_tokenizer(opts.tokenizer)
     from bench.workload.setup import workload_from
 
-    workload, scenario = workload_from(opts, scenario, count_tokens,
-                                       lambda ids: check_models(ids, opts.route, opts.route_template))
+    workload, scenario = workload_from(
+        opts, scenario, count_tokens, lambda ids: check_models(ids, opts.route, opts.route_template)
+    )
     load_mode = "open" if workload.trace is not None else opts.load_mode  # a trace is its own arrival process
     return Settings(
-        workload=workload, scenario=scenario, models=models, model_weights=weights,
-        route=route, credentials=creds, headers=extra_headers, history=opts.history, tls=tls_from(opts),
+        workload=workload,
+        scenario=scenario,
+        models=models,
+        model_weights=weights,
+        route=route,
+        credentials=creds,
+        headers=extra_headers,
+        history=opts.history,
+        tls=tls_from(opts),
         timeouts=Timeouts(opts.connect_timeout, opts.first_chunk_timeout, opts.stall_timeout, opts.total_timeout),
-        protocol=opts.protocol, load_mode=load_mode, arrival_rate=opts.arrival_rate,
-        arrival_dist=opts.arrival_dist, arrival_cv=opts.arrival_cv, on_error=opts.on_error,
-        start_jitter=max(0.0, opts.start_jitter), seed=opts.seed, run_id=run_id, run_dir=run_dir,
-        count_tokens=count_tokens, rng=random.Random(opts.seed),
+        protocol=opts.protocol,
+        load_mode=load_mode,
+        arrival_rate=opts.arrival_rate,
+        arrival_dist=opts.arrival_dist,
+        arrival_cv=opts.arrival_cv,
+        on_error=opts.on_error,
+        start_jitter=max(0.0, opts.start_jitter),
+        seed=opts.seed,
+        run_id=run_id,
+        run_dir=run_dir,
+        count_tokens=count_tokens,
+        rng=random.Random(opts.seed),
     )

@@ -12,8 +12,8 @@ import uuid
 
 import httpx
 
-from bench.load.decode import StreamDecoder
 from bench.errors import PreflightError
+from bench.load.decode import StreamDecoder
 from bench.load.route import Credentials, RouteConfig
 from bench.load.stream import classify_http_error
 
@@ -39,8 +39,17 @@ def served_models(host: str, creds: Credentials, tls=None, timeout: float = 15.0
     return ids
 
 
-def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentials, timeout: float = 15.0,
-              protocol: str = "auto", tls=None, headers: dict[str, str] | None = None, log: list | None = None) -> dict[str, str]:
+def preflight(
+    host: str,
+    models: list[str],
+    route: RouteConfig,
+    creds: Credentials,
+    timeout: float = 15.0,
+    protocol: str = "auto",
+    tls=None,
+    headers: dict[str, str] | None = None,
+    log: list | None = None,
+) -> dict[str, str]:
     """Raises PreflightError with one line when a model cannot be load-tested; returns, per model,
     the stream format it answered in.
 
@@ -64,11 +73,19 @@ def preflight(host: str, models: list[str], route: RouteConfig, creds: Credentia
                 headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
                 headers.update(creds.headers())
                 headers.update(extra)
-                entry: dict = {"request_id": rid, "model": model, "auth": creds.kind, "started": time.time(), "status": None,
-                               "ttfc_ms": None}
+                entry: dict = {
+                    "request_id": rid,
+                    "model": model,
+                    "auth": creds.kind,
+                    "started": time.time(),
+                    "status": None,
+                    "ttfc_ms": None,
+                }
                 log.append(entry)
                 t0 = time.monotonic()
-                with client.stream("POST", base + probe_route.path(model), content=probe_route.body(model, _PROBE), headers=headers) as resp:
+                with client.stream(
+                    "POST", base + probe_route.path(model), content=probe_route.body(model, _PROBE), headers=headers
+                ) as resp:
                     entry["status"] = resp.status_code
                     if resp.status_code >= 300:
                         body = resp.read()
@@ -107,9 +124,11 @@ def _first_part(host: str, model: str, resp: httpx.Response, protocol: str) -> s
         return dec.detected or protocol
     why = f"{dec.error}: {dec.error_detail}" if dec.error else "no content part"
     shown = head.decode("utf-8", "replace").replace("\n", "\\n")[:120]
-    raise PreflightError(f"{resp.status_code} from {host} for model {model!r}, but its stream did not decode ({why}; "
-                         f"content-type {ctype}; it began {shown!r}): is --protocol right (auto, aisdk, sse, ui, openai)? "
-                         "no load was sent")
+    raise PreflightError(
+        f"{resp.status_code} from {host} for model {model!r}, but its stream did not decode ({why}; "
+        f"content-type {ctype}; it began {shown!r}): is --protocol right (auto, aisdk, sse, ui, openai)? "
+        "no load was sent"
+    )
 
 
 def _message(host: str, model: str, cls: str, status: int, detail: str, body: bytes, creds: Credentials | None = None) -> str:
@@ -118,15 +137,25 @@ def _message(host: str, model: str, cls: str, status: int, detail: str, body: by
     return redact(_message_text(host, model, cls, status, detail, body, creds))
 
 
-def _message_text(host: str, model: str, cls: str, status: int, detail: str, body: bytes, creds: Credentials | None = None) -> str:
+def _message_text(
+    host: str, model: str, cls: str, status: int, detail: str, body: bytes, creds: Credentials | None = None
+) -> str:
     from bench.load.stream import is_nitro_unauthorized, model_issue
 
     if cls == "unauthorized":
-        wants = ("; this server wants a session cookie (Nitro's 'Unauthorized': the Neptun app reads only its "
-                 "neptun-session cookie, never Authorization), see the README's 'Getting a session'") if is_nitro_unauthorized(body) else ""
+        wants = (
+            (
+                "; this server wants a session cookie (Nitro's 'Unauthorized': the Neptun app reads only its "
+                "neptun-session cookie, never Authorization), see the README's 'Getting a session'"
+            )
+            if is_nitro_unauthorized(body)
+            else ""
+        )
         if creds is None or creds.kind == "none":
-            return (f"{status} from {host}: no credentials found (set BENCH_COOKIE or --cookie-file for the app's session "
-                    f"cookie; BENCH_TOKEN / BENCH_JWT_SECRET for a gateway){wants}; no load was sent")
+            return (
+                f"{status} from {host}: no credentials found (set BENCH_COOKIE or --cookie-file for the app's session "
+                f"cookie; BENCH_TOKEN / BENCH_JWT_SECRET for a gateway){wants}; no load was sent"
+            )
         if creds.kind == "cookie":
             return f"{status} from {host}: the session cookie was rejected: {creds.source} (expired, or another deployment's){' ' + wants[2:] if wants else ''}; no load was sent"
         return f"{status} from {host}: the credentials were rejected: {creds.source}{wants}; no load was sent"
@@ -139,9 +168,11 @@ def _message_text(host: str, model: str, cls: str, status: int, detail: str, bod
     if cls == "retired_model":
         return f"{status} from {host}: model {model!r} is retired ('Service not available anymore.'); no load was sent"
     if 400 <= status < 500 and not body.strip():
-        return (f"{status} with an empty body from {host} for model {model!r}: the server gave no reason; it may reject a "
-                "header (X-Request-ID, Authorization, Accept-Encoding) or a body field (model, messages, stream, "
-                "stream_options); no load was sent")
+        return (
+            f"{status} with an empty body from {host} for model {model!r}: the server gave no reason; it may reject a "
+            "header (X-Request-ID, Authorization, Accept-Encoding) or a body field (model, messages, stream, "
+            "stream_options); no load was sent"
+        )
     try:
         json.loads(body)
     except ValueError:

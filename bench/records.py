@@ -11,23 +11,50 @@ import os
 import struct
 import zlib
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import msgpack
 
+from bench.load.stream import Outcome
 from bench.metrics import REQUEST_METRICS
 from bench.secrets import redact  # what a server echoes back (a debug page listing headers) is scrubbed before it is kept
-from bench.load.stream import Outcome
 
 CONTEXT_COLUMNS = [
-    "run_id", "request_id", "worker", "user", "conversation_id", "conversation", "turn", "model", "tags",
-    "t_wall_start", "t_start_ns", "intended_delay_ms", "status", "error", "error_detail", "protocol",
+    "run_id",
+    "request_id",
+    "worker",
+    "user",
+    "conversation_id",
+    "conversation",
+    "turn",
+    "model",
+    "tags",
+    "t_wall_start",
+    "t_start_ns",
+    "intended_delay_ms",
+    "status",
+    "error",
+    "error_detail",
+    "protocol",
 ]
 DETAIL_COLUMNS = [
-    "chunks", "gaps_us", "output_chars", "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "prompt_messages",
-    "bytes_in", "content_type", "body_head", "requested_tokens", "trace_row", "requested_input_tokens", "retry_ms",
+    "chunks",
+    "gaps_us",
+    "output_chars",
+    "output_tokens",
+    "token_source",
+    "prompt_chars",
+    "prompt_tokens",
+    "prompt_messages",
+    "bytes_in",
+    "content_type",
+    "body_head",
+    "requested_tokens",
+    "trace_row",
+    "requested_input_tokens",
+    "retry_ms",
 ]
 # what was known before the request, the per-request metrics of the catalogue (bench.metrics), then the details
 COLUMNS: list[str] = CONTEXT_COLUMNS + REQUEST_METRICS + DETAIL_COLUMNS
@@ -156,17 +183,50 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
     prompt_tokens = dec.usage_prompt if dec is not None and dec.usage_prompt is not None else c.prompt_tokens
     head = redact(o.head.decode("utf-8", "replace")) if o.error is not None and o.head else None
     metrics = {  # by name: the catalogue's per-request metrics (a new one is computed here and declared there)
-        "connect_ms": o.connect_ms, "ttfb_ms": _ms(o.t_headers, o.t_start) if o.t_headers else None, "ttfc_ms": ttfc,
-        "ttsc_ms": ttsc, "ttfc_sched_ms": _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc, "ttfv_ms": ttfv,
-        "e2e_ms": _ms(o.t_end, o.t_start) if o.t_end else None, "tpot_ms": tpot, "icl_ms": icl, "decode_tps": tps,
+        "connect_ms": o.connect_ms,
+        "ttfb_ms": _ms(o.t_headers, o.t_start) if o.t_headers else None,
+        "ttfc_ms": ttfc,
+        "ttsc_ms": ttsc,
+        "ttfc_sched_ms": _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc,
+        "ttfv_ms": ttfv,
+        "e2e_ms": _ms(o.t_end, o.t_start) if o.t_end else None,
+        "tpot_ms": tpot,
+        "icl_ms": icl,
+        "decode_tps": tps,
     }
     return [
-        c.run_id, c.request_id, c.worker, c.user, c.conversation_id, c.conversation, c.turn, c.model, c.tags,
-        c.t_wall_start, o.t_start, _ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
-        o.status, o.error, redact(o.detail) if o.detail else o.detail, (dec.detected or c.protocol) if dec is not None else c.protocol,
+        c.run_id,
+        c.request_id,
+        c.worker,
+        c.user,
+        c.conversation_id,
+        c.conversation,
+        c.turn,
+        c.model,
+        c.tags,
+        c.t_wall_start,
+        o.t_start,
+        _ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
+        o.status,
+        o.error,
+        redact(o.detail) if o.detail else o.detail,
+        (dec.detected or c.protocol) if dec is not None else c.protocol,
         *[metrics[name] for name in REQUEST_METRICS],
-        chunks, gaps.tobytes(), text_len, out_tokens, source, c.prompt_chars, prompt_tokens, c.prompt_messages,
-        o.bytes_in, o.content_type or None, head, c.requested_tokens, c.trace_row, c.requested_input_tokens, o.retry_ms,
+        chunks,
+        gaps.tobytes(),
+        text_len,
+        out_tokens,
+        source,
+        c.prompt_chars,
+        prompt_tokens,
+        c.prompt_messages,
+        o.bytes_in,
+        o.content_type or None,
+        head,
+        c.requested_tokens,
+        c.trace_row,
+        c.requested_input_tokens,
+        o.retry_ms,
     ]
 
 
@@ -183,28 +243,69 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
     now = monotonic_ns()
     conv, row = arrival.conversation, arrival.row
     if row is not None:  # a trace row: its own conversation, turn and requested lengths
-        name, turn, tags, chars = row.conversation, row.turn, "trace", len(row.prompt or "") or round((row.input_tokens or 0) * CHARS_PER_TOKEN)
+        name, turn, tags, chars = (
+            row.conversation,
+            row.turn,
+            "trace",
+            len(row.prompt or "") or round((row.input_tokens or 0) * CHARS_PER_TOKEN),
+        )
     else:
         name, turn, tags, chars = conv.name, 0, ",".join(conv.tags), len(conv.turns[0].user)
-    ctx = RequestContext(run_id=run_id, request_id=str(uuid.uuid4()), worker=worker, user=-1, conversation_id=uuid.uuid4().hex[:12],
-                         conversation=name, turn=turn, model=arrival.model, tags=tags, t_intended=arrival.due,
-                         t_wall_start=wall() - (now - arrival.due) / 1e9, prompt_chars=chars, prompt_messages=1,
-                         protocol=protocol, trace_row=row.row if row is not None else None,
-                         requested_input_tokens=row.input_tokens if row is not None else None,
-                         requested_tokens=row.output_tokens if row is not None else None)
-    o = Outcome(t_start=now, error="not_sent",
-                detail=f"waited {(now - arrival.due) / 1e6:,.0f} ms for a free user; the run ended first")
+    ctx = RequestContext(
+        run_id=run_id,
+        request_id=str(uuid.uuid4()),
+        worker=worker,
+        user=-1,
+        conversation_id=uuid.uuid4().hex[:12],
+        conversation=name,
+        turn=turn,
+        model=arrival.model,
+        tags=tags,
+        t_intended=arrival.due,
+        t_wall_start=wall() - (now - arrival.due) / 1e9,
+        prompt_chars=chars,
+        prompt_messages=1,
+        protocol=protocol,
+        trace_row=row.row if row is not None else None,
+        requested_input_tokens=row.input_tokens if row is not None else None,
+        requested_tokens=row.output_tokens if row is not None else None,
+    )
+    o = Outcome(
+        t_start=now, error="not_sent", detail=f"waited {(now - arrival.due) / 1e6:,.0f} ms for a free user; the run ended first"
+    )
     return build_row(o, ctx)
 
 
-START_FIELDS = ("request_id", "t_wall_start", "model", "conversation", "conversation_id", "turn", "user", "tags", "trace_row",
-                "prompt_chars", "prompt_messages")
+START_FIELDS = (
+    "request_id",
+    "t_wall_start",
+    "model",
+    "conversation",
+    "conversation_id",
+    "turn",
+    "user",
+    "tags",
+    "trace_row",
+    "prompt_chars",
+    "prompt_messages",
+)
 
 
 def start_notice(c: RequestContext) -> tuple:
     """What a worker tells the master as a request starts, so a worker that dies loses no request."""
-    return (c.request_id, c.t_wall_start, c.model, c.conversation, c.conversation_id, c.turn, c.user, c.tags, c.trace_row,
-            c.prompt_chars, c.prompt_messages)
+    return (
+        c.request_id,
+        c.t_wall_start,
+        c.model,
+        c.conversation,
+        c.conversation_id,
+        c.turn,
+        c.user,
+        c.tags,
+        c.trace_row,
+        c.prompt_chars,
+        c.prompt_messages,
+    )
 
 
 def lost_row(notice: tuple, run_id: str, worker: str, protocol: str) -> list:
@@ -214,12 +315,27 @@ def lost_row(notice: tuple, run_id: str, worker: str, protocol: str) -> list:
     failure of the target (``worker_lost``, like ``cancelled`` left out of the error rate).
     """
     n = dict(zip(START_FIELDS, notice))
-    ctx = RequestContext(run_id=run_id, request_id=n["request_id"], worker=worker, user=n["user"], conversation_id=n["conversation_id"],
-                         conversation=n["conversation"], turn=n["turn"], model=n["model"], tags=n["tags"], t_intended=0,
-                         t_wall_start=n["t_wall_start"], prompt_chars=n["prompt_chars"], prompt_messages=n["prompt_messages"],
-                         protocol=protocol, trace_row=n["trace_row"])
-    o = Outcome(error="worker_lost", detail=f"worker {worker} stopped reporting (killed?) with this request in flight; "
-                                            "its outcome is unknown")
+    ctx = RequestContext(
+        run_id=run_id,
+        request_id=n["request_id"],
+        worker=worker,
+        user=n["user"],
+        conversation_id=n["conversation_id"],
+        conversation=n["conversation"],
+        turn=n["turn"],
+        model=n["model"],
+        tags=n["tags"],
+        t_intended=0,
+        t_wall_start=n["t_wall_start"],
+        prompt_chars=n["prompt_chars"],
+        prompt_messages=n["prompt_messages"],
+        protocol=protocol,
+        trace_row=n["trace_row"],
+    )
+    o = Outcome(
+        error="worker_lost",
+        detail=f"worker {worker} stopped reporting (killed?) with this request in flight; its outcome is unknown",
+    )
     return build_row(o, ctx)
 
 
@@ -285,8 +401,10 @@ class SpoolCheck:
     def warnings(self, path: Path) -> list[str]:
         out = []
         if self.bad_frames or self.skipped_bytes:
-            out.append(f"{path.name}: {self.bad_frames} damaged frame(s), {self.skipped_bytes:,} bytes skipped; "
-                       f"{self.rows} rows read from {self.frames} good frames (rows of the damaged frames are lost)")
+            out.append(
+                f"{path.name}: {self.bad_frames} damaged frame(s), {self.skipped_bytes:,} bytes skipped; "
+                f"{self.rows} rows read from {self.frames} good frames (rows of the damaged frames are lost)"
+            )
         if self.torn_tail:
             out.append(f"{path.name}: the last {self.torn_tail:,} bytes were a frame cut off mid-write (ignored)")
         return out
@@ -309,9 +427,9 @@ def read_spool(path: Path, check: SpoolCheck | None = None) -> Iterator[list]:
         if magic == MAGIC and start + length > end and data.find(MAGIC, start) < 0:
             check.torn_tail += end - pos  # the last frame, cut short
             return
-        if magic == MAGIC and start + length <= end and zlib.crc32(data[start:start + length]) == crc:
+        if magic == MAGIC and start + length <= end and zlib.crc32(data[start : start + length]) == crc:
             try:
-                frame = msgpack.unpackb(data[start:start + length], raw=False, use_list=True)
+                frame = msgpack.unpackb(data[start : start + length], raw=False, use_list=True)
             except (ValueError, msgpack.exceptions.ExtraData):
                 frame = None
             if isinstance(frame, list):

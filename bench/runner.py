@@ -20,17 +20,23 @@ from pathlib import Path
 
 import click
 
-from bench.errors import InputError
-from bench.units import parse_duration
+from bench.analysis.results import (
+    default_warmup,
+    delivery,
+    environment_info,
+    file_digest,
+    finalize_records,
+    latest_calibration,
+    write_run_json,
+)
+from bench.errors import InputError, PreflightError
 from bench.launch import embedded_target, locust_command, pinning
-from bench.optiontable import RunOptions, locust_argv
-from bench.options import check_values, new_run_id, route_and_models, tls_from
-from bench.analysis.results import latest_calibration, default_warmup, delivery, environment_info, file_digest, finalize_records, write_run_json
-from bench.errors import PreflightError
 from bench.load.route import Credentials, credential_candidates, parse_headers
+from bench.options import check_values, new_run_id, route_and_models, tls_from
+from bench.optiontable import RunOptions, locust_argv
 from bench.scenario import load_scenario, resolve_path
 from bench.secrets import redact, refuse_url_credentials, remember
-
+from bench.units import parse_duration
 
 
 def _validate(o: RunOptions) -> tuple[float, list[str], object, object]:
@@ -80,7 +86,7 @@ def _validate(o: RunOptions) -> tuple[float, list[str], object, object]:
             raise InputError(f"--until-decided {base}: not a run folder (no requests.parquet)")
         from bench.analysis.results import read_run_json
 
-        digest = ((read_run_json(base).get("scenario") or {}).get("sha256"))
+        digest = (read_run_json(base).get("scenario") or {}).get("sha256")
         if digest and digest != file_digest(resolve_path(o.scenario)):
             raise InputError(f"--until-decided {base}: the baseline ran another scenario than {o.scenario}")
         seconds = parse_duration(o.max_duration)
@@ -110,8 +116,15 @@ def _validate(o: RunOptions) -> tuple[float, list[str], object, object]:
 
 def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str, pin: str | None = None) -> list[str]:
     """The Locust child: its own flags, then every project option the run sets (from the table)."""
-    extra = ["--run-id", run_id, "--csv", str(run_dir / "locust"), "--exit-code-on-error", "0",
-             *locust_argv(replace(o, scenario=str(resolve_path(o.scenario))))]
+    extra = [
+        "--run-id",
+        run_id,
+        "--csv",
+        str(run_dir / "locust"),
+        "--exit-code-on-error",
+        "0",
+        *locust_argv(replace(o, scenario=str(resolve_path(o.scenario)))),
+    ]
     if o.processes > 1:
         from bench.launch import local_master_args
 
@@ -136,8 +149,10 @@ class _Progress:
         except (OSError, ValueError):
             p = {}
         elapsed = min(time.monotonic() - self.t0, self.total)
-        line = (f"[{elapsed:5.0f}s/{self.total:.0f}s] requests {p.get('records', 0):>6}  errors {p.get('errors', 0):>4}"
-                f"  users {p.get('users', 0):>4}  generator CPU {p.get('cpu_max', 0):3.0f}% max")
+        line = (
+            f"[{elapsed:5.0f}s/{self.total:.0f}s] requests {p.get('records', 0):>6}  errors {p.get('errors', 0):>4}"
+            f"  users {p.get('users', 0):>4}  generator CPU {p.get('cpu_max', 0):3.0f}% max"
+        )
         if self.tty:
             sys.stderr.write("\r" + line + ("\n" if final else ""))
             sys.stderr.flush()
@@ -176,8 +191,9 @@ def run(o: RunOptions) -> Path:
                 models = served_models(host, creds, tls)
                 o.models = ",".join(models)
         else:
-            target, secret = embedded_target(o, log=run_dir / "target.log", truth_file=run_dir / "target-truth.jsonl",
-                                             pin=o.processes == 1)
+            target, secret = embedded_target(
+                o, log=run_dir / "target.log", truth_file=run_dir / "target-truth.jsonl", pin=o.processes == 1
+            )
             host = target.url
             env["BENCH_JWT_SECRET"] = secret
             for var in ("BENCH_TOKEN", "BENCH_COOKIE"):
@@ -186,15 +202,22 @@ def run(o: RunOptions) -> Path:
             creds = Credentials("jwt", secret)
             candidates = [creds]
             remember(secret)
-            target_info = {"embedded": True, "url": host, "seed": o.target_seed, "faults": o.target_faults,
-                           "profiles": o.target_profiles, "flavor": o.target_flavor}
+            target_info = {
+                "embedded": True,
+                "url": host,
+                "seed": o.target_seed,
+                "faults": o.target_faults,
+                "profiles": o.target_profiles,
+                "flavor": o.target_flavor,
+            }
         if not o.quiet:
             click.echo(f"preflight: {len(models)} model(s) on {host} ...", err=True)
         preflight_log: list[dict] = []
         for i, creds in enumerate(candidates):  # --auth auto: the first credentials the target accepts
             try:
-                formats = preflight(host, models, route, creds, protocol=o.protocol, tls=tls, headers=parse_headers(o.header),
-                                    log=preflight_log)
+                formats = preflight(
+                    host, models, route, creds, protocol=o.protocol, tls=tls, headers=parse_headers(o.header), log=preflight_log
+                )
                 break
             except PreflightError as exc:
                 if exc.cls != "unauthorized" or i == len(candidates) - 1:
@@ -203,14 +226,24 @@ def run(o: RunOptions) -> Path:
                     click.echo(f"preflight: {creds.source} was rejected; trying {candidates[i + 1].source}", err=True)
         if len(candidates) > 1:
             o.auth = creds.kind  # the Locust child uses the kind the target accepted
-            env.update({k: "" for k, kind in (("BENCH_TOKEN", "bearer"), ("BENCH_JWT_SECRET", "jwt"), ("BENCH_COOKIE", "cookie"))
-                        if kind != creds.kind and not getattr(o, {"bearer": "token_file", "jwt": "jwt_secret_file", "cookie": "cookie_file"}[kind])})
+            env.update(
+                {
+                    k: ""
+                    for k, kind in (("BENCH_TOKEN", "bearer"), ("BENCH_JWT_SECRET", "jwt"), ("BENCH_COOKIE", "cookie"))
+                    if kind != creds.kind
+                    and not getattr(o, {"bearer": "token_file", "jwt": "jwt_secret_file", "cookie": "cookie_file"}[kind])
+                }
+            )
         target_info["stream_formats"] = formats
         started_load = True
-        cmd = _locust_cmd(o, host, seconds, run_dir, run_id, pin=pinning()[1] if target is not None and o.processes == 1 else None)
+        cmd = _locust_cmd(
+            o, host, seconds, run_dir, run_id, pin=pinning()[1] if target is not None and o.processes == 1 else None
+        )
         started = time.time()
         if not o.quiet:
-            click.echo(f"run {run_id}: {o.users} users, {seconds:g} s, scenario {o.scenario}, models {', '.join(models)}", err=True)
+            click.echo(
+                f"run {run_id}: {o.users} users, {seconds:g} s, scenario {o.scenario}, models {', '.join(models)}", err=True
+            )
         metrics_url = o.server_metrics or (host + "/metrics" if target is not None else "")
         if metrics_url:
             from bench.servermetrics import Scraper
@@ -221,9 +254,13 @@ def run(o: RunOptions) -> Path:
             from bench.decisions.compare import load_tolerances
             from bench.decisions.sequential import Sequential
 
-            sequential = Sequential(Path(o.until_decided), load_tolerances(list(o.gate_tolerance), o.gate_tolerance_file or None),
-                                    o.decide_every, o.warmup if o.warmup is not None else default_warmup(seconds, o.users / o.spawn_rate),
-                                    seconds)
+            sequential = Sequential(
+                Path(o.until_decided),
+                load_tolerances(list(o.gate_tolerance), o.gate_tolerance_file or None),
+                o.decide_every,
+                o.warmup if o.warmup is not None else default_warmup(seconds, o.users / o.spawn_rate),
+                seconds,
+            )
         try:
             interrupted, decided = _run_locust(cmd, env, run_dir, seconds, o.quiet, sequential)
         finally:
@@ -249,26 +286,56 @@ def run(o: RunOptions) -> Path:
     else:
         warmup = default_warmup(seconds, o.users / o.spawn_rate)
     meta = {
-        "run_id": run_id, "started": started, "ended": ended, "duration_s": seconds, "interrupted": interrupted,
-        "host": host if not target_info["embedded"] else "embedded reference target", "target": target_info,
+        "run_id": run_id,
+        "started": started,
+        "ended": ended,
+        "duration_s": seconds,
+        "interrupted": interrupted,
+        "host": host if not target_info["embedded"] else "embedded reference target",
+        "target": target_info,
         "scenario": {"name": load_scenario(o.scenario).name, "path": str(scenario_path), "sha256": file_digest(scenario_path)},
-        "models": models, "slos": load_scenario(o.scenario).slos, "warmup_s": warmup, "workload": workload.describe(),
-        "load": {"users": o.users, "spawn_rate": o.spawn_rate, "processes": o.processes, "mode": o.load_mode,
-                 "arrival_rate": o.arrival_rate if o.load_mode == "open" else None, "arrival_dist": o.arrival_dist},
-        "route": {"kind": o.route, "protocol": o.protocol, "playground": not o.persist, "chat_id": o.chat_id,
-                  "template": o.route_template or None, "history": o.history, "max_tokens": route.max_tokens or None,  # the value used (flag or scenario)
-                  "ignore_eos": o.ignore_eos, "headers": sorted(parse_headers(o.header)),  # names only: values may be secrets
-                  "tls": {"ca_file": o.ca_file or None, "insecure": o.insecure}},
-        "auth": o.auth, "preflight": preflight_log, "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},
-        **fields, "collector": collector,
-        "warnings": collector.get("warnings", []) + spool_warnings, "command": redact(" ".join(cmd)), **environment_info(),
+        "models": models,
+        "slos": load_scenario(o.scenario).slos,
+        "warmup_s": warmup,
+        "workload": workload.describe(),
+        "load": {
+            "users": o.users,
+            "spawn_rate": o.spawn_rate,
+            "processes": o.processes,
+            "mode": o.load_mode,
+            "arrival_rate": o.arrival_rate if o.load_mode == "open" else None,
+            "arrival_dist": o.arrival_dist,
+        },
+        "route": {
+            "kind": o.route,
+            "protocol": o.protocol,
+            "playground": not o.persist,
+            "chat_id": o.chat_id,
+            "template": o.route_template or None,
+            "history": o.history,
+            "max_tokens": route.max_tokens or None,  # the value used (flag or scenario)
+            "ignore_eos": o.ignore_eos,
+            "headers": sorted(parse_headers(o.header)),  # names only: values may be secrets
+            "tls": {"ca_file": o.ca_file or None, "insecure": o.insecure},
+        },
+        "auth": o.auth,
+        "preflight": preflight_log,
+        "timeouts": {"first_chunk": o.first_chunk_timeout, "stall": o.stall_timeout, "total": o.total_timeout},
+        **fields,
+        "collector": collector,
+        "warnings": collector.get("warnings", []) + spool_warnings,
+        "command": redact(" ".join(cmd)),
+        **environment_info(),
     }
     if interrupted:
         meta["interrupted_by"] = getattr(_run_locust, "signal", "SIGINT")
         meta["planned_duration_s"] = seconds
         meta["duration_s"] = round(ended - started, 1)
-        meta["warnings"].insert(0, f"interrupted ({meta['interrupted_by']}) after {ended - started:.0f} s of {seconds:.0f} s: "
-                                   "the numbers cover only that part")
+        meta["warnings"].insert(
+            0,
+            f"interrupted ({meta['interrupted_by']}) after {ended - started:.0f} s of {seconds:.0f} s: "
+            "the numbers cover only that part",
+        )
     if sequential is not None:
         meta["sequential"] = sequential.describe(decided)
         meta["duration_s"] = round(ended - started, 1)  # the run stopped when decided, not at --max-duration
@@ -339,8 +406,12 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
                     decided = sequential.check(run_dir, time.monotonic() - t0)
                     last = sequential.looks[-1] if sequential.looks else None
                     if last is not None and not quiet:
-                        sys.stderr.write(f"\nlook {last.look} at {last.at_s:.0f} s ({last.requests} requests, alpha "
-                                         f"{last.alpha:.4f}): {last.verdict}" + (f", {last.undecided} undecided" if last.verdict == "undecided" else "") + "\n")
+                        sys.stderr.write(
+                            f"\nlook {last.look} at {last.at_s:.0f} s ({last.requests} requests, alpha "
+                            f"{last.alpha:.4f}): {last.verdict}"
+                            + (f", {last.undecided} undecided" if last.verdict == "undecided" else "")
+                            + "\n"
+                        )
                     if decided:
                         proc.send_signal(signal.SIGTERM)  # the collector keeps in-flight streams as cancelled records
                         proc.wait(60)
@@ -377,7 +448,9 @@ def _calibration_warnings(out: Path, run_dir: Path, o: RunOptions, seconds: floa
     per_worker_streams = o.users / o.processes
     v = cal["verdict"]
     if per_worker_pps > v["parts_per_s"] or per_worker_streams > v["streams"]:
-        return [f"each worker process handled about {per_worker_streams:.0f} streams / {per_worker_pps:,.0f} parts/s, beyond "
-                f"this machine's calibrated capacity ({v['streams']} streams / {v['parts_per_s']:,.0f} parts/s within "
-                f"{v.get('bound_ms', 5):g} ms): add --processes or lower the load"]
+        return [
+            f"each worker process handled about {per_worker_streams:.0f} streams / {per_worker_pps:,.0f} parts/s, beyond "
+            f"this machine's calibrated capacity ({v['streams']} streams / {v['parts_per_s']:,.0f} parts/s within "
+            f"{v.get('bound_ms', 5):g} ms): add --processes or lower the load"
+        ]
     return []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -103,7 +103,7 @@ class ContentThink(_Strict):
     max: float | None = Field(None, gt=0)
 
 
-ThinkTime = Annotated[Union[FixedThink, UniformThink, ExponentialThink, LognormalThink, ContentThink], Field(discriminator="kind")]
+ThinkTime = Annotated[FixedThink | UniformThink | ExponentialThink | LognormalThink | ContentThink, Field(discriminator="kind")]
 
 
 class Scenario(_Strict):
@@ -187,7 +187,9 @@ def resolve_path(name: str | Path) -> Path:
         for cand in (base / p, base / f"{p}.yaml"):
             if cand.is_file():
                 return cand
-    raise InputError(f"{name}: scenario file not found (bundled: {', '.join(sorted(x.stem for x in SCENARIO_DIR.glob('*.yaml')))})")
+    raise InputError(
+        f"{name}: scenario file not found (bundled: {', '.join(sorted(x.stem for x in SCENARIO_DIR.glob('*.yaml')))})"
+    )
 
 
 def load_scenario(name: str | Path) -> Scenario:
@@ -206,7 +208,9 @@ def load_scenario(name: str | Path) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"fixed", "uniform", "exponential", "lognormal", "content"}))
+        loc = tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and p in {"fixed", "uniform", "exponential", "lognormal", "content"})
+        )
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(node, loc)
         msg = err["msg"].removeprefix("Value error, ")

@@ -50,6 +50,8 @@ def refuse_url_credentials(host: str | None) -> None:
         parts = urlsplit(host)
         if parts.username is not None or parts.password is not None:
             safe = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
-            raise InputError(f"--host {safe}: credentials in the URL are refused (they would be written to run.json and "
-                             "shown in process listings); use BENCH_TOKEN / --token-file, BENCH_COOKIE / --cookie-file "
-                             "or BENCH_JWT_SECRET / --jwt-secret-file")
+            raise InputError(
+                f"--host {safe}: credentials in the URL are refused (they would be written to run.json and "
+                "shown in process listings); use BENCH_TOKEN / --token-file, BENCH_COOKIE / --cookie-file "
+                "or BENCH_JWT_SECRET / --jwt-secret-file"
+            )

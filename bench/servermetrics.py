@@ -52,7 +52,7 @@ class Scraper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="server-metrics", daemon=True)
 
-    def start(self) -> "Scraper":
+    def start(self) -> Scraper:
         self._thread.start()
         return self
 
@@ -63,8 +63,10 @@ class Scraper:
     def _loop(self) -> None:
         import httpx
 
-        with httpx.Client(timeout=max(0.5, self.interval * 0.9), trust_env=False, verify=self.verify) as client, \
-                open(self.path, "a") as fh:
+        with (
+            httpx.Client(timeout=max(0.5, self.interval * 0.9), trust_env=False, verify=self.verify) as client,
+            open(self.path, "a") as fh,
+        ):
             while not self._stop.is_set():
                 t = time.time()
                 try:

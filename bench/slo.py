@@ -10,12 +10,13 @@ import re
 from dataclasses import dataclass
 
 from bench.errors import InputError
-
 from bench.metrics import BY_NAME, HIGHER_IS_BETTER, LATENCY, RATES  # noqa: F401  (the catalogue: which names exist)
 
 METRICS = set(BY_NAME)
 STATS = {"p50", "p90", "p95", "p99", "max", "mean"}
-_RE = re.compile(r"^\s*(?P<metric>[a-z0-9_]+)(?::(?P<stat>[a-z0-9]+))?\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<pct>%)?\s*$")
+_RE = re.compile(
+    r"^\s*(?P<metric>[a-z0-9_]+)(?::(?P<stat>[a-z0-9]+))?\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<pct>%)?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,12 @@ class Slo:
     def ok(self, observed: float | None) -> bool:
         if observed is None or observed != observed:
             return False
-        return {"<=": observed <= self.value, "<": observed < self.value, ">=": observed >= self.value, ">": observed > self.value}[self.op]
-
+        return {
+            "<=": observed <= self.value,
+            "<": observed < self.value,
+            ">=": observed >= self.value,
+            ">": observed > self.value,
+        }[self.op]
 
     def show(self, observed: float | None) -> str:
         """The observed value in the SLO's own terms: a rate as a percentage, a latency as a number."""

@@ -46,10 +46,23 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="compare1m-"))
     try:
         for name in ("base", "cand"):
-            subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report_1m.py"), "--records", str(a.records),
-                            "--synth-only", str(tmp / name)], check=True)
-        r = subprocess.run([sys.executable, "-c", CHILD, str(tmp / "base"), str(tmp / "cand"), str(tmp / "out")],
-                           capture_output=True, text=True, cwd=ROOT)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "benchmarks" / "report_1m.py"),
+                    "--records",
+                    str(a.records),
+                    "--synth-only",
+                    str(tmp / name),
+                ],
+                check=True,
+            )
+        r = subprocess.run(
+            [sys.executable, "-c", CHILD, str(tmp / "base"), str(tmp / "cand"), str(tmp / "out")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT")), None)
         if line is None:
             print(r.stderr[-3000:])

@@ -46,8 +46,10 @@ def main() -> None:
     ap.add_argument("--groups", default="3,20,60")
     a = ap.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="gapgroups-")) / "run"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report_1m.py"), "--records", str(a.records), "--synth-only", str(run_dir)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "report_1m.py"), "--records", str(a.records), "--synth-only", str(run_dir)],
+        check=True,
+    )
     try:
         for i, g in enumerate(int(x) for x in a.groups.split(",")):
             subprocess.run([sys.executable, "-c", CHILD, str(run_dir), str(g), "1" if i == 0 else "0"], check=True, cwd=ROOT)

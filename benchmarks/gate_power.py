@@ -35,9 +35,11 @@ def main() -> None:
     print(f"{a.trials} trials a cell, seed {a.seed}\n")
     print("| case | distribution | samples a side | regression verdict | equivalent (every row) | coverage p50 / p95 / p99 |")
     print("|---|---|---:|---:|---:|---|")
-    label = {"aa": "A/A, p50/p95/p99 at the default tolerances (regression = false alarm)",
-             "tail": "tail only: p99 +50 %, p97 and below unchanged, tolerance p99 +15 %",
-             "median": "every request +20 %, tolerance p50 +10 %"}
+    label = {
+        "aa": "A/A, p50/p95/p99 at the default tolerances (regression = false alarm)",
+        "tail": "tail only: p99 +50 %, p97 and below unchanged, tolerance p99 +15 %",
+        "median": "every request +20 %, tolerance p50 +10 %",
+    }
     for case in ("aa", "tail", "median"):
         for dist in ("lognormal", "bimodal"):
             for n in sizes:
@@ -52,12 +54,16 @@ def main() -> None:
             r = simulate_clustered(streams, a.trials, a.seed, clusters=clusters)
             name = "streams as clusters (the gate)" if clusters else "every gap independent (the old gate)"
             print(f"| {name} | {streams:,} | {pct(r['changed'])} | {pct(r['coverage'])} | {pct(r['regression'])} |")
-    print("\n| sequential, 10 looks, alpha / 10 a look | samples a side at the last look | regression | passed | undecided | stopped at (share of the run) |")
+    print(
+        "\n| sequential, 10 looks, alpha / 10 a look | samples a side at the last look | regression | passed | undecided | stopped at (share of the run) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for case in ("aa", "tail"):
-        for n in ([3000] if a.quick else [1000, 3000, 10000]):
+        for n in [3000] if a.quick else [1000, 3000, 10000]:
             r = simulate_sequential(case, n, 10, "lognormal", max(50, a.trials // 4), a.seed)
-            print(f"| {label[case]} | {n:,} | {pct(r['regression'])} | {pct(r['pass'])} | {pct(r['undecided'])} | {pct(r['mean_stop_fraction'])} |")
+            print(
+                f"| {label[case]} | {n:,} | {pct(r['regression'])} | {pct(r['pass'])} | {pct(r['undecided'])} | {pct(r['mean_stop_fraction'])} |"
+            )
     print(f"\n({time.monotonic() - t0:.0f} s)")
 
 

@@ -39,8 +39,13 @@ def reference(url: str, streams: int, seconds: float, pin: str | None) -> dict:
     res = [r for r in out["results"] if r[1] and r[0] in truth]
     err = np.array([(first - truth[rid]["first_ns"]) / 1e6 for rid, first, _ in res])
     parts = sum(r[2] for r in out["results"])
-    return {"parts_per_s": parts / out["wall"], "cpu": 100 * out["cpu"] / out["wall"], "cpu_us_per_part": 1e6 * out["cpu"] / max(parts, 1),
-            "err_p50": float(np.percentile(err, 50)), "err_p99": float(np.percentile(err, 99))}
+    return {
+        "parts_per_s": parts / out["wall"],
+        "cpu": 100 * out["cpu"] / out["wall"],
+        "cpu_us_per_part": 1e6 * out["cpu"] / max(parts, 1),
+        "err_p50": float(np.percentile(err, 50)),
+        "err_p99": float(np.percentile(err, 99)),
+    }
 
 
 def main() -> None:
@@ -56,9 +61,13 @@ def main() -> None:
     (work / "calibration.yaml").write_text(SCENARIO)
     cpus = os.cpu_count() or 1
     pin_t, pin_g = (cpus - 1, "0") if cpus > 1 else (None, None)
-    print(f"target pinned to CPU {pin_t}, generators to CPU {pin_g}; {a.interval_ms:g} ms between parts, {a.parts} parts per stream")
-    print(f"{'streams':>7} | {'harness parts/s':>15} {'CPU':>5} {'err p50':>8} {'err p99':>8} | {'reference parts/s':>17} {'CPU':>5} "
-          f"{'err p50':>8} {'err p99':>8} | harness/ref CPU per part")
+    print(
+        f"target pinned to CPU {pin_t}, generators to CPU {pin_g}; {a.interval_ms:g} ms between parts, {a.parts} parts per stream"
+    )
+    print(
+        f"{'streams':>7} | {'harness parts/s':>15} {'CPU':>5} {'err p50':>8} {'err p99':>8} | {'reference parts/s':>17} {'CPU':>5} "
+        f"{'err p50':>8} {'err p99':>8} | harness/ref CPU per part"
+    )
     with target_for_measuring(work / "profiles.yaml", pin=pin_t is not None) as target:
         for n in [int(x) for x in a.streams.split(",")]:
             hs, rs = [], []
@@ -70,8 +79,10 @@ def main() -> None:
             h_pps, h_cpu = med([h.parts_per_s for h in hs]), med([h.cpu_p50 or 0 for h in hs])
             r_pps, r_cpu = med([r["parts_per_s"] for r in rs]), med([r["cpu"] for r in rs])
             ratio = (h_cpu / h_pps) / (r_cpu / r_pps) if h_pps and r_pps and r_cpu else float("nan")
-            print(f"{n:>7} | {h_pps:>15,.0f} {h_cpu:>4.0f}% {med([h.err_p50 for h in hs]):>7.2f}  {med([h.err_p99 for h in hs]):>7.2f}  | "
-                  f"{r_pps:>17,.0f} {r_cpu:>4.0f}% {med([r['err_p50'] for r in rs]):>7.2f}  {med([r['err_p99'] for r in rs]):>7.2f}  | {ratio:.2f}x")
+            print(
+                f"{n:>7} | {h_pps:>15,.0f} {h_cpu:>4.0f}% {med([h.err_p50 for h in hs]):>7.2f}  {med([h.err_p99 for h in hs]):>7.2f}  | "
+                f"{r_pps:>17,.0f} {r_cpu:>4.0f}% {med([r['err_p50'] for r in rs]):>7.2f}  {med([r['err_p99'] for r in rs]):>7.2f}  | {ratio:.2f}x"
+            )
 
 
 if __name__ == "__main__":

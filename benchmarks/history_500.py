@@ -46,8 +46,10 @@ def main() -> None:
         t2 = time.monotonic()
         write_outputs(h, Path(tmp) / "out", "time")
         written = time.monotonic() - t2
-    print(f"{a.runs} runs x {a.records} records ({len(h)} run-model rows): history {read:.2f} s, outputs {written:.2f} s "
-          f"(synthesis {made:.0f} s, not counted)")
+    print(
+        f"{a.runs} runs x {a.records} records ({len(h)} run-model rows): history {read:.2f} s, outputs {written:.2f} s "
+        f"(synthesis {made:.0f} s, not counted)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ import numpy as np
 from geventhttpclient import HTTPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 from bench.load.route import RouteConfig  # noqa: E402
 from bench.load.stream import Outcome, Timeouts, stream_request  # noqa: E402
-from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 
 MODEL = "calib/model"
 
@@ -58,7 +58,9 @@ def main() -> None:
             while time.monotonic() < stop:
                 rid = f"h{i}-{n}"
                 o = Outcome()
-                stream_request(o, c, route.path(MODEL), body, {"X-Request-ID": rid, "Content-Type": "application/json"}, Timeouts())
+                stream_request(
+                    o, c, route.path(MODEL), body, {"X-Request-ID": rid, "Content-Type": "application/json"}, Timeouts()
+                )
                 outs.append((rid, o))
                 n += 1
 
@@ -75,9 +77,11 @@ def main() -> None:
     parts = sum(sum(o.stamps[1::2]) for _, o in outs)
     reads = sum(len(o.stamps) // 2 for _, o in outs)
     err = np.array([(o.stamps[0] - truth[r]["first_ns"]) / 1e6 for r, o in outs if o.stamps and r in truth and o.t_start > 0])
-    print(f"streams {a.streams}  parts/s {parts / (t1 - t0):,.0f}  CPU {100 * cpu / (t1 - t0):.0f}%  "
-          f"CPU per part {1e6 * cpu / max(parts, 1):.1f} us  per read {1e6 * cpu / max(reads, 1):.1f} us  "
-          f"TTFC error p50 {np.percentile(err, 50):.2f} ms p99 {np.percentile(err, 99):.2f} ms  (requests {len(outs)})")
+    print(
+        f"streams {a.streams}  parts/s {parts / (t1 - t0):,.0f}  CPU {100 * cpu / (t1 - t0):.0f}%  "
+        f"CPU per part {1e6 * cpu / max(parts, 1):.1f} us  per read {1e6 * cpu / max(reads, 1):.1f} us  "
+        f"TTFC error p50 {np.percentile(err, 50):.2f} ms p99 {np.percentile(err, 99):.2f} ms  (requests {len(outs)})"
+    )
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 

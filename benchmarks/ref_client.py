@@ -35,8 +35,11 @@ async def run(url: str, streams: int, seconds: float) -> dict:
                 n += 1
                 first = 0
                 parts = 0
-                async with session.post(PATH, data=BODY, headers={"X-Request-ID": rid, "Content-Type": "application/json",
-                                                                   "Accept-Encoding": "identity"}) as resp:
+                async with session.post(
+                    PATH,
+                    data=BODY,
+                    headers={"X-Request-ID": rid, "Content-Type": "application/json", "Accept-Encoding": "identity"},
+                ) as resp:
                     buf = b""
                     async for data in resp.content.iter_any():
                         t = time.monotonic_ns()
@@ -44,7 +47,7 @@ async def run(url: str, streams: int, seconds: float) -> dict:
                         lines = buf.split(b"\n")
                         buf = lines.pop()
                         for line in lines:
-                            if line.startswith(b'0:') and json.loads(line[2:]):
+                            if line.startswith(b"0:") and json.loads(line[2:]):
                                 parts += 1
                                 if not first:
                                     first = t

@@ -46,18 +46,39 @@ def synth(n: int, run_dir: Path, seed: int = 1) -> None:
     gaps.astype("<u4").tofile(run_dir / "gaps.u32")
     conv = rng.integers(0, n // 3, n)
     cols = {
-        "run_id": pa.array(np.full(n, "synthetic")), "request_id": pa.array(np.arange(n).astype(str)), "worker": pa.array(np.full(n, "w1")),
-        "user": pa.array(rng.integers(0, 1000, n)), "conversation_id": pa.array(conv.astype(str)), "conversation": pa.array(np.full(n, "c")),
-        "turn": pa.array(rng.integers(0, 5, n).astype(np.int32)), "model": pa.array(models[m]), "tags": pa.array(np.full(n, "")),
-        "t_wall_start": pa.array(start), "t_start_ns": pa.array((start * 1e9).astype(np.int64)), "intended_delay_ms": pa.array(np.zeros(n)),
-        "status": pa.array(np.where(err == None, 200, 500).astype(np.int32)), "error": pa.array(err, type=pa.string()),  # noqa: E711
-        "error_detail": pa.array(np.full(n, "")), "protocol": pa.array(np.full(n, "auto")),
-        "ttfb_ms": pa.array(ttfc * 0.02), "ttfc_ms": pa.array(ttfc), "ttfc_sched_ms": pa.array(ttfc), "ttfv_ms": pa.array(ttfc),
-        "e2e_ms": pa.array(e2e), "tpot_ms": pa.array(step), "decode_tps": pa.array(1000 / step), "icl_ms": pa.array(step),
-        "chunks": pa.array(tokens.astype(np.int32)), "gaps_offset": pa.array(offsets),
-        "gaps_count": pa.array(lengths.astype(np.int32)), "output_chars": pa.array(tokens * 5),
-        "output_tokens": pa.array(tokens), "token_source": pa.array(np.full(n, "chunks")), "prompt_chars": pa.array(rng.integers(50, 20000, n)),
-        "prompt_tokens": pa.array(np.zeros(n, dtype=np.int64)), "prompt_messages": pa.array(np.ones(n, dtype=np.int32)),
+        "run_id": pa.array(np.full(n, "synthetic")),
+        "request_id": pa.array(np.arange(n).astype(str)),
+        "worker": pa.array(np.full(n, "w1")),
+        "user": pa.array(rng.integers(0, 1000, n)),
+        "conversation_id": pa.array(conv.astype(str)),
+        "conversation": pa.array(np.full(n, "c")),
+        "turn": pa.array(rng.integers(0, 5, n).astype(np.int32)),
+        "model": pa.array(models[m]),
+        "tags": pa.array(np.full(n, "")),
+        "t_wall_start": pa.array(start),
+        "t_start_ns": pa.array((start * 1e9).astype(np.int64)),
+        "intended_delay_ms": pa.array(np.zeros(n)),
+        "status": pa.array(np.where(err == None, 200, 500).astype(np.int32)),  # noqa: E711 (elementwise on an object array)
+        "error": pa.array(err, type=pa.string()),
+        "error_detail": pa.array(np.full(n, "")),
+        "protocol": pa.array(np.full(n, "auto")),
+        "ttfb_ms": pa.array(ttfc * 0.02),
+        "ttfc_ms": pa.array(ttfc),
+        "ttfc_sched_ms": pa.array(ttfc),
+        "ttfv_ms": pa.array(ttfc),
+        "e2e_ms": pa.array(e2e),
+        "tpot_ms": pa.array(step),
+        "decode_tps": pa.array(1000 / step),
+        "icl_ms": pa.array(step),
+        "chunks": pa.array(tokens.astype(np.int32)),
+        "gaps_offset": pa.array(offsets),
+        "gaps_count": pa.array(lengths.astype(np.int32)),
+        "output_chars": pa.array(tokens * 5),
+        "output_tokens": pa.array(tokens),
+        "token_source": pa.array(np.full(n, "chunks")),
+        "prompt_chars": pa.array(rng.integers(50, 20000, n)),
+        "prompt_tokens": pa.array(np.zeros(n, dtype=np.int64)),
+        "prompt_messages": pa.array(np.ones(n, dtype=np.int32)),
         "bytes_in": pa.array(tokens * 12),
     }
     for c in GAP_COLUMNS:
@@ -65,8 +86,17 @@ def synth(n: int, run_dir: Path, seed: int = 1) -> None:
     # columns a run has and this synthesis does not set (connect_ms, content_type, ...) are empty, as in a run without them
     table = pa.table({f.name: (cols[f.name] if f.name in cols else pa.nulls(n)).cast(f.type) for f in schema()}, schema=schema())
     write_records(table, run_dir / "requests.parquet")
-    (run_dir / "run.json").write_text(json.dumps({"run_id": "synthetic", "slos": ["ttfc_ms:p95<=1000", "gaps_ms:p99<=200"],
-                                                  "warmup_s": 60, "duration_s": 3600, "scenario": {"name": "synthetic"}}))
+    (run_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "run_id": "synthetic",
+                "slos": ["ttfc_ms:p95<=1000", "gaps_ms:p99<=200"],
+                "warmup_s": 60,
+                "duration_s": 3600,
+                "scenario": {"name": "synthetic"},
+            }
+        )
+    )
 
 
 CHILD = """
@@ -99,8 +129,9 @@ def main() -> None:
     size = (run_dir / "requests.parquet").stat().st_size / 1e6
     print(f"synthetic run: {a.records:,} records, {size:.0f} MB Parquet, made in {time.monotonic() - t:.1f} s")
     for i in range(a.repeat):
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
         peak_pss = 0.0
         ps = psutil.Process(proc.pid)
         while proc.poll() is None:  # whole tree's PSS: shared pages counted once, split between sharers
@@ -116,8 +147,10 @@ def main() -> None:
             sys.exit(1)
         imp, build, rss_kb, child_kb = stdout.split()
         print(f"report {i + 1}: peak memory of the whole process tree (PSS) {peak_pss:,.0f} MB")
-        print(f"report {i + 1}: build {float(build):.1f} s (+ {float(imp):.1f} s of imports), peak RSS {int(rss_kb) / 1024:,.0f} MB "
-              f"(chart renderer, a forked child sharing the parent's pages: {int(child_kb) / 1024:,.0f} MB)")
+        print(
+            f"report {i + 1}: build {float(build):.1f} s (+ {float(imp):.1f} s of imports), peak RSS {int(rss_kb) / 1024:,.0f} MB "
+            f"(chart renderer, a forked child sharing the parent's pages: {int(child_kb) / 1024:,.0f} MB)"
+        )
     shutil.rmtree(run_dir.parent)
 
 

@@ -64,8 +64,10 @@ def main() -> None:
         first = sum(r for _, r in samples[1:half]) / max(1, half - 1)
         second = sum(r for _, r in samples[half:]) / (len(samples) - half)
         slope = (samples[-1][1] - samples[1][1]) / ((samples[-1][0] - samples[1][0]) / 60)
-        print(f"mean RSS first half {first:.1f} MB, second half {second:.1f} MB ({100 * (second - first) / first:+.1f} %), "
-              f"{slope:+.2f} MB/min after the first sample")
+        print(
+            f"mean RSS first half {first:.1f} MB, second half {second:.1f} MB ({100 * (second - first) / first:+.1f} %), "
+            f"{slope:+.2f} MB/min after the first sample"
+        )
 
 
 if __name__ == "__main__":

@@ -37,15 +37,32 @@ def main() -> None:
     ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ca")
     ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "s.key", "-out", "s.csr", "-subj", "/CN=127.0.0.1")
     (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    ossl("x509", "-req", "-in", "s.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "s.pem", "-days", "2",
-         "-extfile", "san.ext")
+    ossl(
+        "x509",
+        "-req",
+        "-in",
+        "s.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "s.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
     cases = [("deployed", "neptun"), ("documented", "neptun"), ("ui-stream", "neptun"), ("deployed", "openai")]
     print(f"{'format':<28} {'transport':<9} attempts: TTFC error p50 / p99 (ms)")
     for flavor, kind in cases:
         for tls in (False, True):
             args = ["--flavor", flavor] + (["--tls-cert", str(d / "s.pem"), "--tls-key", str(d / "s.key")] if tls else [])
             res = accuracy_run(args, a.streams, kind, ca=str(d / "ca.pem") if tls else None, target_p99=0.0)
-            name = {"deployed": "AI SDK 4 (deployed)", "documented": "AI SDK 4 (documented)", "ui-stream": "AI SDK 5 UI stream"}[flavor]
+            name = {"deployed": "AI SDK 4 (deployed)", "documented": "AI SDK 4 (documented)", "ui-stream": "AI SDK 5 UI stream"}[
+                flavor
+            ]
             name = "OpenAI SSE" if kind == "openai" else name
             print(f"{name:<28} {'HTTPS' if tls else 'HTTP':<9} " + "  ".join(f"{p50:.2f} / {p99:.2f}" for p50, p99 in res))
 

@@ -34,8 +34,10 @@ async def lazy_client(host: str, port: int, streams: int, seconds: float, spread
     async def one(i: int) -> int:
         await asyncio.sleep(spread * i / streams)
         reader, writer = await asyncio.open_connection(host, port)
-        req = (f"POST /api/ai/huggingface/calib/model/chat?chat_id=-1&is_playground=true HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-               f"X-Request-ID: t{i}\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n").encode() + BODY
+        req = (
+            f"POST /api/ai/huggingface/calib/model/chat?chat_id=-1&is_playground=true HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"X-Request-ID: t{i}\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n"
+        ).encode() + BODY
         writer.write(req)
         await writer.drain()
         await asyncio.sleep(seconds + 1.5 - spread * i / streams)
@@ -68,9 +70,17 @@ def once(streams: int, rate: float, seconds: float, spread: float) -> dict:
     sent = sum(t["parts"] for t in truth)
     span = (sum(t["last_ns"] - t["first_ns"] for t in truth) / len(truth)) / 1e9 if truth else 1.0
     sent = sent  # parts/s below: streams x parts per stream over one stream's span (all run concurrently)
-    return {"streams": len(truth), "parts_per_s": sent / span if span else 0.0, "target_cpu": 100 * ((c1.user - c0.user) + (c1.system - c0.system)) / (t1 - t0),
-            "first_late_p50": float(np.percentile(first_late, 50)), "first_late_p99": float(np.percentile(first_late, 99)),
-            "last_late_p99": float(np.percentile(last_late, 99)), "bytes": total, "parts": sent, "expected_parts": streams * parts}
+    return {
+        "streams": len(truth),
+        "parts_per_s": sent / span if span else 0.0,
+        "target_cpu": 100 * ((c1.user - c0.user) + (c1.system - c0.system)) / (t1 - t0),
+        "first_late_p50": float(np.percentile(first_late, 50)),
+        "first_late_p99": float(np.percentile(first_late, 99)),
+        "last_late_p99": float(np.percentile(last_late, 99)),
+        "bytes": total,
+        "parts": sent,
+        "expected_parts": streams * parts,
+    }
 
 
 def main() -> None:
@@ -85,12 +95,19 @@ def main() -> None:
     for i in range(a.repeat):
         r = once(a.streams, a.rate, a.seconds, a.spread)
         runs.append(r)
-        print(f"run {i + 1}: {r['streams']} streams, {r['parts_per_s']:,.0f} parts/s, target CPU {r['target_cpu']:.0f}%, "
-              f"first part late p50 {r['first_late_p50']:.2f} ms p99 {r['first_late_p99']:.2f} ms, last part late p99 {r['last_late_p99']:.1f} ms, "
-              f"parts {r['parts']}/{r['expected_parts']}")
-    med = {k: statistics.median(r[k] for r in runs) for k in ("parts_per_s", "target_cpu", "first_late_p50", "first_late_p99", "last_late_p99")}
-    print(f"median of {a.repeat}: {a.streams} streams x {a.rate:g} parts/s: {med['parts_per_s']:,.0f} parts/s, target CPU {med['target_cpu']:.0f}%, "
-          f"first part late p50 {med['first_late_p50']:.2f} ms / p99 {med['first_late_p99']:.2f} ms, last part late p99 {med['last_late_p99']:.1f} ms")
+        print(
+            f"run {i + 1}: {r['streams']} streams, {r['parts_per_s']:,.0f} parts/s, target CPU {r['target_cpu']:.0f}%, "
+            f"first part late p50 {r['first_late_p50']:.2f} ms p99 {r['first_late_p99']:.2f} ms, last part late p99 {r['last_late_p99']:.1f} ms, "
+            f"parts {r['parts']}/{r['expected_parts']}"
+        )
+    med = {
+        k: statistics.median(r[k] for r in runs)
+        for k in ("parts_per_s", "target_cpu", "first_late_p50", "first_late_p99", "last_late_p99")
+    }
+    print(
+        f"median of {a.repeat}: {a.streams} streams x {a.rate:g} parts/s: {med['parts_per_s']:,.0f} parts/s, target CPU {med['target_cpu']:.0f}%, "
+        f"first part late p50 {med['first_late_p50']:.2f} ms / p99 {med['first_late_p99']:.2f} ms, last part late p99 {med['last_late_p99']:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

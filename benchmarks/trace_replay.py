@@ -42,9 +42,26 @@ def main() -> None:
         t_of = {i + 1: r["t"] for i, r in enumerate(rows)}
         for sp in (float(x) for x in a.speedups.split(",")):
             out = Path(tmp) / f"x{sp:g}"
-            cmd = [sys.executable, "-m", "bench", "run", "--trace", str(trace), "--speedup", f"{sp:g}", "--out", str(out),
-                   "--target-profiles", str(ROOT / "tests" / "fast-profiles.yaml"), "-u", str(a.users), "-r", str(a.users),
-                   "-q", "--no-report"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "bench",
+                "run",
+                "--trace",
+                str(trace),
+                "--speedup",
+                f"{sp:g}",
+                "--out",
+                str(out),
+                "--target-profiles",
+                str(ROOT / "tests" / "fast-profiles.yaml"),
+                "-u",
+                str(a.users),
+                "-r",
+                str(a.users),
+                "-q",
+                "--no-report",
+            ]
             subprocess.run(cmd, check=True, cwd=ROOT)
             run = next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
             df = pd.read_parquet(run / "requests.parquet")
@@ -52,10 +69,12 @@ def main() -> None:
             intended = df["t_start_ns"] - df["intended_delay_ms"] * 1e6
             err = np.abs(intended - (info["t0_ns"] + df["trace_row"].map(t_of) / sp * 1e9)) / 1e6
             first = df.loc[df["turn"] == 0, "intended_delay_ms"]
-            print(f"speed-up {sp:g}x: {len(df)} of {len(rows)} rows recorded, {int(df['error'].notna().sum())} failed; "
-                  f"intended error p99 {np.percentile(err, 99):.3f} ms max {err.max():.3f} ms; "
-                  f"send lateness (first turns) p50 {first.median():.2f} ms p99 {np.percentile(first, 99):.2f} ms "
-                  f"max {first.max():.1f} ms")
+            print(
+                f"speed-up {sp:g}x: {len(df)} of {len(rows)} rows recorded, {int(df['error'].notna().sum())} failed; "
+                f"intended error p99 {np.percentile(err, 99):.3f} ms max {err.max():.3f} ms; "
+                f"send lateness (first turns) p50 {first.median():.2f} ms p99 {np.percentile(first, 99):.2f} ms "
+                f"max {first.max():.1f} ms"
+            )
 
 
 if __name__ == "__main__":

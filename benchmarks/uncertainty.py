@@ -27,16 +27,35 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        r = subprocess.run([sys.executable, "-m", "bench", "calibrate", "--streams", a.streams, "--level-duration", str(a.seconds),
-                            "--out", tmp], cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "calibrate",
+                "--streams",
+                a.streams,
+                "--level-duration",
+                str(a.seconds),
+                "--out",
+                tmp,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if r.returncode:
             sys.exit(r.stderr[-2000:])
         cal = json.loads(next(Path(tmp).glob("calibration-*/calibration.json")).read_text())
-    print(f"{'streams':>7} {'parts/s':>8} {'CPU p50':>7} {'real err p50':>12} {'p99':>8} {'max':>8} {'lag p99':>8} {'stated':>8}  bounds p99")
+    print(
+        f"{'streams':>7} {'parts/s':>8} {'CPU p50':>7} {'real err p50':>12} {'p99':>8} {'max':>8} {'lag p99':>8} {'stated':>8}  bounds p99"
+    )
     for lv in cal["levels"]:
         ok = lv["uncertainty"] is not None and lv["err_p99"] is not None and lv["uncertainty"] >= lv["err_p99"]
-        print(f"{lv['streams']:>7} {lv['parts_per_s']:>8,.0f} {lv['cpu_p50'] or 0:>6.0f}% {lv['err_p50']:>9.2f} ms {lv['err_p99']:>5.2f} ms "
-              f"{lv['err_max']:>5.2f} ms {lv['lag_p99'] or float('nan'):>5.2f} ms {lv['uncertainty'] or float('nan'):>5.2f} ms  {'yes' if ok else 'NO'}")
+        print(
+            f"{lv['streams']:>7} {lv['parts_per_s']:>8,.0f} {lv['cpu_p50'] or 0:>6.0f}% {lv['err_p50']:>9.2f} ms {lv['err_p99']:>5.2f} ms "
+            f"{lv['err_max']:>5.2f} ms {lv['lag_p99'] or float('nan'):>5.2f} ms {lv['uncertainty'] or float('nan'):>5.2f} ms  {'yes' if ok else 'NO'}"
+        )
 
 
 if __name__ == "__main__":

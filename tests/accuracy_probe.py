@@ -41,14 +41,30 @@ def main() -> None:
     def one(i: int) -> None:
         client = HTTPClient.from_url(url, concurrency=1, network_timeout=30, ssl_options={"ca_certs": ca} if ca else None)
         gevent.sleep(rng.uniform(0, 1.0))  # random starts, as the user class does: no lock-step bursts
-        h = {"Authorization": f"Bearer {token}", "X-Request-ID": ids[i], "X-Bench-Fault": "tokens=40,step_ms=50,ttft_ms=100",
-             "Content-Type": "application/json"}
+        h = {
+            "Authorization": f"Bearer {token}",
+            "X-Request-ID": ids[i],
+            "X-Bench-Fault": "tokens=40,step_ms=50,ttft_ms=100",
+            "Content-Type": "application/json",
+        }
         stream_request(outs[i], client, route.path(MODEL), body, h, Timeouts())
         client.close()
 
     gevent.joinall([gevent.spawn(one, i) for i in range(n)], timeout=60)
-    print(json.dumps([[rid, o.stamps[0] if o.stamps else None, o.error, sum(o.stamps[1::2]),
-                       zlib.crc32(o.decoder.text.encode()) if o.decoder else None] for rid, o in zip(ids, outs)]))
+    print(
+        json.dumps(
+            [
+                [
+                    rid,
+                    o.stamps[0] if o.stamps else None,
+                    o.error,
+                    sum(o.stamps[1::2]),
+                    zlib.crc32(o.decoder.text.encode()) if o.decoder else None,
+                ]
+                for rid, o in zip(ids, outs)
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,14 +13,15 @@ received is counted in COUNT_FILE (one line each), so a test can match records t
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
-GOOD = (b'data: {"choices":[{"delta":{"content":"Hello"}}]}\n\n'
-        b'data: {"choices":[{"delta":{"content":" there"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+GOOD = (
+    b'data: {"choices":[{"delta":{"content":"Hello"}}]}\n\n'
+    b'data: {"choices":[{"delta":{"content":" there"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+)
 
 
 def main() -> None:
@@ -46,7 +47,9 @@ def main() -> None:
         elif mode == "choices-int":
             await resp.write(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"choices": 5}\n\n')
         elif mode == "deep-json":
-            await resp.write(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n\n")
+            await resp.write(
+                b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n\n"
+            )
         await resp.write_eof()
         if mode.startswith("closing"):  # keep-alive advertised (HTTP/1.1), then the connection closed, as llama-server does
             transport = request.transport

@@ -12,25 +12,60 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import COLUMNS, IDX
 from bench.analysis.results import rows_to_table, write_records, write_run_json
+from bench.records import COLUMNS, IDX
 
 
-def row(model: str, ttfc: float | None, *, t: float = 0.0, error: str | None = None, e2e: float | None = None, chunks: int = 10,
-        gap_ms: float = 20.0, conversation: str = "c", turn: int = 0, tokens: int | None = None, intended_delay: float = 0.0,
-        detail: str = "", head: str | None = None, status: int = 200) -> list:
+def row(
+    model: str,
+    ttfc: float | None,
+    *,
+    t: float = 0.0,
+    error: str | None = None,
+    e2e: float | None = None,
+    chunks: int = 10,
+    gap_ms: float = 20.0,
+    conversation: str = "c",
+    turn: int = 0,
+    tokens: int | None = None,
+    intended_delay: float = 0.0,
+    detail: str = "",
+    head: str | None = None,
+    status: int = 200,
+) -> list:
     r = [None] * len(COLUMNS)
     has_parts = ttfc is not None and chunks > 0
     vals = {
-        "run_id": "synth", "request_id": str(uuid.uuid4()), "worker": "w", "user": 1, "conversation_id": uuid.uuid4().hex[:12],
-        "conversation": conversation, "turn": turn, "model": model, "tags": "", "t_wall_start": 1_000_000.0 + t,
-        "t_start_ns": int(t * 1e9), "intended_delay_ms": intended_delay, "status": status, "error": error, "error_detail": detail,
-        "protocol": "aisdk", "ttfb_ms": ttfc, "ttfc_ms": ttfc, "ttfc_sched_ms": None if ttfc is None else ttfc + intended_delay,
-        "ttfv_ms": ttfc, "e2e_ms": e2e if e2e is not None else (None if ttfc is None else ttfc + gap_ms * (chunks - 1)),
+        "run_id": "synth",
+        "request_id": str(uuid.uuid4()),
+        "worker": "w",
+        "user": 1,
+        "conversation_id": uuid.uuid4().hex[:12],
+        "conversation": conversation,
+        "turn": turn,
+        "model": model,
+        "tags": "",
+        "t_wall_start": 1_000_000.0 + t,
+        "t_start_ns": int(t * 1e9),
+        "intended_delay_ms": intended_delay,
+        "status": status,
+        "error": error,
+        "error_detail": detail,
+        "protocol": "aisdk",
+        "ttfb_ms": ttfc,
+        "ttfc_ms": ttfc,
+        "ttfc_sched_ms": None if ttfc is None else ttfc + intended_delay,
+        "ttfv_ms": ttfc,
+        "e2e_ms": e2e if e2e is not None else (None if ttfc is None else ttfc + gap_ms * (chunks - 1)),
         "chunks": chunks if has_parts else 0,
         "gaps_us": array("I", [int(gap_ms * 1000)] * (chunks - 1 if has_parts else 0)).tobytes(),
-        "output_chars": 5 * chunks, "output_tokens": tokens if tokens is not None else (chunks if has_parts else 0),
-        "token_source": "chunks", "prompt_chars": 100, "prompt_messages": 1, "bytes_in": 100, "body_head": head,
+        "output_chars": 5 * chunks,
+        "output_tokens": tokens if tokens is not None else (chunks if has_parts else 0),
+        "token_source": "chunks",
+        "prompt_chars": 100,
+        "prompt_messages": 1,
+        "bytes_in": 100,
+        "body_head": head,
     }
     if has_parts and error is None and chunks > 1:
         vals["tpot_ms"] = gap_ms
@@ -47,8 +82,9 @@ def write_run(run_dir: Path, rows: list[list], **meta) -> Path:
     for r in rows:
         r[IDX["run_id"]] = run_dir.name  # as a real run's records carry its run id
     write_records(rows_to_table(rows, run_dir / "gaps.u32"), run_dir / "requests.parquet")
-    write_run_json(run_dir, {"run_id": run_dir.name, "scenario": {"name": "synth", "sha256": "x"}, "warmup_s": 0.0,
-                             "slos": [], **meta})
+    write_run_json(
+        run_dir, {"run_id": run_dir.name, "scenario": {"name": "synth", "sha256": "x"}, "warmup_s": 0.0, "slos": [], **meta}
+    )
     return run_dir
 
 

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST, bench_cmd, bench_env
 
 DATA = Path(__file__).parent / "data"
@@ -51,8 +50,26 @@ def test_target_port_in_use_is_one_line():
 
 
 def test_ignored_options_are_said_in_the_console_and_run_json(tmp_path):
-    r = bench("run", "--out", str(tmp_path), "--target-profiles", FAST, "--scenario", str(DATA / "one-turn.yaml"), "-t", "3s",
-              "-u", "2", "--speedup", "3", "--max-tokens", "8", "--arrival-rate", "5", "--no-report")
+    r = bench(
+        "run",
+        "--out",
+        str(tmp_path),
+        "--target-profiles",
+        FAST,
+        "--scenario",
+        str(DATA / "one-turn.yaml"),
+        "-t",
+        "3s",
+        "-u",
+        "2",
+        "--speedup",
+        "3",
+        "--max-tokens",
+        "8",
+        "--arrival-rate",
+        "5",
+        "--no-report",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     for flag in ("--speedup 3 ignored", "--max-tokens 8 ignored", "--arrival-rate 5 ignored"):
         assert f"warning: {flag}" in r.stderr, r.stderr[-2000:]
@@ -65,7 +82,6 @@ def test_history_reads_run_folders_of_two_harness_versions(tmp_path):
     """An older folder lacks a column the history reads (here tpot_ms, as folders before it was added): it is read
     with the column as nulls (a pyarrow dataset scan stopped with an error before)."""
     import pyarrow.parquet as pq
-
     from synth import lognormal, row, write_run
 
     new = write_run(tmp_path / "r" / "new", [row("m/a", v, t=i * 0.1) for i, v in enumerate(lognormal(40, 100, seed=1))])

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import bench_cmd, bench_env
 from test_report import CHROMIUM, chromium_dom
 
@@ -19,8 +18,25 @@ def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 def one_run(out: Path, profiles: str, *extra: str) -> Path:
-    r = bench("run", "--out", str(out), "--scenario", str(DATA / "two-models.yaml"), "--target-profiles", str(DATA / profiles),
-              "-t", "8s", "-u", "8", "-r", "8", "--warmup", "1", "-q", *extra)
+    r = bench(
+        "run",
+        "--out",
+        str(out),
+        "--scenario",
+        str(DATA / "two-models.yaml"),
+        "--target-profiles",
+        str(DATA / profiles),
+        "-t",
+        "8s",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "--warmup",
+        "1",
+        "-q",
+        *extra,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     runs = sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
     return runs[-1]
@@ -29,15 +45,34 @@ def one_run(out: Path, profiles: str, *extra: str) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("decisions")
-    return {"base": one_run(out / "base", "speed-profiles.yaml"), "same": one_run(out / "same", "speed-profiles.yaml"),
-            "slow": one_run(out / "slow", "speed-slower.yaml")}
+    return {
+        "base": one_run(out / "base", "speed-profiles.yaml"),
+        "same": one_run(out / "same", "speed-profiles.yaml"),
+        "slow": one_run(out / "slow", "speed-slower.yaml"),
+    }
 
 
 def test_capacity_found_within_15_percent(tmp_path):
     """test/knee: batch 8, S = 340 ms, so TTFC p95 <= 400 ms holds up to 16.2 users (see the profile)."""
-    r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--target-profiles", str(DATA / "knee-profiles.yaml"),
-              "--levels", "8,12,16,20,24", "--level-duration", "6s", "--level-warmup", "2", "--out", str(tmp_path),
-              "--population", "10000", "--headroom", "30%")
+    r = bench(
+        "capacity",
+        "--scenario",
+        str(DATA / "knee.yaml"),
+        "--target-profiles",
+        str(DATA / "knee-profiles.yaml"),
+        "--levels",
+        "8,12,16,20,24",
+        "--level-duration",
+        "6s",
+        "--level-warmup",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--population",
+        "10000",
+        "--headroom",
+        "30%",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     sweep = next(tmp_path.glob("capacity-*"))
     result = json.loads((sweep / "capacity.json").read_text())
@@ -74,15 +109,26 @@ def test_compare_same_configuration_passes(runs):
             assert row["reason"] and (row["more_requests"] or "baseline is too short" in row["reason"]), row
     if r.returncode == 3:
         assert "❔ undecided" in r.stdout
-        lenient = bench("compare", str(runs["base"]), str(runs["same"]), "--out", str(runs["same"] / "cmp2"), "--undecided", "pass")
+        lenient = bench(
+            "compare", str(runs["base"]), str(runs["same"]), "--out", str(runs["same"] / "cmp2"), "--undecided", "pass"
+        )
         assert lenient.returncode == 0, lenient.stdout
     ttfc = [row for row in result["rows"] if row["metric"] == "ttfc_ms"]
     assert ttfc and all(row["verdict"] != "regression" for row in ttfc)
 
 
 def test_compare_20_percent_slower_is_a_regression(runs):
-    r = bench("compare", str(runs["base"]), str(runs["slow"]), "--tolerance", "ttfc_ms:p50:+10%", "--tolerance", "tpot_ms:p50:+10%",
-              "--out", str(runs["slow"] / "cmp"))
+    r = bench(
+        "compare",
+        str(runs["base"]),
+        str(runs["slow"]),
+        "--tolerance",
+        "ttfc_ms:p50:+10%",
+        "--tolerance",
+        "tpot_ms:p50:+10%",
+        "--out",
+        str(runs["slow"] / "cmp"),
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     result = json.loads((runs["slow"] / "cmp" / "compare.json").read_text())
     bad = {(row["model"], row["metric"]) for row in result["rows"] if row["verdict"] == "regression"}
@@ -117,8 +163,23 @@ def test_models_ranked_by_known_speed(runs):
 
 def test_adaptive_capacity_bisects_in_whole_users(tmp_path):
     """Two coarse levels around the knee, two bisection rounds: the extra levels are whole users in between."""
-    r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--target-profiles", str(DATA / "knee-profiles.yaml"),
-              "--levels", "8,24", "--adaptive", "2", "--level-duration", "6s", "--level-warmup", "2", "--out", str(tmp_path))
+    r = bench(
+        "capacity",
+        "--scenario",
+        str(DATA / "knee.yaml"),
+        "--target-profiles",
+        str(DATA / "knee-profiles.yaml"),
+        "--levels",
+        "8,24",
+        "--adaptive",
+        "2",
+        "--level-duration",
+        "6s",
+        "--level-warmup",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads((next(tmp_path.glob("capacity-*")) / "capacity.json").read_text())
     levels = sorted(row["level"] for row in result["levels"])
@@ -132,9 +193,27 @@ def test_open_loop_capacity_sweep_in_arrivals_per_second(tmp_path):
     """test/knee serves at most 8 / 0.34 s = 23.5 requests/s: 8/s meets the SLO, 40/s cannot.
 
     (8/s, not fewer: a level judged on fewer than 20 finished requests is "too few", never met.)"""
-    r = bench("capacity", "--scenario", str(DATA / "knee.yaml"), "--target-profiles", str(DATA / "knee-profiles.yaml"),
-              "--load-mode", "open", "--levels", "8,40", "--level-duration", "6s", "--level-warmup", "2", "--out", str(tmp_path),
-              "--population", "1000", "--arrival-dist", "constant")  # evenly spaced: a Poisson draw of 4 s can fall short of 20
+    r = bench(
+        "capacity",
+        "--scenario",
+        str(DATA / "knee.yaml"),
+        "--target-profiles",
+        str(DATA / "knee-profiles.yaml"),
+        "--load-mode",
+        "open",
+        "--levels",
+        "8,40",
+        "--level-duration",
+        "6s",
+        "--level-warmup",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--population",
+        "1000",
+        "--arrival-dist",
+        "constant",
+    )  # evenly spaced: a Poisson draw of 4 s can fall short of 20
     assert r.returncode == 0, r.stderr[-3000:]
     sweep = next(tmp_path.glob("capacity-*"))
     result = json.loads((sweep / "capacity.json").read_text())
@@ -187,10 +266,28 @@ def test_models_refuse_a_winner_from_few_pairs_or_mixed_token_sources():
 
     rows = []
     for conv in range(3):
-        rows.append({"model": "a/fast", "conversation": f"c{conv}", "turn": 0, "ttfc_ms": 100.0, "decode_tps": 90.0,
-                     "error": None, "token_source": "usage"})
-        rows.append({"model": "b/slow", "conversation": f"c{conv}", "turn": 0, "ttfc_ms": 300.0, "decode_tps": 50.0,
-                     "error": None, "token_source": "estimate:chars"})
+        rows.append(
+            {
+                "model": "a/fast",
+                "conversation": f"c{conv}",
+                "turn": 0,
+                "ttfc_ms": 100.0,
+                "decode_tps": 90.0,
+                "error": None,
+                "token_source": "usage",
+            }
+        )
+        rows.append(
+            {
+                "model": "b/slow",
+                "conversation": f"c{conv}",
+                "turn": 0,
+                "ttfc_ms": 300.0,
+                "decode_tps": 50.0,
+                "error": None,
+                "token_source": "estimate:chars",
+            }
+        )
     few = compare_frame(pd.DataFrame(rows))["pairs"][0]
     assert few["ttfc_ms"]["verdict"] == f"too few pairs (3 < {MIN_PAIRS})"
     many = pd.DataFrame([dict(r, conversation=f"{r['conversation']}-{k}") for k in range(5) for r in rows])

@@ -109,14 +109,20 @@ def test_think_block_visible_index():
 
 
 def test_reasoning_field_is_not_visible():
-    raw = (b'data: {"choices":[{"delta":{"reasoning_content":"think"}}]}\n\n'
-           b'data: {"choices":[{"delta":{"content":"ok"}}]}\n\ndata: [DONE]\n\n')
+    raw = (
+        b'data: {"choices":[{"delta":{"reasoning_content":"think"}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"ok"}}]}\n\ndata: [DONE]\n\n'
+    )
     d = decode_all(raw)
     assert d.texts == ["think", "ok"] and d.first_visible == 1 and d.reasoning_parts == 1
 
 
 def test_finish_part_usage_and_other_parts_ignored():
-    raw = b'f:{"messageId":"x"}\n' + aisdk(["a"]) + b'2:[{"k":1}]\nd:{"finishReason":"stop","usage":{"promptTokens":3,"completionTokens":9}}\n'
+    raw = (
+        b'f:{"messageId":"x"}\n'
+        + aisdk(["a"])
+        + b'2:[{"k":1}]\nd:{"finishReason":"stop","usage":{"promptTokens":3,"completionTokens":9}}\n'
+    )
     d = decode_all(raw)
     assert d.error is None and d.texts == ["a"] and d.usage_completion == 9 and d.usage_prompt == 3
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_decode import feed_split
 
 from bench.load.decode import decode_all
-from test_decode import feed_split
 
 AISDK = Path(__file__).resolve().parent / "data" / "aisdk"
 
@@ -58,9 +58,15 @@ def test_ui_message_stream_cut_off_is_truncated_and_keepalives_ignored():
 
 
 def test_ui_message_stream_ignores_unknown_and_tool_parts():
-    events = [{"type": "start"}, {"type": "tool-input-start", "toolCallId": "x", "toolName": "t"}, {"type": "data-weather", "data": {}},
-              {"type": "file", "url": "u", "mediaType": "image/png"}, {"type": "text-delta", "id": "0", "delta": "ok"},
-              {"type": "some-future-part"}, {"type": "finish"}]
+    events = [
+        {"type": "start"},
+        {"type": "tool-input-start", "toolCallId": "x", "toolName": "t"},
+        {"type": "data-weather", "data": {}},
+        {"type": "file", "url": "u", "mediaType": "image/png"},
+        {"type": "text-delta", "id": "0", "delta": "ok"},
+        {"type": "some-future-part"},
+        {"type": "finish"},
+    ]
     raw = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
     d = decode_all(raw)
     assert d.error is None and d.texts == ["ok"] and d.done
@@ -92,12 +98,24 @@ def sse(events: list, sep: bytes = b"\n", done: bool = True, extra: bytes = b"")
 
 
 OPENAI_CASES = {
-    "role-only first chunk": sse([chunk({"role": "assistant"}), chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop")]),
-    "usage only in the last chunk, empty choices": sse([chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop"),
-                                                        chunk(usage={"prompt_tokens": 3, "completion_tokens": 2}, choices=False)]),
+    "role-only first chunk": sse(
+        [chunk({"role": "assistant"}), chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop")]
+    ),
+    "usage only in the last chunk, empty choices": sse(
+        [
+            chunk({"content": "Hi"}),
+            chunk({"content": "!"}),
+            chunk(finish="stop"),
+            chunk(usage={"prompt_tokens": 3, "completion_tokens": 2}, choices=False),
+        ]
+    ),
     "CRLF line endings": sse([chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop")], sep=b"\r\n"),
-    "event: and id: lines": sse([chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop")], extra=b"event: message\nid: 7\n"),
-    "no [DONE], ends with finish_reason": sse([chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop")], done=False),
+    "event: and id: lines": sse(
+        [chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop")], extra=b"event: message\nid: 7\n"
+    ),
+    "no [DONE], ends with finish_reason": sse(
+        [chunk({"content": "Hi"}), chunk({"content": "!"}), chunk(finish="stop")], done=False
+    ),
 }
 
 

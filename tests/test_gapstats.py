@@ -19,7 +19,7 @@ def write(tmp: Path, gaps: np.ndarray) -> Path:
 
 
 def expected(gaps, starts, lengths, labels, g):
-    parts = [gaps[s:s + n] for s, n, lab in zip(starts, lengths, labels) if lab == g]
+    parts = [gaps[s : s + n] for s, n, lab in zip(starts, lengths, labels) if lab == g]
     return np.concatenate(parts) if parts else np.empty(0, np.uint32)
 
 
@@ -55,8 +55,9 @@ values = st.one_of(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(st.integers(-1, 2), st.lists(values, max_size=12)), min_size=1, max_size=40),
-       chunk=st.integers(1, 64))
+@given(
+    rows=st.lists(st.tuples(st.integers(-1, 2), st.lists(values, max_size=12)), min_size=1, max_size=40), chunk=st.integers(1, 64)
+)
 def test_matches_numpy_for_any_rows_and_chunking(tmp_path, rows, chunk):
     labels = np.array([lab for lab, _ in rows])
     lengths = np.array([len(g) for _, g in rows], dtype=np.int64)

@@ -6,15 +6,22 @@ import json
 import subprocess
 
 import pytest
-
-from bench.decisions.gate_power import simulate, simulate_clustered, simulate_sequential
 from conftest import bench_cmd, bench_env
 from synth import lognormal, row, write_run
 
+from bench.decisions.gate_power import simulate, simulate_clustered, simulate_sequential
 
-@pytest.mark.parametrize("case,n,verdict,at_least,at_most", [
-    ("tail", 3000, "regression", 0.95, 1.0), ("median", 1000, "regression", 0.95, 1.0),
-    ("aa", 200, "regression", 0.0, 0.05), ("aa", 3000, "regression", 0.0, 0.05), ("aa", 3000, "equivalent", 0.75, 1.0)])
+
+@pytest.mark.parametrize(
+    "case,n,verdict,at_least,at_most",
+    [
+        ("tail", 3000, "regression", 0.95, 1.0),
+        ("median", 1000, "regression", 0.95, 1.0),
+        ("aa", 200, "regression", 0.0, 0.05),
+        ("aa", 3000, "regression", 0.0, 0.05),
+        ("aa", 3000, "equivalent", 0.75, 1.0),
+    ],
+)
 def test_gate_power_and_false_alarms(case, n, verdict, at_least, at_most):
     """200 simulated trials per case (fixed seed): the rates of benchmarks/gate_power.py.
 
@@ -49,8 +56,13 @@ def test_one_model_short_of_samples_does_not_hide_anothers_regression(tmp_path):
     cand = [row("m/mistral", v, t=i * 0.01) for i, v in enumerate(lognormal(300, 300, seed=3))]
     cand += [row("g/gemma", v, t=i * 0.01) for i, v in enumerate(lognormal(17, 100, seed=4))]
     b, c = write_run(tmp_path / "base", base), write_run(tmp_path / "cand", cand)
-    r = subprocess.run(bench_cmd("compare", str(b), str(c), "--tolerance", "ttfc_ms:p50:+10%"), capture_output=True, text=True,
-                       timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd("compare", str(b), str(c), "--tolerance", "ttfc_ms:p50:+10%"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     result = json.loads((c / "compare" / "compare.json").read_text())
     assert [x["model"] for x in result["skipped"]] == ["g/gemma"]
@@ -70,8 +82,13 @@ def test_p99_not_judged_on_too_few_samples(tmp_path):
     undecided and says why; the p50 regression still fails the gate."""
     b = write_run(tmp_path / "base", [row("m/m", v) for v in lognormal(200, 100, seed=5)])
     c = write_run(tmp_path / "cand", [row("m/m", v) for v in lognormal(200, 100, seed=6) * 3])
-    r = subprocess.run(bench_cmd("compare", str(b), str(c), "--tolerance", "ttfc_ms:p99:+15%", "--tolerance", "ttfc_ms:p50:+10%"),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd("compare", str(b), str(c), "--tolerance", "ttfc_ms:p99:+15%", "--tolerance", "ttfc_ms:p50:+10%"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     rows = {x["stat"]: x for x in json.loads((c / "compare" / "compare.json").read_text())["rows"]}
     assert rows["p99"]["verdict"] == "undecided" and "too few samples" in rows["p99"]["reason"]
     assert rows["p50"]["verdict"] == "regression"

@@ -10,24 +10,49 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import bench_cmd, bench_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.load.decode import StreamDecoder, decode_all
-from conftest import bench_cmd, bench_env
 
 HERE = Path(__file__).parent
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                         st.sampled_from(["choices", "delta", "content", "type", "delta", "error", "usage", "finish_reason",
-                                          "reasoning_content", "messageMetadata", "completionTokens", "x"]), inner, max_size=4),
-                     max_leaves=12)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "choices",
+                    "delta",
+                    "content",
+                    "type",
+                    "delta",
+                    "error",
+                    "usage",
+                    "finish_reason",
+                    "reasoning_content",
+                    "messageMetadata",
+                    "completionTokens",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.lists(_json, min_size=1, max_size=4), st.sampled_from(["auto", "openai", "ui", "sse", "aisdk"]),
-       st.sampled_from(["data: ", "0:", "d:", "g:", "3:", "data: 0:"]))
+@given(
+    st.lists(_json, min_size=1, max_size=4),
+    st.sampled_from(["auto", "openai", "ui", "sse", "aisdk"]),
+    st.sampled_from(["data: ", "0:", "d:", "g:", "3:", "data: 0:"]),
+)
 def test_decoder_never_raises_on_any_json_shape(values, protocol, prefix):
     """Grammar-based: JSON of every shape in every framing (``"choices": 5`` raised TypeError before)."""
     body = b"".join(prefix.encode() + json.dumps(v).encode() + (b"\n\n" if prefix.startswith("data") else b"\n") for v in values)
@@ -37,9 +62,18 @@ def test_decoder_never_raises_on_any_json_shape(values, protocol, prefix):
     assert d.error in (None, "decode_error", "stream_error", "truncated")
 
 
-@pytest.mark.parametrize("body", [b'data: {"choices": 5}\n\n', b'data: {"choices": true}\n\n', b'data: {"choices": 1.5}\n\n',
-                                  b"0:" + b"[" * 50_000 + b"\n", b'data: {"a":' + b"[" * 50_000 + b"}\n\n",
-                                  b'd:{"usage":' + b"[" * 50_000 + b"}\n", b"data: 0:" + b"[" * 50_000 + b"\n\n"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'data: {"choices": 5}\n\n',
+        b'data: {"choices": true}\n\n',
+        b'data: {"choices": 1.5}\n\n',
+        b"0:" + b"[" * 50_000 + b"\n",
+        b'data: {"a":' + b"[" * 50_000 + b"}\n\n",
+        b'd:{"usage":' + b"[" * 50_000 + b"}\n",
+        b"data: 0:" + b"[" * 50_000 + b"\n\n",
+    ],
+)
 def test_decoder_classifies_the_shapes_that_used_to_raise(body):
     d = decode_all(body)
     assert d.error == "decode_error", (d.error, d.error_detail)
@@ -56,13 +90,20 @@ def _server(mode: str, tmp: Path):
     raise RuntimeError("hostile server did not start")
 
 
-def run_against(mode: str, tmp: Path, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, Path, pd.DataFrame, int]:
+def run_against(
+    mode: str, tmp: Path, *args: str, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess, Path, pd.DataFrame, int]:
     """``bench run --host`` against a hostile server of ``mode``, server stopped after: (result, run folder,
     records, requests the server received)."""
     proc, url, count = _server(mode, tmp)
     try:
-        r = subprocess.run(bench_cmd("run", "--host", url, "--route", "openai", "--out", str(tmp / "out"), "--no-report", *args),
-                           capture_output=True, text=True, timeout=120, env=env or bench_env())
+        r = subprocess.run(
+            bench_cmd("run", "--host", url, "--route", "openai", "--out", str(tmp / "out"), "--no-report", *args),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env or bench_env(),
+        )
         assert r.returncode == 0, r.stderr[-2000:]
     finally:
         proc.terminate()
@@ -75,8 +116,9 @@ def run_against(mode: str, tmp: Path, *args: str, env: dict | None = None) -> tu
 def test_hostile_server_one_record_per_request(tmp_path, mode, cls):
     """Before: 2,516 requests reached a "choices": 5 server and 0 records existed."""
     env = bench_env(BENCH_TOKEN="s3cret-token-value-123", GATEWAY_KEY="gw-secret-value-456")
-    r, run_dir, df, received = run_against(mode, tmp_path, "--models", "m", "-t", "4s", "-u", "3", "-r", "3",
-                                           "--header", "api-key: @env:GATEWAY_KEY", env=env)
+    r, run_dir, df, received = run_against(
+        mode, tmp_path, "--models", "m", "-t", "4s", "-u", "3", "-r", "3", "--header", "api-key: @env:GATEWAY_KEY", env=env
+    )
     meta = json.loads((run_dir / "run.json").read_text())
     assert len(df) == received - len(meta.get("preflight", [])) - (0 if meta.get("preflight") else 1), (len(df), received)
     cut = (df["error"] == "cancelled").sum()  # in flight when the run ended: kept, not failures
@@ -87,22 +129,36 @@ def test_hostile_server_one_record_per_request(tmp_path, mode, cls):
             assert "s3cret-token-value-123" not in text and "gw-secret-value-456" not in text
 
 
-@pytest.mark.parametrize("flag,value", [("--first-chunk-timeout", "nan"), ("--total-timeout", "inf"), ("--stall-timeout", "1e309"),
-                                        ("--arrival-rate", "inf")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--first-chunk-timeout", "nan"), ("--total-timeout", "inf"), ("--stall-timeout", "1e309"), ("--arrival-rate", "inf")],
+)
 def test_non_finite_numbers_are_refused_before_any_load(tmp_path, flag, value):
     """NaN passes every '<= 0' check: these sent thousands of requests that left no record."""
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "-t", "3s", flag, value), capture_output=True, text=True,
-                       timeout=60, env=bench_env())
+    r = subprocess.run(
+        bench_cmd("run", "--out", str(tmp_path), "-t", "3s", flag, value),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=bench_env(),
+    )
     assert r.returncode == 2 and "finite" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
     assert not any(tmp_path.iterdir())  # no run folder
 
 
 def test_infinite_scenario_weight_is_refused_with_its_line(tmp_path):
     bad = tmp_path / "inf.yaml"
-    bad.write_text("name: inf\nmodels: [{model: mistralai/Mistral-7B-Instruct-v0.3}]\nconversations:\n"
-                   "  - {name: q, weight: .inf, turns: [hi]}\n")
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path / "o"), "-t", "3s", "--scenario", str(bad)), capture_output=True,
-                       text=True, timeout=60, env=bench_env())
+    bad.write_text(
+        "name: inf\nmodels: [{model: mistralai/Mistral-7B-Instruct-v0.3}]\nconversations:\n"
+        "  - {name: q, weight: .inf, turns: [hi]}\n"
+    )
+    r = subprocess.run(
+        bench_cmd("run", "--out", str(tmp_path / "o"), "-t", "3s", "--scenario", str(bad)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=bench_env(),
+    )
     assert r.returncode == 2 and "inf.yaml" in r.stderr and "weight" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
 
 
@@ -116,15 +172,22 @@ def test_openai_route_without_models_asks_the_server(tmp_path):
 def test_a_server_closing_after_every_stream_causes_no_false_failures(tmp_path, mode):
     """394 of 792 requests once failed as 'truncated' against such a server; none of them had reached it."""
     scenario = tmp_path / "zero-think.yaml"
-    scenario.write_text("name: zero-think\nthink_time: {kind: fixed, seconds: 0}\n"
-                        "conversations:\n  - {name: q, turns: [a, b, c]}\n")
-    _, run_dir, df, received = run_against(mode, tmp_path, "--models", "m", "--scenario", str(scenario), "-t", "8s", "-u", "4", "-r", "4")
+    scenario.write_text(
+        "name: zero-think\nthink_time: {kind: fixed, seconds: 0}\nconversations:\n  - {name: q, turns: [a, b, c]}\n"
+    )
+    _, run_dir, df, received = run_against(
+        mode, tmp_path, "--models", "m", "--scenario", str(scenario), "-t", "8s", "-u", "4", "-r", "4"
+    )
     live = df[df["error"] != "cancelled"]
     assert len(live) >= 500, len(live)
     assert live["error"].isna().all(), live["error"].value_counts()
     meta = json.loads((run_dir / "run.json").read_text())
     retried = int(df["retry_ms"].notna().sum())
     # every record is a request the server got; a first attempt it may have read before closing is a recorded retry
-    assert len(df) + len(meta["preflight"]) <= received <= len(df) + len(meta["preflight"]) + retried, (received, len(df), retried)
+    assert len(df) + len(meta["preflight"]) <= received <= len(df) + len(meta["preflight"]) + retried, (
+        received,
+        len(df),
+        retried,
+    )
     if mode == "closing":
         assert retried > 0  # the retries are recorded, not hidden

@@ -23,12 +23,11 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-
 from conftest import FAST
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = f"b{os.getpid() % 100000}"
-SUBNET = "10.213.{}.".format(os.getpid() % 200 + 20)
+SUBNET = f"10.213.{os.getpid() % 200 + 20}."
 HOSTS = {"t": 1, "m": 2, "w1": 3, "w2": 4}
 
 
@@ -80,8 +79,26 @@ def test_master_two_workers_and_a_target_on_separate_hosts(hosts, tmp_path):
     addr = hosts
     port = 18080
     procs: list[subprocess.Popen] = []
-    target = in_ns("t", [sys.executable, "-m", "bench", "target", "--host", addr["t"], "--port", str(port), "--profiles", FAST,
-                         "--no-auth", "--seed", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = in_ns(
+        "t",
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "target",
+            "--host",
+            addr["t"],
+            "--port",
+            str(port),
+            "--profiles",
+            FAST,
+            "--no-auth",
+            "--seed",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     procs.append(target)
     try:
         url = f"http://{addr['t']}:{port}"
@@ -96,10 +113,35 @@ def test_master_two_workers_and_a_target_on_separate_hosts(hosts, tmp_path):
             pytest.fail("the target did not come up in its namespace")
         out = tmp_path / "run"
         common = ["-f", "locustfile.py", "--auth", "none", "--scenario", str(ROOT / "tests" / "data" / "one-turn.yaml")]
-        master = in_ns("m", ["locust", *common, "--master", "--master-bind-host", addr["m"], "--master-bind-port", "15557",
-                             "--expect-workers", "2", "--headless", "-u", "16", "-r", "16", "-t", "16s", "--host", url,
-                             "--results-dir", str(out), "--only-summary"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        master = in_ns(
+            "m",
+            [
+                "locust",
+                *common,
+                "--master",
+                "--master-bind-host",
+                addr["m"],
+                "--master-bind-port",
+                "15557",
+                "--expect-workers",
+                "2",
+                "--headless",
+                "-u",
+                "16",
+                "-r",
+                "16",
+                "-t",
+                "16s",
+                "--host",
+                url,
+                "--results-dir",
+                str(out),
+                "--only-summary",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         procs.append(master)
         wargs = ["locust", *common, "--worker", "--master-host", addr["m"], "--master-port", "15557"]
         skewed = in_ns("w1", wargs, env={"BENCH_TEST_CLOCK_OFFSET_S": "5"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,8 +168,10 @@ def test_master_two_workers_and_a_target_on_separate_hosts(hosts, tmp_path):
     assert meta["records"] == len(df)
     # clock offsets estimated per worker (NTP-style) and recorded with their bound
     clocks = {w: v.get("clock") for w, v in meta["collector"]["workers"].items()}
-    print(f"records {len(df)} (worker_lost {len(lost)}), target received {len(received)}; clocks "  # pytest -s shows it
-          + "; ".join(f"{c['offset_s']:+.6f} s +- {c['uncertainty_s'] * 1000:.2f} ms" for c in clocks.values() if c))
+    print(
+        f"records {len(df)} (worker_lost {len(lost)}), target received {len(received)}; clocks "  # pytest -s shows it
+        + "; ".join(f"{c['offset_s']:+.6f} s +- {c['uncertainty_s'] * 1000:.2f} ms" for c in clocks.values() if c)
+    )
     offsets = sorted(c["offset_s"] for c in clocks.values() if c)
     assert len(offsets) == 2, clocks
     assert abs(offsets[0]) < 0.05 and abs(offsets[1] - 5) < 0.05, clocks

@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.optiontable import LOCUST, OPTIONS, RunOptions, locust_argv
 from conftest import bench_cmd
+
+from bench.optiontable import LOCUST, OPTIONS, RunOptions, locust_argv
 
 
 def test_capacity_help_shows_only_what_capacity_uses():

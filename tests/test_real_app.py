@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import FAST, bench_cmd, bench_env, token
 
 from bench.load.decode import StreamDecoder
 from bench.load.route import RouteConfig, cookie_header
 from bench.load.stream import Outcome, classify_http_error
-from bench.records import RequestContext, build_row, IDX
-from conftest import FAST, bench_cmd, bench_env, token
+from bench.records import IDX, RequestContext, build_row
 
 DATA = Path(__file__).parent / "data"
 ONE_TURN = str(DATA / "one-turn.yaml")
@@ -29,8 +29,9 @@ def only_run(out: Path) -> Path:
 
 
 def run(out: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(bench_cmd("run", "--out", str(out), *args), capture_output=True, text=True, timeout=timeout,
-                          env=env or bench_env())
+    return subprocess.run(
+        bench_cmd("run", "--out", str(out), *args), capture_output=True, text=True, timeout=timeout, env=env or bench_env()
+    )
 
 
 def test_cookie_forms_a_browser_gives():
@@ -76,10 +77,27 @@ def test_a_retired_model_fails_the_preflight_naming_the_allowed_ones(tmp_path):
 
 
 def test_nitro_and_zod_bodies_are_classified():
-    unauthorized = json.dumps({"error": True, "url": "/x", "statusCode": 401, "statusMessage": "Server Error", "message": "Unauthorized"})
+    unauthorized = json.dumps(
+        {"error": True, "url": "/x", "statusCode": 401, "statusMessage": "Server Error", "message": "Unauthorized"}
+    )
     assert classify_http_error(401, unauthorized.encode()) == ("unauthorized", "401 Server Error Unauthorized")
-    zod = json.dumps({"statusCode": 400, "statusMessage": "Bad Request.", "data": {"name": "ZodError", "issues": [
-        {"code": "invalid_enum_value", "options": ["gemma-2-27b-it"], "path": ["model_name"], "message": "Invalid enum value."}]}})
+    zod = json.dumps(
+        {
+            "statusCode": 400,
+            "statusMessage": "Bad Request.",
+            "data": {
+                "name": "ZodError",
+                "issues": [
+                    {
+                        "code": "invalid_enum_value",
+                        "options": ["gemma-2-27b-it"],
+                        "path": ["model_name"],
+                        "message": "Invalid enum value.",
+                    }
+                ],
+            },
+        }
+    )
     cls, detail = classify_http_error(400, zod.encode())
     assert cls == "invalid_model" and "model_name" in detail
 
@@ -87,8 +105,21 @@ def test_nitro_and_zod_bodies_are_classified():
 def test_persist_sends_is_playground_false_and_the_preflight_stays_in_the_playground(tmp_path):
     assert RouteConfig(playground=False, chat_id=5).path("google/gemma-2-27b-it").endswith("chat?chat_id=5&is_playground=false")
     assert RouteConfig().path("google/gemma-2-27b-it").endswith("chat?chat_id=-1&is_playground=true")
-    r = run(tmp_path, "--persist", "--chat-id", "5", "--scenario", ONE_TURN, "--target-profiles", FAST, "-t", "3s", "-u", "2",
-            "--no-report")
+    r = run(
+        tmp_path,
+        "--persist",
+        "--chat-id",
+        "5",
+        "--scenario",
+        ONE_TURN,
+        "--target-profiles",
+        FAST,
+        "-t",
+        "3s",
+        "-u",
+        "2",
+        "--no-report",
+    )
     assert r.returncode == 0, r.stderr[-2000:]  # the app's schema accepts is_playground=false (it rejected it missing)
     df = pd.read_parquet(only_run(tmp_path) / "requests.parquet")
     assert len(df) > 3 and df.loc[df["error"] != "cancelled", "error"].isna().all()
@@ -99,8 +130,23 @@ def test_persist_sends_is_playground_false_and_the_preflight_stays_in_the_playgr
 def test_dead_streams_count_as_stalls_at_default_settings(tmp_path):
     """1 in 3 streams goes silent after its third part, as the app's do when the backend fails: the
     error rate reads about a third (it read 0 % before: every dead stream was 'cancelled')."""
-    r = run(tmp_path, "--scenario", ONE_TURN, "--target-profiles", FAST, "--target-faults", "silent=0.333:3", "-t", "20s",
-            "-u", "12", "-r", "12", "--no-report", timeout=180)
+    r = run(
+        tmp_path,
+        "--scenario",
+        ONE_TURN,
+        "--target-profiles",
+        FAST,
+        "--target-faults",
+        "silent=0.333:3",
+        "-t",
+        "20s",
+        "-u",
+        "12",
+        "-r",
+        "12",
+        "--no-report",
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(only_run(tmp_path) / "requests.parquet")
     live = df[df["error"] != "cancelled"]
@@ -119,13 +165,27 @@ def test_r1_thinking_block_is_reasoning_and_the_rate_counts_its_tokens():
     t = 1_500_000_000
     n = dec.feed(("0:" + json.dumps(block) + "\n").encode())
     o.stamps += [t, n]
-    for k in range(20):  # 20 answer parts of one token, 20 ms apart: 50 tok/s
+    for _ in range(20):  # 20 answer parts of one token, 20 ms apart: 50 tok/s
         t += 20_000_000
         o.stamps += [t, dec.feed(("0:" + json.dumps(" word") + "\n").encode())]
     dec.usage_completion = 48  # 28 in the block + 20
     o.t_end = t
-    ctx = RequestContext(run_id="r", request_id="q", worker="w", user=0, conversation_id="c", conversation="c", turn=0, model="m",
-                         tags="", t_intended=0, t_wall_start=0.0, prompt_chars=1, prompt_messages=1, protocol="aisdk")
+    ctx = RequestContext(
+        run_id="r",
+        request_id="q",
+        worker="w",
+        user=0,
+        conversation_id="c",
+        conversation="c",
+        turn=0,
+        model="m",
+        tags="",
+        t_intended=0,
+        t_wall_start=0.0,
+        prompt_chars=1,
+        prompt_messages=1,
+        protocol="aisdk",
+    )
     row = build_row(o, ctx)
     assert row[IDX["ttfv_ms"]] == pytest.approx(520.0) and row[IDX["ttfc_ms"]] == pytest.approx(500.0)
     assert row[IDX["decode_tps"]] == pytest.approx(50.0, rel=0.05)

@@ -12,12 +12,12 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
+from conftest import FAST, bench_cmd, bench_env, token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.errors import InputError
 from bench.scenario import load_scenario
-from conftest import FAST, bench_cmd, bench_env, token
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
@@ -25,9 +25,30 @@ DATA = Path(__file__).parent / "data"
 
 def test_faults_on_the_wire_are_classified_and_users_carry_on(tmp_path):
     faults = "500=0.06,429=0.05,stall=0.05:3,drop=0.05:2,malformed=0.04:2,error_part=0.04:2,garbage=0.04"
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "10s", "-u", "10", "-r", "10",
-                                 "--target-faults", faults, "--stall-timeout", "1", "-q"),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--target-profiles",
+            FAST,
+            "-t",
+            "10s",
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "--target-faults",
+            faults,
+            "--stall-timeout",
+            "1",
+            "-q",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     df = pd.read_parquet(run_dir / "requests.parquet")
@@ -42,9 +63,29 @@ def test_faults_on_the_wire_are_classified_and_users_carry_on(tmp_path):
 
 def test_worker_killed_mid_run(target, tmp_path):
     out = tmp_path / "killed"
-    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "8", "-r", "8", "-t", "12s",
-           "--processes", "2", "--results-dir", str(out), "--auth", "jwt", "--only-summary",
-           "--scenario", str(DATA / "one-turn.yaml")]  # no think time: every user has a stream in flight at the kill
+    cmd = [
+        "locust",
+        "-f",
+        "locustfile.py",
+        "--host",
+        target.url,
+        "--headless",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-t",
+        "12s",
+        "--processes",
+        "2",
+        "--results-dir",
+        str(out),
+        "--auth",
+        "jwt",
+        "--only-summary",
+        "--scenario",
+        str(DATA / "one-turn.yaml"),
+    ]  # no think time: every user has a stream in flight at the kill
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=bench_env(), cwd=ROOT)
     time.sleep(6)
     workers = psutil.Process(p.pid).children()
@@ -73,10 +114,33 @@ def test_open_loop_keeps_its_rate_when_the_server_slows(tmp_path):
     counts = {}
     for name, profile in (("fast", FAST), ("slow", str(DATA / "slow-profiles.yaml"))):
         out = tmp_path / name
-        r = subprocess.run(bench_cmd("run", "--out", str(out), "--target-profiles", profile, "-t", "8s", "-u", "60", "-r", "60",
-                                     "--load-mode", "open", "--arrival-rate", "6", "--scenario", str(DATA / "one-turn.yaml"), "-q",
-                                     "--no-report"),
-                           capture_output=True, text=True, timeout=120, env=bench_env())
+        r = subprocess.run(
+            bench_cmd(
+                "run",
+                "--out",
+                str(out),
+                "--target-profiles",
+                profile,
+                "-t",
+                "8s",
+                "-u",
+                "60",
+                "-r",
+                "60",
+                "--load-mode",
+                "open",
+                "--arrival-rate",
+                "6",
+                "--scenario",
+                str(DATA / "one-turn.yaml"),
+                "-q",
+                "--no-report",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=bench_env(),
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         df = pd.read_parquet(next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink()) / "requests.parquet")
         counts[name] = len(df)
@@ -87,10 +151,33 @@ def test_open_loop_keeps_its_rate_when_the_server_slows(tmp_path):
 
 def test_open_loop_records_coordinated_omission(tmp_path):
     """Two users for 6 arrivals/s of 1 s streams: arrivals queue in the generator, and it shows."""
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", str(DATA / "slow-profiles.yaml"), "-t", "8s",
-                                 "-u", "2", "-r", "2", "--load-mode", "open", "--arrival-rate", "6",
-                                 "--scenario", str(DATA / "one-turn.yaml"), "-q", "--no-report"),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--target-profiles",
+            str(DATA / "slow-profiles.yaml"),
+            "-t",
+            "8s",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "--load-mode",
+            "open",
+            "--arrival-rate",
+            "6",
+            "--scenario",
+            str(DATA / "one-turn.yaml"),
+            "-q",
+            "--no-report",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()) / "requests.parquet")
     ok = df[df["error"].isna()]
@@ -133,8 +220,13 @@ def test_scenario_loader_mutations_of_a_valid_file(tmp_path, data):
 
 def test_bearer_token_never_written(target, tmp_path):
     secret_token = token()
-    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path), "-t", "4s", "-u", "3", "-q"),
-                       capture_output=True, text=True, timeout=90, env=bench_env(BENCH_TOKEN=secret_token))
+    r = subprocess.run(
+        bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path), "-t", "4s", "-u", "3", "-q"),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=bench_env(BENCH_TOKEN=secret_token),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert secret_token not in r.stdout + r.stderr
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
@@ -148,21 +240,56 @@ def test_bearer_token_never_written(target, tmp_path):
 def test_token_file_and_missing_token(target, tmp_path):
     f = tmp_path / "token"
     f.write_text(token() + "\n")
-    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "bearer", "--token-file", str(f), "--out", str(tmp_path / "o"),
-                                 "-t", "3s", "-u", "2", "-q", "--no-report"),
-                       capture_output=True, text=True, timeout=90, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--host",
+            target.url,
+            "--auth",
+            "bearer",
+            "--token-file",
+            str(f),
+            "--out",
+            str(tmp_path / "o"),
+            "-t",
+            "3s",
+            "-u",
+            "2",
+            "-q",
+            "--no-report",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path / "p"), "-t", "3s", "-q"),
-                       capture_output=True, text=True, timeout=90, env=bench_env())
+    r = subprocess.run(
+        bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path / "p"), "-t", "3s", "-q"),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=bench_env(),
+    )
     assert r.returncode == 2 and "BENCH_TOKEN" in r.stderr
 
 
-@pytest.mark.parametrize("args,needle", [(["--target-faults", "explode=0.1"], "unknown fault"),
-                                         (["--target-faults", "500=2"], "between 0 and 1"),
-                                         (["-r", "0"], "--spawn-rate")])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--target-faults", "explode=0.1"], "unknown fault"),
+        (["--target-faults", "500=2"], "between 0 and 1"),
+        (["-r", "0"], "--spawn-rate"),
+    ],
+)
 def test_more_bad_values(tmp_path, args, needle):
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "-q", "-t", "3s", *args), capture_output=True, text=True, timeout=60,
-                       env=bench_env())
+    r = subprocess.run(
+        bench_cmd("run", "--out", str(tmp_path), "-q", "-t", "3s", *args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=bench_env(),
+    )
     assert r.returncode == 2 and needle in r.stderr, r.stderr
 
 
@@ -189,8 +316,13 @@ def test_non_http_host_is_refused_before_load(tmp_path):
     th = threading.Thread(target=serve, daemon=True)
     th.start()
     try:
-        r = subprocess.run(bench_cmd("run", "--host", f"http://127.0.0.1:{port}", "--auth", "none", "--out", str(tmp_path), "-q", "-t", "3s"),
-                           capture_output=True, text=True, timeout=60, env=bench_env())
+        r = subprocess.run(
+            bench_cmd("run", "--host", f"http://127.0.0.1:{port}", "--auth", "none", "--out", str(tmp_path), "-q", "-t", "3s"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=bench_env(),
+        )
     finally:
         stop.set()
         th.join(2)
@@ -201,9 +333,29 @@ def test_non_http_host_is_refused_before_load(tmp_path):
 def test_session_cookie_end_to_end(target, tmp_path):
     f = tmp_path / "cookie"
     f.write_text(token())
-    r = subprocess.run(bench_cmd("run", "--host", target.url, "--auth", "cookie", "--cookie-file", str(f), "--out", str(tmp_path / "o"),
-                                 "-t", "3s", "-u", "2", "-q", "--no-report"),
-                       capture_output=True, text=True, timeout=90, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--host",
+            target.url,
+            "--auth",
+            "cookie",
+            "--cookie-file",
+            str(f),
+            "--out",
+            str(tmp_path / "o"),
+            "-t",
+            "3s",
+            "-u",
+            "2",
+            "-q",
+            "--no-report",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(next(p for p in (tmp_path / "o").iterdir() if not p.is_symlink()) / "requests.parquet")
     assert len(df) > 0 and (df["error"].isna() | (df["error"] == "cancelled")).all()

@@ -21,10 +21,10 @@ def test_results_folder_is_ignored():
 def test_metric_catalogue_is_the_one_home():
     """Every metric of the catalogue has its row in METRICS.md, is a column where it is per-request,
     parses as an SLO, and (where the gate can compare it) as a tolerance with the catalogue's direction."""
+    from bench.analysis.results import schema
     from bench.decisions.compare import parse_tolerance
     from bench.metrics import CATALOGUE, GATED, REQUEST_METRICS
     from bench.records import COLUMNS
-    from bench.analysis.results import schema
     from bench.slo import parse_slo
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "METRICS.md").read_text()
@@ -60,8 +60,11 @@ def test_stages_import_one_way():
     import re
 
     root = Path(__file__).resolve().parent.parent
-    later = {"load": ("bench.decisions",), "workload": ("bench.decisions", "bench.analysis.report"),
-             "analysis": ("bench.decisions",)}
+    later = {
+        "load": ("bench.decisions",),
+        "workload": ("bench.decisions", "bench.analysis.report"),
+        "analysis": ("bench.decisions",),
+    }
     bad = []
     for stage, banned in later.items():
         for path in (root / "bench" / stage).glob("*.py"):

@@ -12,7 +12,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import FAST, bench_cmd, bench_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,9 +21,30 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium 
 @pytest.fixture(scope="module")
 def faulty_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    r = subprocess.run(bench_cmd("run", "--out", str(out), "--target-profiles", FAST, "-t", "8s", "-u", "8", "-r", "8",
-                                 "--warmup", "2", "--target-faults", "500=0.08,429=0.04", "-q"),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--out",
+            str(out),
+            "--target-profiles",
+            FAST,
+            "-t",
+            "8s",
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "--warmup",
+            "2",
+            "--target-faults",
+            "500=0.08,429=0.04",
+            "-q",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
 
@@ -38,7 +58,10 @@ def measured(run_dir: Path) -> pd.DataFrame:
 def window_of(e: pd.DataFrame) -> float:
     """The measured window: first start on the wire to the last end, streams cut off at the end included."""
     wire = e[e["error"] != "not_sent"]
-    return float((wire["t_wall_start"] + (wire["connect_ms"].fillna(0) + wire["e2e_ms"].fillna(0)) / 1000).max() - wire["t_wall_start"].min())
+    return float(
+        (wire["t_wall_start"] + (wire["connect_ms"].fillna(0) + wire["e2e_ms"].fillna(0)) / 1000).max()
+        - wire["t_wall_start"].min()
+    )
 
 
 def measured_all(run_dir: Path) -> pd.DataFrame:
@@ -70,7 +93,7 @@ def test_summary_numbers_match_numpy(faulty_run):
         streamed = e.loc[e["chunks"] > 0, "output_tokens"].sum()  # failed and cut-off streams' tokens count too
         assert s["output_tps"] == pytest.approx(streamed / window, rel=1e-9)
         flat = np.fromfile(faulty_run / "gaps.u32", dtype="<u4")
-        gaps = np.concatenate([flat[o: o + c] for o, c in zip(ok["gaps_offset"], ok["gaps_count"])]) / 1000
+        gaps = np.concatenate([flat[o : o + c] for o, c in zip(ok["gaps_offset"], ok["gaps_count"])]) / 1000
         assert s["gaps_ms"]["p99"] == pytest.approx(np.percentile(gaps, 99))
     classes = set(df["error"].dropna())
     assert {"server_error", "rate_limited"} <= classes
@@ -124,10 +147,21 @@ def test_untrusted_banner_when_generator_saturated(faulty_run, tmp_path):
 
 
 def chromium_dom(url: str, budget_ms: int = 5000) -> str:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={Path('/tmp') / f'bench-chromium-{time.monotonic_ns()}'}",
-           f"--virtual-time-budget={budget_ms}", "--dump-dom", url]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={Path('/tmp') / f'bench-chromium-{time.monotonic_ns()}'}",
+        f"--virtual-time-budget={budget_ms}",
+        "--dump-dom",
+        url,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
@@ -149,9 +183,33 @@ def test_live_tab_renders_in_locust_web_ui(target, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--web-host", "127.0.0.1", "--web-port", str(port),
-           "--autostart", "-u", "4", "-r", "4", "-t", "20s", "--autoquit", "1", "--results-dir", str(tmp_path / "live"), "--auth", "jwt"]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench_env(), cwd=Path(__file__).parent.parent)
+    cmd = [
+        "locust",
+        "-f",
+        "locustfile.py",
+        "--host",
+        target.url,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--autostart",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        "20s",
+        "--autoquit",
+        "1",
+        "--results-dir",
+        str(tmp_path / "live"),
+        "--auth",
+        "jwt",
+    ]
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench_env(), cwd=Path(__file__).parent.parent
+    )
     try:
         deadline = time.monotonic() + 20
         rows = []
@@ -188,8 +246,15 @@ def test_report_holds_for_empty_runs(tmp_path, case):
     run = write_run(tmp_path / "r", rows)
     if case == "server-only":
         t0 = time.time()
-        (run / "server-metrics.jsonl").write_text("".join(json.dumps({"t": t0 + k, "samples": {
-            "bench_requests_running{model=m/a}": 1.0, "bench_requests_waiting{model=m/a}": 0.0}}) + "\n" for k in range(5)))
+        (run / "server-metrics.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {"t": t0 + k, "samples": {"bench_requests_running{model=m/a}": 1.0, "bench_requests_waiting{model=m/a}": 0.0}}
+                )
+                + "\n"
+                for k in range(5)
+            )
+        )
     args = ["report", str(run)] + (["--warmup", "1000"] if case in ("all-in-warmup", "server-only") else [])
     r = subprocess.run(bench_cmd(*args), capture_output=True, text=True, timeout=120, env=bench_env())
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]

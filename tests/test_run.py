@@ -11,13 +11,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench.scenario import load_scenario
 from conftest import FAST, SECRET, bench_cmd, bench_env
 
-METRICS_COLUMNS = ["run_id", "request_id", "conversation_id", "turn", "model", "t_wall_start", "ttfb_ms", "ttfc_ms", "e2e_ms",
-                   "output_chars", "output_tokens", "token_source", "chunks", "prompt_chars", "status", "error", "worker",
-                   "ttfv_ms", "tpot_ms", "ttfc_sched_ms", "gaps_offset", "gaps_count", "intended_delay_ms", "gap_p99_ms"]
+from bench.scenario import load_scenario
+
+METRICS_COLUMNS = [
+    "run_id",
+    "request_id",
+    "conversation_id",
+    "turn",
+    "model",
+    "t_wall_start",
+    "ttfb_ms",
+    "ttfc_ms",
+    "e2e_ms",
+    "output_chars",
+    "output_tokens",
+    "token_source",
+    "chunks",
+    "prompt_chars",
+    "status",
+    "error",
+    "worker",
+    "ttfv_ms",
+    "tpot_ms",
+    "ttfc_sched_ms",
+    "gaps_offset",
+    "gaps_count",
+    "intended_delay_ms",
+    "gap_p99_ms",
+]
 
 
 def run_bench(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -52,10 +75,12 @@ def test_run_writes_records_metadata_and_report(default_run):
     assert len(ok) > 20 and (ok["ttfc_ms"] > 0).all() and (ok["e2e_ms"] >= ok["ttfc_ms"]).all()
     assert df["request_id"].is_unique
     gaps = np.fromfile(run_dir / "gaps.u32", dtype="<u4")
-    assert df["gaps_count"].sum() == gaps.size and (df["gaps_offset"].diff().dropna() == df["gaps_count"].iloc[:-1].to_numpy()).all()
+    assert (
+        df["gaps_count"].sum() == gaps.size and (df["gaps_offset"].diff().dropna() == df["gaps_count"].iloc[:-1].to_numpy()).all()
+    )
     assert (ok["gaps_count"] == ok["chunks"] - 1).all()
     row = ok.iloc[0]
-    own = gaps[row["gaps_offset"]: row["gaps_offset"] + row["gaps_count"]] / 1000
+    own = gaps[row["gaps_offset"] : row["gaps_offset"] + row["gaps_count"]] / 1000
     assert row["gap_max_ms"] == pytest.approx(own.max()) and row["icl_ms"] == pytest.approx(own.mean(), rel=0.01, abs=0.01)
     assert "report:" in r.stdout and "TTFC p50" in r.stdout
     for model in df["model"].unique():
@@ -88,8 +113,29 @@ def test_no_secret_in_any_output(default_run):
 
 def test_plain_locust_two_processes_delivers_every_record(target, tmp_path):
     out = tmp_path / "plain"
-    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "8", "-r", "8", "-t", "6s",
-           "--processes", "2", "--results-dir", str(out), "--auth", "jwt", "--scenario", "default", "--only-summary"]
+    cmd = [
+        "locust",
+        "-f",
+        "locustfile.py",
+        "--host",
+        target.url,
+        "--headless",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-t",
+        "6s",
+        "--processes",
+        "2",
+        "--results-dir",
+        str(out),
+        "--auth",
+        "jwt",
+        "--scenario",
+        "default",
+        "--only-summary",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=bench_env(), cwd=Path(__file__).parent.parent)
     assert r.returncode in (0, 1), r.stderr[-2000:]
     col = json.loads((out / "collector.json").read_text())
@@ -117,12 +163,35 @@ def test_plain_locust_web_ui_sigterm_leaves_a_whole_run_folder(target, tmp_path)
         port = s.getsockname()[1]
     out = tmp_path / "webui"
     scenario = tmp_path / "busy.yaml"  # no think time: every user is mid-stream almost all the time
-    scenario.write_text("name: busy\nmodels: [{model: mistralai/Mistral-7B-Instruct-v0.3}]\n"
-                        "conversations:\n  - {name: c, turns: ['Explain queueing.', 'And in one sentence?']}\n")
-    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--web-host", "127.0.0.1", "--web-port", str(port),
-           "--autostart", "-u", "6", "-r", "3", "--results-dir", str(out), "--auth", "jwt", "--scenario", str(scenario)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env(),
-                            cwd=Path(__file__).parent.parent)
+    scenario.write_text(
+        "name: busy\nmodels: [{model: mistralai/Mistral-7B-Instruct-v0.3}]\n"
+        "conversations:\n  - {name: c, turns: ['Explain queueing.', 'And in one sentence?']}\n"
+    )
+    cmd = [
+        "locust",
+        "-f",
+        "locustfile.py",
+        "--host",
+        target.url,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--autostart",
+        "-u",
+        "6",
+        "-r",
+        "3",
+        "--results-dir",
+        str(out),
+        "--auth",
+        "jwt",
+        "--scenario",
+        str(scenario),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env(), cwd=Path(__file__).parent.parent
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until records are flowing and every user runs
@@ -241,8 +310,23 @@ def test_interrupt_keeps_records_and_report_builds(tmp_path, sig):
 
 def test_step_shape_runs_and_stops_by_itself(target, tmp_path):
     out = tmp_path / "steps"
-    cmd = ["locust", "-f", "locustfile.py,bench/load/shapes.py", "--host", target.url, "--headless", "--steps", "2:3s,4:3s",
-           "--drain", "1", "--results-dir", str(out), "--auth", "jwt", "--only-summary"]
+    cmd = [
+        "locust",
+        "-f",
+        "locustfile.py,bench/load/shapes.py",
+        "--host",
+        target.url,
+        "--headless",
+        "--steps",
+        "2:3s,4:3s",
+        "--drain",
+        "1",
+        "--results-dir",
+        str(out),
+        "--auth",
+        "jwt",
+        "--only-summary",
+    ]
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=bench_env(), cwd=Path(__file__).parent.parent)
     assert r.returncode in (0, 1), r.stderr[-2000:]
@@ -267,24 +351,38 @@ def test_tokenizer_counts_tokens_in_a_run(tmp_path):
     assert ok["output_tokens"].sum() > ok["chunks"].sum() and (ok["output_tokens"] != ok["chunks"]).mean() > 0.5
     # the prompt is counted too: every message of the history, so it grows turn by turn
     assert ok["prompt_tokens"].notna().all() and (ok["prompt_tokens"] > 0).all()
-    grew = [g.sort_values("turn")["prompt_tokens"].is_monotonic_increasing for _, g in ok.groupby("conversation_id") if len(g) > 1]
+    grew = [
+        g.sort_values("turn")["prompt_tokens"].is_monotonic_increasing for _, g in ok.groupby("conversation_id") if len(g) > 1
+    ]
     assert grew and all(grew)
 
 
 def test_run_over_https_with_a_private_ca(tls_files, tmp_path):
     """A staging deployment behind TLS signed by a private CA: --ca-file verifies it; without it the
     preflight stops with a hint; --insecure runs and says so in run.json."""
-    from bench.target import TargetProcess
     from conftest import SECRET
+
+    from bench.target import TargetProcess
 
     with TargetProcess(["--profiles", FAST, "--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]], secret=SECRET) as t:
         base = ["run", "--host", t.url, "--auth", "jwt", "-t", "4s", "-u", "3", "-r", "3", "-q", "--no-report"]
-        ok = subprocess.run(bench_cmd(*base, "--out", str(tmp_path / "ca"), "--ca-file", tls_files["ca"]),
-                            capture_output=True, text=True, timeout=120, env=bench_env())
-        refused = subprocess.run(bench_cmd(*base, "--out", str(tmp_path / "none")), capture_output=True, text=True, timeout=120,
-                                 env=bench_env())
-        insecure = subprocess.run(bench_cmd(*base, "--out", str(tmp_path / "insecure"), "--insecure"), capture_output=True,
-                                  text=True, timeout=120, env=bench_env())
+        ok = subprocess.run(
+            bench_cmd(*base, "--out", str(tmp_path / "ca"), "--ca-file", tls_files["ca"]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=bench_env(),
+        )
+        refused = subprocess.run(
+            bench_cmd(*base, "--out", str(tmp_path / "none")), capture_output=True, text=True, timeout=120, env=bench_env()
+        )
+        insecure = subprocess.run(
+            bench_cmd(*base, "--out", str(tmp_path / "insecure"), "--insecure"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=bench_env(),
+        )
     assert ok.returncode == 0, ok.stderr[-2000:]
     df = pd.read_parquet(only_run(tmp_path / "ca") / "requests.parquet")
     live = df[df["error"] != "cancelled"]
@@ -301,8 +399,10 @@ def test_history_like_the_real_client_and_sibling_routes_and_headers(tmp_path):
     (provider=model with a route template), and --header values from the environment reach the
     server and no output."""
     scenario = tmp_path / "two-turns.yaml"
-    scenario.write_text("name: two-turns\nthink_time: {kind: fixed, seconds: 0}\nconversations:\n"
-                        "  - {name: c, turns: ['Explain queueing.', 'And in one sentence?']}\n")
+    scenario.write_text(
+        "name: two-turns\nthink_time: {kind: fixed, seconds: 0}\nconversations:\n"
+        "  - {name: c, turns: ['Explain queueing.', 'And in one sentence?']}\n"
+    )
     base = ["--scenario", str(scenario), "-t", "5s", "-u", "2", "-r", "2", "--no-report", "--on-error", "next-turn"]
     r1 = run_bench(tmp_path / "visible", *base, "--models", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
     r2 = run_bench(tmp_path / "full", *base, "--models", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "--history", "full")
@@ -318,11 +418,34 @@ def test_history_like_the_real_client_and_sibling_routes_and_headers(tmp_path):
     assert second_turn_growth(only_run(tmp_path / "full")) > second_turn_growth(only_run(tmp_path / "visible")) + 50
 
     env = bench_env(GATEWAY_KEY="gw-secret-0123456789")
-    r3 = subprocess.run(bench_cmd("run", "--out", str(tmp_path / "sib"), "--target-profiles", FAST, "-q", "-t", "4s", "-u", "2", "-r", "2",
-                                  "--models", "cloudflare=mistralai/Mistral-7B-Instruct-v0.3,huggingface=google/gemma-2-27b-it",
-                                  "--route-template", "/api/ai/{provider}/{model}/chat?chat_id={chat_id}",
-                                  "--header", "X-Gateway-Key: @env:GATEWAY_KEY", "--header", "X-Tenant: blue"),
-                        capture_output=True, text=True, timeout=120, env=env)
+    r3 = subprocess.run(
+        bench_cmd(
+            "run",
+            "--out",
+            str(tmp_path / "sib"),
+            "--target-profiles",
+            FAST,
+            "-q",
+            "-t",
+            "4s",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "--models",
+            "cloudflare=mistralai/Mistral-7B-Instruct-v0.3,huggingface=google/gemma-2-27b-it",
+            "--route-template",
+            "/api/ai/{provider}/{model}/chat?chat_id={chat_id}",
+            "--header",
+            "X-Gateway-Key: @env:GATEWAY_KEY",
+            "--header",
+            "X-Tenant: blue",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r3.returncode == 0, r3.stderr[-2000:]
     run = only_run(tmp_path / "sib")
     df = pd.read_parquet(run / "requests.parquet")
@@ -340,7 +463,9 @@ def test_server_metrics_scraped_and_shown(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path)
     lines = (run / "server-metrics.jsonl").read_text().splitlines()
-    assert len(lines) >= 3 and "bench_requests_running{model=mistralai/Mistral-7B-Instruct-v0.3}" in json.loads(lines[-1])["samples"]
+    assert (
+        len(lines) >= 3 and "bench_requests_running{model=mistralai/Mistral-7B-Instruct-v0.3}" in json.loads(lines[-1])["samples"]
+    )
     summary = json.loads((run / "summary.json").read_text())
     assert summary["server"]["running"]["max"] >= 1 and summary["server"]["tokens_per_s"]["mean"] > 0
     assert (run / "charts" / "server.png").is_file() and 'id="server"' in (run / "report.html").read_text()
@@ -349,6 +474,7 @@ def test_server_metrics_scraped_and_shown(tmp_path):
 def test_same_seed_replays_the_same_sequence_per_user(tmp_path):
     """Two runs with --seed 7: each user (by index) sends the same conversations to the same models in
     the same order; a third run with another seed does not."""
+
     def sequences(out: Path, seed: str) -> dict[int, list[tuple]]:
         r = run_bench(out, "-t", "6s", "-u", "4", "-r", "4", "--seed", seed, "--no-report", "--scenario", "short-qa")
         assert r.returncode == 0, r.stderr[-2000:]

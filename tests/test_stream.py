@@ -11,12 +11,12 @@ import gevent
 import httpx
 import numpy as np
 import pytest
+from conftest import token
 from geventhttpclient import HTTPClient
 
-from bench.records import COLUMNS, RequestContext, build_row
 from bench.load.route import RouteConfig
 from bench.load.stream import Outcome, Timeouts, stream_request
-from conftest import token
+from bench.records import COLUMNS, RequestContext, build_row
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 MSGS = [{"role": "user", "content": "hello"}]
@@ -26,8 +26,17 @@ def client_for(url: str, first_chunk: float = 10.0, connect: float = 2.0) -> HTT
     return HTTPClient.from_url(url, concurrency=1, connection_timeout=connect, network_timeout=first_chunk)
 
 
-def send(url, fault: str = "", model: str = MODEL, timeouts: Timeouts = Timeouts(2, 10, 5, 30), body: bytes | None = None,
-         rid: str = "r", route: RouteConfig = RouteConfig(), auth: bool = True, protocol: str = "auto") -> Outcome:
+def send(
+    url,
+    fault: str = "",
+    model: str = MODEL,
+    timeouts: Timeouts = Timeouts(2, 10, 5, 30),
+    body: bytes | None = None,
+    rid: str = "r",
+    route: RouteConfig = RouteConfig(),
+    auth: bool = True,
+    protocol: str = "auto",
+) -> Outcome:
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
     if auth:
         headers["Authorization"] = f"Bearer {token()}"
@@ -112,7 +121,9 @@ def test_fault_classes(target, fault, expected):
 
 def test_http_error_classes(target):
     assert send(target.url, model="nobody/none").error == "invalid_model"
-    assert send(target.url, model="meta-llama/Llama-3.3-70B-Instruct").error == "invalid_model"  # the app's latest code: a ZodError
+    assert (
+        send(target.url, model="meta-llama/Llama-3.3-70B-Instruct").error == "invalid_model"
+    )  # the app's latest code: a ZodError
     assert send(target.url, auth=False).error == "unauthorized"
     bad = json.dumps({"messages": [{"role": "user", "content": " "}]}).encode()
     assert send(target.url, body=bad).error == "bad_request"
@@ -178,11 +189,15 @@ def test_last_line_without_newline_is_timed():
         while b"\r\n\r\n" not in data:
             data += conn.recv(65536)
         head, _, rest = data.partition(b"\r\n\r\n")
-        length = int(next(v for k, v in (line.split(b":", 1) for line in head.split(b"\r\n")[1:]) if k.lower() == b"content-length"))
+        length = int(
+            next(v for k, v in (line.split(b":", 1) for line in head.split(b"\r\n")[1:]) if k.lower() == b"content-length")
+        )
         while len(rest) < length:
             rest += conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"6\r\n0:\"hi\"\r\n0\r\n\r\n")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'6\r\n0:"hi"\r\n0\r\n\r\n'
+        )
         conn.close()
 
     th = threading.Thread(target=serve, daemon=True)
@@ -223,8 +238,9 @@ def test_connection_reused_after_clean_stream_and_dropped_after_error(target):
     c.close()
 
 
-def accuracy_run(target_args: list[str], streams: int, kind: str = "neptun", ca: str | None = None,
-                 target_p99: float = 2.0) -> list[tuple[float, float]]:
+def accuracy_run(
+    target_args: list[str], streams: int, kind: str = "neptun", ca: str | None = None, target_p99: float = 2.0
+) -> list[tuple[float, float]]:
     """``streams`` concurrent streams, 20 parts/s each, measured in a process of its own; per attempt
     the client TTFC error against the server's own stamps (p50, p99). Every request must decode
     every part and every character the server sent (its CRC-32 of the text)."""
@@ -232,8 +248,9 @@ def accuracy_run(target_args: list[str], streams: int, kind: str = "neptun", ca:
     import subprocess
     import sys
 
-    from bench.target import TargetProcess
     from conftest import FAST, SECRET
+
+    from bench.target import TargetProcess
 
     cpus = os.cpu_count() or 1
     probe = [sys.executable, str(Path(__file__).parent / "accuracy_probe.py")]
@@ -242,11 +259,21 @@ def accuracy_run(target_args: list[str], streams: int, kind: str = "neptun", ca:
     results = []
     with TargetProcess(["--profiles", FAST, *target_args], secret=SECRET, cpu=cpus - 1 if cpus > 1 else None) as target:
         for attempt in range(3):
-            out = subprocess.run([*probe, target.url, str(streams), str(attempt), token(), kind, *([ca] if ca else [])],
-                                 capture_output=True, text=True, timeout=90, cwd=Path(__file__).parent)
+            out = subprocess.run(
+                [*probe, target.url, str(streams), str(attempt), token(), kind, *([ca] if ca else [])],
+                capture_output=True,
+                text=True,
+                timeout=90,
+                cwd=Path(__file__).parent,
+            )
             assert out.returncode == 0, out.stderr[-2000:]
             seen = json.loads(out.stdout)
-            truth = {t["request_id"]: t for t in httpx.get(f"{target.url}/_bench/truth", timeout=10, verify=ssl.create_default_context(cafile=ca) if ca else True).json()}
+            truth = {
+                t["request_id"]: t
+                for t in httpx.get(
+                    f"{target.url}/_bench/truth", timeout=10, verify=ssl.create_default_context(cafile=ca) if ca else True
+                ).json()
+            }
             assert all(err is None for _, _, err, _, _ in seen), [x for x in seen if x[2]][:3]
             assert all(parts == truth[rid]["parts"] and crc == truth[rid]["text_crc"] for rid, _, _, parts, crc in seen)
             err = np.array([(first - truth[rid]["first_ns"]) / 1e6 for rid, first, _, _, _ in seen])
@@ -271,8 +298,11 @@ def test_ttfc_matches_target_truth_at_100_streams():
     assert min(p99 for _, p99 in results) < 10.0, results
 
 
-@pytest.mark.parametrize("flavor,kind", [("documented", "neptun"), ("ui-stream", "neptun"), ("deployed", "openai")],
-                         ids=["aisdk-v4-documented", "ui-message-stream", "openai-sse"])
+@pytest.mark.parametrize(
+    "flavor,kind",
+    [("documented", "neptun"), ("ui-stream", "neptun"), ("deployed", "openai")],
+    ids=["aisdk-v4-documented", "ui-message-stream", "openai-sse"],
+)
 def test_every_stream_format_decodes_exactly_and_on_time(flavor, kind):
     """Each format the route (or an OpenAI server) sends, 50 streams: every part and character, never
     seen before it was written, TTFC error bounded. The 2 ms figure is a benchmark's
@@ -281,19 +311,28 @@ def test_every_stream_format_decodes_exactly_and_on_time(flavor, kind):
     assert min(p99 for _, p99 in results) < 15.0, results
 
 
-@pytest.mark.parametrize("flavor,kind", [("deployed", "neptun"), ("documented", "neptun"), ("ui-stream", "neptun"), ("deployed", "openai")],
-                         ids=["aisdk-v4-deployed", "aisdk-v4-documented", "ui-message-stream", "openai-sse"])
+@pytest.mark.parametrize(
+    "flavor,kind",
+    [("deployed", "neptun"), ("documented", "neptun"), ("ui-stream", "neptun"), ("deployed", "openai")],
+    ids=["aisdk-v4-deployed", "aisdk-v4-documented", "ui-message-stream", "openai-sse"],
+)
 def test_every_stream_format_over_https(tls_files, flavor, kind):
     """The same over TLS (a private CA): every part and character; TTFC error bounded (figures: the benchmark)."""
-    results = accuracy_run(["--flavor", flavor, "--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]], 50, kind,
-                           ca=tls_files["ca"], target_p99=2.0)
+    results = accuracy_run(
+        ["--flavor", flavor, "--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]],
+        50,
+        kind,
+        ca=tls_files["ca"],
+        target_p99=2.0,
+    )
     assert min(p99 for _, p99 in results) < 15.0, results
 
 
 def test_tls_handshake_is_connect_ms_not_ttfb(tls_files):
     """Over HTTPS the first request of a connection pays the handshake: recorded as connect_ms, kept out of TTFB."""
-    from bench.target import TargetProcess
     from conftest import FAST, SECRET
+
+    from bench.target import TargetProcess
 
     with TargetProcess(["--profiles", FAST, "--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]], secret=SECRET) as t:
         assert t.url.startswith("https://")
@@ -303,7 +342,10 @@ def test_tls_handshake_is_connect_ms_not_ttfb(tls_files):
         first = stream_request(Outcome(), c, path, body, {**h, "X-Request-ID": "tls-1"}, Timeouts())
         second = stream_request(Outcome(), c, path, body, {**h, "X-Request-ID": "tls-2"}, Timeouts())
         c.close()
-        truth = {x["request_id"]: x for x in httpx.get(f"{t.url}/_bench/truth", verify=ssl.create_default_context(cafile=tls_files["ca"])).json()}
+        truth = {
+            x["request_id"]: x
+            for x in httpx.get(f"{t.url}/_bench/truth", verify=ssl.create_default_context(cafile=tls_files["ca"])).json()
+        }
     assert first.error is None and second.error is None, (first.detail, second.detail)
     assert first.connect_ms > 0 and second.connect_ms is None
     assert first.t_start <= truth["tls-1"]["recv_ns"]  # the request went out after the handshake, not before
@@ -329,7 +371,9 @@ def test_tokenizer_counts_output_tokens_when_no_usage(target, tmp_path):
     counter = load_tokenizer(str(word_tokenizer(tmp_path)))
     o = send(target.url, "tokens=25,step_ms=2")
     assert o.error is None and o.decoder.usage_completion is None
-    row = dict(zip(COLUMNS, build_row(o, RequestContext("r", "r", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"), counter)))
+    row = dict(
+        zip(COLUMNS, build_row(o, RequestContext("r", "r", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"), counter))
+    )
     words = len(re.findall(r"\w+|[^\w\s]+", o.decoder.text))  # what the Whitespace pre-tokenizer splits on, counted here
     assert row["token_source"] == "tokenizer:words" and row["output_tokens"] == words and words != row["chunks"]
     assert row["tpot_ms"] == pytest.approx((row["e2e_ms"] - row["ttfc_ms"]) / (words - 1), rel=1e-6)
@@ -379,5 +423,9 @@ def test_sentence_sized_parts_counted_by_characters_not_as_one_token(target):
     assert row["token_source"] == "estimate:chars" and row["output_tokens"] > 2 * row["chunks"]
     assert 0.5 < row["output_tokens"] / truth["tokens"] < 2.0, (row["output_tokens"], truth["tokens"])
     plain = send(target.url, "tokens=30,step_ms=2")
-    assert dict(zip(COLUMNS, build_row(plain, RequestContext("r", "p", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"))))[
-        "token_source"] == "chunks"  # word-sized parts stay one token each
+    assert (
+        dict(zip(COLUMNS, build_row(plain, RequestContext("r", "p", "w", 1, "c", "c", 0, MODEL, "", 0, 0.0, 5, 1, "auto"))))[
+            "token_source"
+        ]
+        == "chunks"
+    )  # word-sized parts stay one token each

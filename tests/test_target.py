@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import jwt
 import pytest
-
 from conftest import SECRET, token
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
@@ -49,8 +48,14 @@ def test_same_conversation_same_reply(target, auth_headers):
     assert parts(chat(target.url, headers=auth_headers).text) == parts(chat(target.url, headers=auth_headers).text)
 
 
-@pytest.mark.parametrize("model,field", [("nobody/none", "model_publisher"), ("meta-llama/Llama-3.3-70B-Instruct", "model_publisher"),
-                                         ("mistralai/Mistral-7B-Instruct-v0.1", "model_name")])
+@pytest.mark.parametrize(
+    "model,field",
+    [
+        ("nobody/none", "model_publisher"),
+        ("meta-llama/Llama-3.3-70B-Instruct", "model_publisher"),
+        ("mistralai/Mistral-7B-Instruct-v0.1", "model_name"),
+    ],
+)
 def test_model_errors_as_the_app_sends_them(target, auth_headers, model, field):
     """The app's latest code: an unknown or retired model is a ZodError naming the field, with the allowed values."""
     r = chat(target.url, model=model, headers=auth_headers)
@@ -88,8 +93,14 @@ def test_playground_and_negative_chat_id_accepted(target, auth_headers):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"messages": []}, {"messages": [{"role": "system", "content": "x"}]}, {"messages": [{"role": "user", "content": "   "}]},
-     {"messages": [{"role": "user"}]}, {"messages": "hi"}],
+    [
+        {},
+        {"messages": []},
+        {"messages": [{"role": "system", "content": "x"}]},
+        {"messages": [{"role": "user", "content": "   "}]},
+        {"messages": [{"role": "user"}]},
+        {"messages": "hi"},
+    ],
 )
 def test_bad_body(target, auth_headers, body):
     r = chat(target.url, headers=auth_headers, body=body)
@@ -151,15 +162,24 @@ def test_openai_route_stream_with_usage(target, auth_headers):
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    assert chunks[-1]["usage"]["completion_tokens"] == sum(1 for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content"))
+    assert chunks[-1]["usage"]["completion_tokens"] == sum(
+        1 for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")
+    )
     models = httpx.get(f"{target.url}/v1/models", timeout=5).json()
     assert MODEL in [m["id"] for m in models["data"]]
 
 
 def test_openai_route_non_stream_and_unknown_model(target, auth_headers):
-    r = httpx.post(f"{target.url}/v1/chat/completions", json={"model": MODEL, "messages": BODY["messages"]}, headers=auth_headers, timeout=10)
+    r = httpx.post(
+        f"{target.url}/v1/chat/completions", json={"model": MODEL, "messages": BODY["messages"]}, headers=auth_headers, timeout=10
+    )
     assert r.json()["choices"][0]["message"]["content"]
-    r = httpx.post(f"{target.url}/v1/chat/completions", json={"model": "x/y", "messages": BODY["messages"], "stream": True}, headers=auth_headers, timeout=10)
+    r = httpx.post(
+        f"{target.url}/v1/chat/completions",
+        json={"model": "x/y", "messages": BODY["messages"], "stream": True},
+        headers=auth_headers,
+        timeout=10,
+    )
     assert r.status_code == 404
 
 
@@ -200,8 +220,10 @@ def _ttfc(url: str, headers: dict) -> float:
     host, port = url.split("//")[1].rsplit(":", 1)
     body = json.dumps(BODY).encode()
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    req = (f"POST /api/ai/huggingface/test/knee/chat?chat_id=-1&is_playground=true HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-           f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    req = (
+        f"POST /api/ai/huggingface/test/knee/chat?chat_id=-1&is_playground=true HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         t0 = time.monotonic()
         sock.sendall(req)
@@ -237,8 +259,13 @@ def test_queueing_knee(target, auth_headers):
 def test_truth_matches_what_the_client_saw(target, auth_headers):
     rid = f"truth-{time.monotonic_ns()}"
     t_send = time.monotonic_ns()
-    with httpx.stream("POST", f"{target.url}/api/ai/huggingface/{MODEL}/chat?chat_id=-1&is_playground=true", json=BODY,
-                      headers=auth_headers | {"X-Request-ID": rid, "X-Bench-Fault": "ttft_ms=150,tokens=5"}, timeout=10) as r:
+    with httpx.stream(
+        "POST",
+        f"{target.url}/api/ai/huggingface/{MODEL}/chat?chat_id=-1&is_playground=true",
+        json=BODY,
+        headers=auth_headers | {"X-Request-ID": rid, "X-Bench-Fault": "ttft_ms=150,tokens=5"},
+        timeout=10,
+    ) as r:
         first = None
         for chunk in r.iter_raw():
             if chunk and first is None:

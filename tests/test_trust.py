@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FAST, bench_cmd, bench_env
+from synth import row, write_run
 
+from bench.analysis.results import gap_stats
 from bench.analysis.summaries import load_records, model_summary, request_meets, time_series
 from bench.decisions.capacity import find_capacity
 from bench.records import IDX, Spool, SpoolCheck, read_spool
-from bench.analysis.results import gap_stats
 from bench.slo import parse_slo
-from conftest import FAST, bench_cmd, bench_env
-from synth import row, write_run
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,6 +28,7 @@ def summary_of(tmp_path: Path, rows: list[list], slos: list[str]) -> dict:
 
 
 # --- censoring: requests still waiting are the slowest, not missing ---------------------------------
+
 
 def test_requests_still_waiting_past_the_bound_fail_the_slo(tmp_path):
     """30 fast successes and 5 requests that waited 3 s with no first chunk: p95 <= 1000 is missed.
@@ -64,20 +65,46 @@ def test_streams_cut_off_after_their_first_part_keep_their_ttfc(tmp_path):
 def test_capacity_never_interpolates_on_levels_without_finished_requests():
     """One request at a time (llama.cpp): level 1 met, level 2 had nothing finished and two waiting 20 s."""
     slo = parse_slo("ttfc_ms:p95<=1000")
-    levels = pd.DataFrame([
-        {"model": "m", "level": 1.0, "slo_ok": True, "slo_observed": {slo.text: 300.0}, "slo_status": {slo.text: "met"},
-         "ttfc_ms_p50": 200.0, "still_waiting": 0, "ok": 40},
-        {"model": "m", "level": 2.0, "slo_ok": False, "slo_observed": {slo.text: None}, "slo_status": {slo.text: "too few"},
-         "ttfc_ms_p50": np.nan, "still_waiting": 2, "ok": 0},
-    ])
+    levels = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "level": 1.0,
+                "slo_ok": True,
+                "slo_observed": {slo.text: 300.0},
+                "slo_status": {slo.text: "met"},
+                "ttfc_ms_p50": 200.0,
+                "still_waiting": 0,
+                "ok": 40,
+            },
+            {
+                "model": "m",
+                "level": 2.0,
+                "slo_ok": False,
+                "slo_observed": {slo.text: None},
+                "slo_status": {slo.text: "too few"},
+                "ttfc_ms_p50": np.nan,
+                "still_waiting": 2,
+                "ok": 0,
+            },
+        ]
+    )
     c = find_capacity(levels, [slo])["m"]
     assert c["capacity"] == 1.0 and c["bound"] == "at least"
     assert "too few finished requests (0 < 20)" in c["limited_by"] and "2 still waiting" in c["limited_by"]
 
 
 def _level(slo, level: float, status: str, observed: float | None, ok: int = 40) -> dict:
-    return {"model": "m", "level": level, "slo_ok": status == "met", "slo_observed": {slo.text: observed},
-            "slo_status": {slo.text: status}, "ttfc_ms_p50": observed or np.nan, "still_waiting": 0, "ok": ok}
+    return {
+        "model": "m",
+        "level": level,
+        "slo_ok": status == "met",
+        "slo_observed": {slo.text: observed},
+        "slo_status": {slo.text: status},
+        "ttfc_ms_p50": observed or np.nan,
+        "still_waiting": 0,
+        "ok": ok,
+    }
 
 
 def test_capacity_a_level_too_short_to_judge_is_not_a_failure():
@@ -102,6 +129,7 @@ def test_capacity_a_level_too_short_to_judge_is_not_a_failure():
 
 # --- throughput counts tokens when they streamed ---------------------------------------------------
 
+
 def test_output_tokens_counted_in_the_windows_they_streamed_in(tmp_path):
     """One 10 s stream of 100 parts (one token each, 100 ms apart): 10 tokens/s in every 1 s window,
     not 100 tokens in the last one."""
@@ -121,11 +149,35 @@ def test_tokens_of_failed_and_cut_off_streams_count_in_throughput(tmp_path):
 
 # --- a run where nothing succeeds ---------------------------------------------------------------------
 
+
 def test_a_run_where_every_request_fails_gets_a_full_report(tmp_path):
     """Every stream stalls after its first part (the preflight, which needs only a first part, passes)."""
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "4s", "-u", "3", "-r", "3",
-                                 "--warmup", "0", "--target-faults", "stall=1.0:3", "--stall-timeout", "0.3", "-q"),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--target-profiles",
+            FAST,
+            "-t",
+            "4s",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "--warmup",
+            "0",
+            "--target-faults",
+            "stall=1.0:3",
+            "--stall-timeout",
+            "0.3",
+            "-q",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     page = (run / "report.html").read_text()
@@ -141,12 +193,36 @@ def test_a_run_where_every_request_fails_gets_a_full_report(tmp_path):
 
 # --- open loop: every arrival is recorded ---------------------------------------------------------------
 
+
 def test_open_loop_records_every_arrival_offered(tmp_path):
     """6 arrivals/s with 2 users that stay busy for seconds: most arrivals cannot be sent. Each has a
     record (not_sent), run.json says offered vs sent, and the report is marked untrusted."""
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "6s", "-u", "2", "-r", "2",
-                                 "--load-mode", "open", "--arrival-rate", "6", "--scenario", "long-chat", "-q"),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--target-profiles",
+            FAST,
+            "-t",
+            "6s",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "--load-mode",
+            "open",
+            "--arrival-rate",
+            "6",
+            "--scenario",
+            "long-chat",
+            "-q",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     meta = json.loads((run / "run.json").read_text())
@@ -165,9 +241,34 @@ def test_open_loop_records_every_arrival_offered(tmp_path):
 def test_open_loop_processes_draw_their_own_arrivals(tmp_path):
     """Two worker processes at 6/s together: merged arrival gaps look Poisson (about 3 % under 5 ms),
     not two copies of one schedule (half the gaps near 0)."""
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "12s", "-u", "40", "-r", "40",
-                                 "--processes", "2", "--load-mode", "open", "--arrival-rate", "6", "--scenario", "short-qa", "-q"),
-                       capture_output=True, text=True, timeout=150, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--target-profiles",
+            FAST,
+            "-t",
+            "12s",
+            "-u",
+            "40",
+            "-r",
+            "40",
+            "--processes",
+            "2",
+            "--load-mode",
+            "open",
+            "--arrival-rate",
+            "6",
+            "--scenario",
+            "short-qa",
+            "-q",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     df = pd.read_parquet(run / "requests.parquet")
@@ -180,6 +281,7 @@ def test_open_loop_processes_draw_their_own_arrivals(tmp_path):
 
 
 # --- lossless: a full disk, a damaged spool ---------------------------------------------------------------
+
 
 class FileSizeLimit:
     """A real write error on the real file: RLIMIT_FSIZE makes writes past ``limit`` bytes fail (EFBIG),
@@ -281,6 +383,7 @@ def test_damaged_spool_frame_is_skipped_and_reported(tmp_path):
 
 # --- the small definitions ------------------------------------------------------------------------------
 
+
 def test_gaps_slo_judged_by_its_own_statistic(tmp_path):
     """gaps_ms:max<=200 fails a request with one 900 ms gap among 20 ms ones (its p99 alone would pass)."""
     from array import array
@@ -318,17 +421,45 @@ def test_token_source_mix(tmp_path):
 
 
 def test_credentials_in_host_are_refused_without_echo(tmp_path):
-    r = subprocess.run(bench_cmd("run", "--host", "http://alice:s3cret@127.0.0.1:9", "-t", "2s", "--out", str(tmp_path)),
-                       capture_output=True, text=True, timeout=60, env=bench_env())
+    r = subprocess.run(
+        bench_cmd("run", "--host", "http://alice:s3cret@127.0.0.1:9", "-t", "2s", "--out", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=bench_env(),
+    )
     assert r.returncode == 2 and "credentials in the URL" in r.stderr and "s3cret" not in r.stderr + r.stdout
     assert not list(tmp_path.iterdir())
 
 
 def test_capacity_faults_reach_the_target(tmp_path):
-    r = subprocess.run(bench_cmd("capacity", "--scenario", str(HERE / "data" / "one-turn.yaml"), "--target-profiles", FAST,
-                                 "--levels", "2", "--level-duration", "4s", "--level-warmup", "1", "--slo", "ttfc_ms:p95<=1000",
-                                 "--target-faults", "stall=1.0:3", "--stall-timeout", "0.3", "--out", str(tmp_path)),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd(
+            "capacity",
+            "--scenario",
+            str(HERE / "data" / "one-turn.yaml"),
+            "--target-profiles",
+            FAST,
+            "--levels",
+            "2",
+            "--level-duration",
+            "4s",
+            "--level-warmup",
+            "1",
+            "--slo",
+            "ttfc_ms:p95<=1000",
+            "--target-faults",
+            "stall=1.0:3",
+            "--stall-timeout",
+            "0.3",
+            "--out",
+            str(tmp_path),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     level = json.loads(next(tmp_path.glob("capacity-*/capacity.json")).read_text())["levels"][0]
     assert level["error_rate"] == 1.0, level
@@ -336,9 +467,15 @@ def test_capacity_faults_reach_the_target(tmp_path):
 
 # --- every run states its own timing uncertainty ------------------------------------------------------
 
+
 def test_a_run_states_its_timing_uncertainty(tmp_path):
-    r = subprocess.run(bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "5s", "-u", "4", "-r", "4", "-q"),
-                       capture_output=True, text=True, timeout=120, env=bench_env())
+    r = subprocess.run(
+        bench_cmd("run", "--out", str(tmp_path), "--target-profiles", FAST, "-t", "5s", "-u", "4", "-r", "4", "-q"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     run = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
     lines = [json.loads(x) for x in (run / "timing.jsonl").read_text().splitlines()]
@@ -378,8 +515,10 @@ def test_timing_probe_sees_a_blocked_loop(block_ms):
     (In a child process: bench.load imports Locust, which must not monkey-patch the pytest process.)"""
     import sys
 
-    code = (f"import time\nfrom bench.load.collect import KernelTimer\nt = KernelTimer.start(10_000_000)\n"
-            f"print('none' if t is None else '')\nt and t.wait()\ntime.sleep({block_ms} / 1000)\nprint(t.wait() if t else 0)\n")
+    code = (
+        f"import time\nfrom bench.load.collect import KernelTimer\nt = KernelTimer.start(10_000_000)\n"
+        f"print('none' if t is None else '')\nt and t.wait()\ntime.sleep({block_ms} / 1000)\nprint(t.wait() if t else 0)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr[-1500:]
     first, late = r.stdout.split("\n")[:2]

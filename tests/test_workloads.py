@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FAST, bench_cmd, bench_env
 
 from bench.errors import InputError
 from bench.workload.datasets import ImportFilters, import_conversations
 from bench.workload.synthetic import PromptMaker, parse_length
 from bench.workload.trace import bursty_trace, load_trace, parse_window
-from conftest import FAST, bench_cmd, bench_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "datasets" / "sample-sharegpt.json"
@@ -33,39 +33,50 @@ def only_run(out: Path) -> Path:
 
 # --- trace files: three layouts, errors that name the place -------------------------------------------
 
+
 def test_trace_layouts_ours_mooncake_azure(tmp_path):
     ours = tmp_path / "ours.jsonl"
-    ours.write_text('{"t": 5.0, "conversation_id": "a", "prompt": "hi"}\n'
-                    '{"t": 2.5, "conversation_id": "b", "model": "x/y", "input_tokens": 40, "output_tokens": 8}\n'
-                    '\n{"t": 7.0, "conversation_id": "a", "turn": 1, "prompt": "and then?"}\n')
+    ours.write_text(
+        '{"t": 5.0, "conversation_id": "a", "prompt": "hi"}\n'
+        '{"t": 2.5, "conversation_id": "b", "model": "x/y", "input_tokens": 40, "output_tokens": 8}\n'
+        '\n{"t": 7.0, "conversation_id": "a", "turn": 1, "prompt": "and then?"}\n'
+    )
     tr = load_trace(ours)
     assert [(r.row, r.t, r.conversation, r.turn) for r in tr.rows] == [(2, 0.0, "b", 0), (1, 2.5, "a", 0), (4, 4.5, "a", 1)]
     assert tr.rows[0].model == "x/y" and tr.rows[0].input_tokens == 40 and tr.rows[0].output_tokens == 8
     moon = tmp_path / "mooncake.jsonl"  # timestamps in milliseconds
-    moon.write_text('{"timestamp": 0, "input_length": 6955, "output_length": 52, "hash_ids": [1, 2]}\n'
-                    '{"timestamp": 2500, "input_length": 100, "output_length": 10, "hash_ids": [3]}\n')
+    moon.write_text(
+        '{"timestamp": 0, "input_length": 6955, "output_length": 52, "hash_ids": [1, 2]}\n'
+        '{"timestamp": 2500, "input_length": 100, "output_length": 10, "hash_ids": [3]}\n'
+    )
     tr = load_trace(moon)
     assert [r.t for r in tr.rows] == [0.0, 2.5] and tr.rows[0].input_tokens == 6955 and tr.rows[1].output_tokens == 10
     assert tr.rows[0].conversation != tr.rows[1].conversation  # rows without a conversation stand alone
     azure = tmp_path / "azure.csv"  # seven fraction digits, as Azure writes them
-    azure.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n"
-                     "2023-11-16 18:15:50.9951690,396,109\n")
+    azure.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n"
+    )
     tr = load_trace(azure)
     assert tr.rows[1].t == pytest.approx(4.314579, abs=1e-6) and tr.rows[1].input_tokens == 396
     assert tr.rate() == pytest.approx(1 / 4.314579, rel=1e-6)
 
 
-@pytest.mark.parametrize("text,needle", [
-    ('{"t": 1, "prompt": "a"}\n{"t": 2, "prompt": \n', "line 2: not valid JSON"),
-    ('{"prompt": "a"}\n', "line 1: no arrival time"),
-    ('{"t": "soon", "prompt": "a"}\n', "line 1, field 't': expected a number"),
-    ('{"t": 1, "input_tokens": -3}\n', "line 1, field 'input_tokens': expected a whole number >= 0"),
-    ('{"t": 1, "conversation_id": "c"}\n', "line 1: the row has no prompt, messages or input_tokens"),
-    ('{"t": 1, "conversation_id": "c", "turn": 2, "prompt": "a"}\n{"t": 2, "conversation_id": "c", "turn": 1, "prompt": "b"}\n',
-     "line 2, field 'turn'"),
-    ('{"t": 1, "messages": [{"role": "robot", "content": "x"}]}\n', "field 'messages.0'"),
-    ('{"t": 1, "model": "has space", "prompt": "a"}\n', "field 'model'"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ('{"t": 1, "prompt": "a"}\n{"t": 2, "prompt": \n', "line 2: not valid JSON"),
+        ('{"prompt": "a"}\n', "line 1: no arrival time"),
+        ('{"t": "soon", "prompt": "a"}\n', "line 1, field 't': expected a number"),
+        ('{"t": 1, "input_tokens": -3}\n', "line 1, field 'input_tokens': expected a whole number >= 0"),
+        ('{"t": 1, "conversation_id": "c"}\n', "line 1: the row has no prompt, messages or input_tokens"),
+        (
+            '{"t": 1, "conversation_id": "c", "turn": 2, "prompt": "a"}\n{"t": 2, "conversation_id": "c", "turn": 1, "prompt": "b"}\n',
+            "line 2, field 'turn'",
+        ),
+        ('{"t": 1, "messages": [{"role": "robot", "content": "x"}]}\n', "field 'messages.0'"),
+        ('{"t": 1, "model": "has space", "prompt": "a"}\n', "field 'model'"),
+    ],
+)
 def test_trace_errors_name_file_line_and_field(tmp_path, text, needle):
     p = tmp_path / "bad.jsonl"
     p.write_text(text)
@@ -88,6 +99,7 @@ def test_trace_window_and_its_errors(tmp_path):
 
 # --- synthetic prompts ---------------------------------------------------------------------------------
 
+
 def test_length_distributions_parse_and_refuse():
     rng = random.Random(0)
     assert parse_length("256", "--input-tokens").draw(rng) == 256
@@ -101,8 +113,9 @@ def test_length_distributions_parse_and_refuse():
 
 
 def test_prompts_have_the_asked_length_by_tokenizer_and_by_characters(tmp_path):
-    from bench.tokens import load_tokenizer
     from test_stream import word_tokenizer
+
+    from bench.tokens import load_tokenizer
 
     count = load_tokenizer(str(word_tokenizer(tmp_path)))
     maker = PromptMaker(3, count)
@@ -115,6 +128,7 @@ def test_prompts_have_the_asked_length_by_tokenizer_and_by_characters(tmp_path):
 
 
 # --- dataset import ------------------------------------------------------------------------------------
+
 
 def test_import_sample_dataset_with_filters_and_report():
     convs, rep = import_conversations(SAMPLE, "auto", ImportFilters(min_turns=2, max_prompt_chars=2000))
@@ -129,9 +143,19 @@ def test_import_sample_dataset_with_filters_and_report():
 
 def test_import_openai_jsonl_and_text(tmp_path):
     oa = tmp_path / "chats.jsonl"
-    oa.write_text(json.dumps({"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one"},
-                                           {"role": "assistant", "content": "1"},
-                                           {"role": "user", "content": [{"type": "text", "text": "two"}]}]}) + "\n")
+    oa.write_text(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "one"},
+                    {"role": "assistant", "content": "1"},
+                    {"role": "user", "content": [{"type": "text", "text": "two"}]},
+                ]
+            }
+        )
+        + "\n"
+    )
     convs, rep = import_conversations(oa)
     assert rep.fmt == "openai" and convs[0]["turns"] == ["one", "two"]
     txt = tmp_path / "prompts.txt"
@@ -140,15 +164,24 @@ def test_import_openai_jsonl_and_text(tmp_path):
     assert rep.fmt == "text" and [c["turns"] for c in convs] == [["first prompt"], ["second prompt"]]
 
 
-@pytest.mark.parametrize("name,text,needle", [
-    ("a.json", '[{"conversations": [{"from": "human", "value": "x"}]},\n {"conversations": \n', "line 3: not valid JSON"),
-    ("b.json", '[{"conversations": "hello"}]', "record 0, field 'conversations'"),
-    ("c.json", '[{"conversations": [{"from": "human", "value": "x"}]}, {"conversations": [{"from": "alien", "value": "x"}]}]',
-     "record 1, field 'conversations.0.from'"),
-    ("d.jsonl", '{"messages": [{"role": "user", "content": "ok"}]}\n{"messages": [{"content": "no role"}]}\n',
-     "line 2, field 'messages.0'"),
-    ("e.jsonl", "", "empty"),
-])
+@pytest.mark.parametrize(
+    "name,text,needle",
+    [
+        ("a.json", '[{"conversations": [{"from": "human", "value": "x"}]},\n {"conversations": \n', "line 3: not valid JSON"),
+        ("b.json", '[{"conversations": "hello"}]', "record 0, field 'conversations'"),
+        (
+            "c.json",
+            '[{"conversations": [{"from": "human", "value": "x"}]}, {"conversations": [{"from": "alien", "value": "x"}]}]',
+            "record 1, field 'conversations.0.from'",
+        ),
+        (
+            "d.jsonl",
+            '{"messages": [{"role": "user", "content": "ok"}]}\n{"messages": [{"content": "no role"}]}\n',
+            "line 2, field 'messages.0'",
+        ),
+        ("e.jsonl", "", "empty"),
+    ],
+)
 def test_import_malformed_files_name_file_and_record(tmp_path, name, text, needle):
     p = tmp_path / name
     p.write_text(text)
@@ -172,8 +205,25 @@ def test_imported_sharegpt_runs_as_a_scenario_with_live_history(tmp_path):
     # think time zero for the test: every conversation runs through its turns quickly
     text = scen.read_text().replace("kind: content", "kind: fixed\n  seconds: 0").replace("  min: 1.0\n  max: 30.0\n", "")
     scen.write_text(text)
-    r = bench("run", "--scenario", str(scen), "--out", str(tmp_path / "out"), "--target-profiles", FAST, "-t", "6s",
-              "-u", "4", "-r", "4", "--warmup", "0", "-q", "--no-report")
+    r = bench(
+        "run",
+        "--scenario",
+        str(scen),
+        "--out",
+        str(tmp_path / "out"),
+        "--target-profiles",
+        FAST,
+        "-t",
+        "6s",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "--warmup",
+        "0",
+        "-q",
+        "--no-report",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet")
     ok = df[df["error"].isna()]
@@ -184,13 +234,30 @@ def test_imported_sharegpt_runs_as_a_scenario_with_live_history(tmp_path):
 
 # --- trace replay end to end ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("speedup", [1, 10])
 def test_trace_replay_keeps_every_arrival_at_its_time(tmp_path, speedup):
     trace = tmp_path / "trace.jsonl"
     rows = bursty_trace(trace)
     assert len(rows) == 1000
-    r = bench("run", "--trace", str(trace), "--speedup", str(speedup), "--out", str(tmp_path / "out"), "--target-profiles", FAST,
-              "-u", "100", "-r", "100", "-q", "--no-report", timeout=180)
+    r = bench(
+        "run",
+        "--trace",
+        str(trace),
+        "--speedup",
+        str(speedup),
+        "--out",
+        str(tmp_path / "out"),
+        "--target-profiles",
+        FAST,
+        "-u",
+        "100",
+        "-r",
+        "100",
+        "-q",
+        "--no-report",
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "out")
     df = pd.read_parquet(run / "requests.parquet")
@@ -229,8 +296,26 @@ def test_token_length_mix_achieves_the_requested_mean(tmp_path):
     from test_stream import word_tokenizer
 
     tok = word_tokenizer(tmp_path)
-    r = bench("run", "--input-tokens", "normal:300:60", "--tokenizer", str(tok), "--out", str(tmp_path / "out"),
-              "--target-profiles", FAST, "-t", "5s", "-u", "4", "-r", "4", "--warmup", "0", "-q")
+    r = bench(
+        "run",
+        "--input-tokens",
+        "normal:300:60",
+        "--tokenizer",
+        str(tok),
+        "--out",
+        str(tmp_path / "out"),
+        "--target-profiles",
+        FAST,
+        "-t",
+        "5s",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "--warmup",
+        "0",
+        "-q",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "out")
     df = pd.read_parquet(run / "requests.parquet")
@@ -243,13 +328,16 @@ def test_token_length_mix_achieves_the_requested_mean(tmp_path):
     assert 'id="lengths"' in (run / "report.html").read_text()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--trace-window", "0:10"], "--trace-window needs --trace"),
-    (["--trace", "no-such-trace.jsonl"], "file not found"),
-    (["--input-tokens", "lognormal:3"], "--input-tokens"),
-    (["--output-tokens", "32"], "--output-tokens needs --input-tokens"),
-    (["--speedup", "0"], "--speedup must be positive"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--trace-window", "0:10"], "--trace-window needs --trace"),
+        (["--trace", "no-such-trace.jsonl"], "file not found"),
+        (["--input-tokens", "lognormal:3"], "--input-tokens"),
+        (["--output-tokens", "32"], "--output-tokens needs --input-tokens"),
+        (["--speedup", "0"], "--speedup must be positive"),
+    ],
+)
 def test_workload_options_refused_before_load(tmp_path, args, needle):
     r = bench("run", "--out", str(tmp_path), "-t", "3s", "-q", *args, timeout=60)
     assert r.returncode == 2 and needle in r.stderr, r.stderr
@@ -259,11 +347,29 @@ def test_workload_options_refused_before_load(tmp_path, args, needle):
 def test_plain_locust_trace_replay_ends_by_itself(target, tmp_path):
     """No -t: the run stops once every row is answered; no warm-up is cut from a trace."""
     trace = tmp_path / "t.jsonl"
-    trace.write_text("".join(json.dumps({"t": i * 0.1, "conversation_id": f"c{i % 5}", "prompt": f"q{i}"}) + "\n"
-                             for i in range(30)))
+    trace.write_text(
+        "".join(json.dumps({"t": i * 0.1, "conversation_id": f"c{i % 5}", "prompt": f"q{i}"}) + "\n" for i in range(30))
+    )
     out = tmp_path / "plain"
-    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "10", "-r", "10", "--trace", str(trace),
-           "--results-dir", str(out), "--auth", "jwt", "--only-summary"]
+    cmd = [
+        "locust",
+        "-f",
+        "locustfile.py",
+        "--host",
+        target.url,
+        "--headless",
+        "-u",
+        "10",
+        "-r",
+        "10",
+        "--trace",
+        str(trace),
+        "--results-dir",
+        str(out),
+        "--auth",
+        "jwt",
+        "--only-summary",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=bench_env(), cwd=ROOT)
     assert r.returncode in (0, 1), r.stderr[-2000:]
     meta = json.loads((out / "run.json").read_text())
@@ -273,8 +379,12 @@ def test_plain_locust_trace_replay_ends_by_itself(target, tmp_path):
 
 
 def _trace(path: Path, n: int, gap: float, convs: int) -> Path:
-    path.write_text("".join(json.dumps({"t": round(i * gap, 3), "conversation_id": f"c{i % convs}", "prompt": f"Question {i}."})
-                            + "\n" for i in range(n)))
+    path.write_text(
+        "".join(
+            json.dumps({"t": round(i * gap, 3), "conversation_id": f"c{i % convs}", "prompt": f"Question {i}."}) + "\n"
+            for i in range(n)
+        )
+    )
     return path
 
 
@@ -282,8 +392,23 @@ def test_trace_cut_short_records_every_due_row(tmp_path):
     """Two users for 30 one-second streams due within 3 s: the run ends with rows queued for a user
     (not_sent) and streams in flight (cancelled); every row that came due is a record, once."""
     trace = _trace(tmp_path / "t.jsonl", 30, 0.1, 30)
-    r = bench("run", "--trace", str(trace), "--out", str(tmp_path / "out"), "--target-profiles", str(ROOT / "tests" / "data" /
-              "slow-profiles.yaml"), "-t", "4s", "-u", "2", "-r", "2", "-q", "--no-report")
+    r = bench(
+        "run",
+        "--trace",
+        str(trace),
+        "--out",
+        str(tmp_path / "out"),
+        "--target-profiles",
+        str(ROOT / "tests" / "data" / "slow-profiles.yaml"),
+        "-t",
+        "4s",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-q",
+        "--no-report",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet")
     assert sorted(df["trace_row"]) == list(range(1, 31))  # all due before the end, none twice
@@ -296,8 +421,24 @@ def test_trace_cut_short_records_every_due_row(tmp_path):
 def test_trace_where_every_request_fails_still_replays_and_reports(tmp_path):
     trace = _trace(tmp_path / "t.jsonl", 12, 0.05, 3)  # three conversations of four turns
     # every stream stalls after its third part (the preflight, which needs only the first, passes)
-    r = bench("run", "--trace", str(trace), "--out", str(tmp_path / "out"), "--target-profiles", FAST,
-              "--target-faults", "stall=1.0:3", "--stall-timeout", "0.3", "-u", "4", "-r", "4", "-q")
+    r = bench(
+        "run",
+        "--trace",
+        str(trace),
+        "--out",
+        str(tmp_path / "out"),
+        "--target-profiles",
+        FAST,
+        "--target-faults",
+        "stall=1.0:3",
+        "--stall-timeout",
+        "0.3",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-q",
+    )
     run = only_run(tmp_path / "out")
     df = pd.read_parquet(run / "requests.parquet")
     assert sorted(df["trace_row"]) == list(range(1, 13)) and (df["error"] == "stall").all()
@@ -308,14 +449,30 @@ def test_trace_where_every_request_fails_still_replays_and_reports(tmp_path):
 
 def test_trace_history_token_counts_grow_by_what_was_sent_and_streamed(tmp_path):
     """With --tokenizer: each turn's prompt tokens = the previous turn's + its reply's + this message's."""
-    from bench.tokens import load_tokenizer
     from test_stream import word_tokenizer
+
+    from bench.tokens import load_tokenizer
 
     tok = word_tokenizer(tmp_path)
     count = load_tokenizer(str(tok))
     trace = _trace(tmp_path / "t.jsonl", 8, 0.3, 2)
-    r = bench("run", "--trace", str(trace), "--tokenizer", str(tok), "--out", str(tmp_path / "out"), "--target-profiles", FAST,
-              "-u", "2", "-r", "2", "-q", "--no-report")
+    r = bench(
+        "run",
+        "--trace",
+        str(trace),
+        "--tokenizer",
+        str(tok),
+        "--out",
+        str(tmp_path / "out"),
+        "--target-profiles",
+        FAST,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-q",
+        "--no-report",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet").sort_values(["conversation", "turn"])
     assert df["error"].isna().all() and (df["token_source"] == "tokenizer:words").all()

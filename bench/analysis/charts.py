@@ -12,7 +12,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-
 def colours(models: list[str]) -> dict[str, str]:
     cmap = plt.get_cmap("tab10")
     return {m: matplotlib.colors.to_hex(cmap(i % 10)) for i, m in enumerate(sorted(models))}
@@ -60,7 +59,11 @@ def gaps_chart(cdfs: dict[str, tuple[np.ndarray, np.ndarray]], models: list[str]
         if len(x):
             ax.step(x, y, where="post", color=col[m], label=_short(m))
     ax.set_xscale("log")
-    ax.set(xlabel="inter-chunk gap (ms, log scale; gaps of parts read together omitted)", ylabel="share of gaps", title="Inter-chunk gap distribution")
+    ax.set(
+        xlabel="inter-chunk gap (ms, log scale; gaps of parts read together omitted)",
+        ylabel="share of gaps",
+        title="Inter-chunk gap distribution",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(**BESIDE)
     return _save(fig, out, "gaps_cdf"), "Inter-chunk gap distribution"
@@ -85,8 +88,9 @@ def _ttfc_cdf(df: pd.DataFrame, models: list[str], col: dict, out: Path, slo_ttf
     return _save(fig, out, "ttfc_cdf")
 
 
-def _over_time(ts: pd.DataFrame, models: list[str], col: dict, out: Path, warmup_s: float = 0.0,
-               users: list[tuple[float, int]] | None = None) -> str:
+def _over_time(
+    ts: pd.DataFrame, models: list[str], col: dict, out: Path, warmup_s: float = 0.0, users: list[tuple[float, int]] | None = None
+) -> str:
     """TTFC, throughput, completed requests and streams in flight over the run; the warm-up shaded;
     Locust's running users (all workers) beside the streams, so a lost worker's load drop shows."""
     fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
@@ -150,7 +154,12 @@ def server_chart(table: pd.DataFrame, t0: float, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)  # a run with no measured request still has the server's view
     panels = [c for c in ("running", "waiting", "kv_cache", "tokens_per_s") if c in table]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.7 * len(panels) + 0.8), sharex=True, squeeze=False)
-    labels = {"running": "requests running", "waiting": "requests waiting", "kv_cache": "KV cache use", "tokens_per_s": "tokens/s (server)"}
+    labels = {
+        "running": "requests running",
+        "waiting": "requests waiting",
+        "kv_cache": "KV cache use",
+        "tokens_per_s": "tokens/s (server)",
+    }
     for ax, c in zip(axes[:, 0], panels):
         ax.plot(table.index - t0, table[c], color="#444")
         ax.set_ylabel(labels[c], fontsize=8)
@@ -160,8 +169,14 @@ def server_chart(table: pd.DataFrame, t0: float, out: Path) -> str:
     return _save(fig, out, "server")
 
 
-def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float | None = None,
-                warmup_s: float = 0.0, users: list[tuple[float, int]] | None = None) -> list[tuple[str, str]]:
+def make_charts(
+    df: pd.DataFrame,
+    ts: pd.DataFrame,
+    out: Path,
+    slo_ttfc: float | None = None,
+    warmup_s: float = 0.0,
+    users: list[tuple[float, int]] | None = None,
+) -> list[tuple[str, str]]:
     """Draw the report's charts; return (file stem, title) pairs in the report's order.
 
     ``df`` holds the measured requests (warm-up excluded); ``ts`` the whole run over time.
@@ -177,16 +192,28 @@ def make_charts(df: pd.DataFrame, ts: pd.DataFrame, out: Path, slo_ttfc: float |
     if len(ok):  # no panel without data: a run where nothing succeeded shows its errors
         made.append((_ttfc_cdf(df, models, col, out, slo_ttfc), "TTFC distribution per model"))
     if not ts.empty:
-        made.append((_over_time(ts, models, col, out, warmup_s, users),
-                     "TTFC, throughput, requests, streams in flight and users over time"))
+        made.append(
+            (
+                _over_time(ts, models, col, out, warmup_s, users),
+                "TTFC, throughput, requests, streams in flight and users over time",
+            )
+        )
     if len(ok):
         made.append((_ttfc_vs_prompt(ok, models, col, out), "TTFC against prompt size"))
     made.append((_errors(live, col, out), "Errors by class"))
     return made
 
 
-def sweep_chart(levels: pd.DataFrame, out: Path, metric: str, slo_value: float | None, capacity: dict[str, float] | None,
-                x: str = "level", xlabel: str = "concurrent conversations", knees: dict[str, float] | None = None) -> str:
+def sweep_chart(
+    levels: pd.DataFrame,
+    out: Path,
+    metric: str,
+    slo_value: float | None,
+    capacity: dict[str, float] | None,
+    x: str = "level",
+    xlabel: str = "concurrent conversations",
+    knees: dict[str, float] | None = None,
+) -> str:
     """Latency percentiles and throughput against load, with the SLO line and the found capacity."""
     out.mkdir(parents=True, exist_ok=True)
     models = sorted(levels["model"].unique())
@@ -228,7 +255,11 @@ def compare_chart(base: pd.DataFrame, cand: pd.DataFrame, out: Path) -> str:
                 x, y = cdf_points(v)
                 ax.step(x, y, where="post", ls=ls, color=col[m], label=f"{_short(m)} {tag}")
     ax.set_xscale("log")
-    ax.set(xlabel="time to first chunk (ms, log scale)", ylabel="share of requests", title="TTFC: baseline (solid) vs candidate (dashed)")
+    ax.set(
+        xlabel="time to first chunk (ms, log scale)",
+        ylabel="share of requests",
+        title="TTFC: baseline (solid) vs candidate (dashed)",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(**{**BESIDE, "fontsize": 7})
     _save(fig, out, "compare_ttfc")

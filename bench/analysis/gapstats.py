@@ -37,7 +37,7 @@ class GapSummary:
     cdf_ms: tuple[np.ndarray, np.ndarray]
 
     @classmethod
-    def empty(cls) -> "GapSummary":
+    def empty(cls) -> GapSummary:
         return cls(empty_stats(), (np.empty(0), np.empty(0)))
 
 
@@ -56,7 +56,9 @@ class _Counts:
         """The k-th smallest gaps (0-based), in microseconds."""
         k = np.asarray(k, dtype=np.int64)
         fine = np.searchsorted(self.cum, k, side="right")
-        return np.where(k < self.small, fine, self.big[np.clip(k - self.small, 0, max(self.big.size - 1, 0))] if self.big.size else 0)
+        return np.where(
+            k < self.small, fine, self.big[np.clip(k - self.small, 0, max(self.big.size - 1, 0))] if self.big.size else 0
+        )
 
     def summary(self) -> GapSummary:
         if self.n == 0:
@@ -98,8 +100,9 @@ def _group_ids(out: np.ndarray, lab: np.ndarray, lens: np.ndarray) -> None:
     np.cumsum(out, out=out)
 
 
-def summarize(path: Path, starts: np.ndarray, lengths: np.ndarray, labels: np.ndarray, groups: int,
-              chunk: int = CHUNK) -> list[GapSummary]:
+def summarize(
+    path: Path, starts: np.ndarray, lengths: np.ndarray, labels: np.ndarray, groups: int, chunk: int = CHUNK
+) -> list[GapSummary]:
     """Gap summaries of ``groups`` groups; ``labels[i]`` is row i's group, or -1 to leave it out.
 
     The file holds the rows' gaps in row order (``starts`` is the running sum of ``lengths``),
@@ -155,8 +158,16 @@ def summarize(path: Path, starts: np.ndarray, lengths: np.ndarray, labels: np.nd
     return [_Counts(by_group[:, g], big[g]).summary() for g in range(groups)]
 
 
-def sample(path: Path, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray, k: int, seed: int = 0,
-           chunk: int = CHUNK, owners: bool = False):
+def sample(
+    path: Path,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    seed: int = 0,
+    chunk: int = CHUNK,
+    owners: bool = False,
+):
     """A uniform sample of ``k`` of the given rows' gaps (all of them if fewer), uint32 microseconds.
 
     For the rank test and bootstrap of ``bench compare``, which need samples, not all 10^8 gaps;
@@ -172,7 +183,9 @@ def sample(path: Path, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray
     picks = np.arange(total) if total <= k else np.sort(np.random.default_rng(seed).choice(total, k, replace=False))
     cum = np.cumsum(lens)
     owner = np.searchsorted(cum, picks, side="right")
-    where = np.asarray(starts, dtype=np.int64)[rows][owner] + picks - (cum[owner] - lens[owner])  # positions in the file, ascending
+    where = (
+        np.asarray(starts, dtype=np.int64)[rows][owner] + picks - (cum[owner] - lens[owner])
+    )  # positions in the file, ascending
     out = np.empty(where.size, np.uint32)
     buf = np.empty(min(chunk, int(where[-1] - where[0]) + 1), "<u4")
     with open(path, "rb", buffering=0) as f:
@@ -189,9 +202,20 @@ def sample(path: Path, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray
     return (out, owner) if owners else out
 
 
-def arrival_histogram(path: Path, starts: np.ndarray, lengths: np.ndarray, t_first: np.ndarray, span: np.ndarray,
-                      weights: np.ndarray, labels: np.ndarray, groups: int, t0: float, width: float, nbins: int,
-                      chunk: int = CHUNK) -> np.ndarray:
+def arrival_histogram(
+    path: Path,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    t_first: np.ndarray,
+    span: np.ndarray,
+    weights: np.ndarray,
+    labels: np.ndarray,
+    groups: int,
+    t0: float,
+    width: float,
+    nbins: int,
+    chunk: int = CHUNK,
+) -> np.ndarray:
     """Per group and time bin: the summed ``weights`` of the parts that *arrived* in the bin.
 
     A part's arrival is its row's first-part time ``t_first`` (seconds) plus the running sum of

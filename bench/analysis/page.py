@@ -35,8 +35,9 @@ def environment() -> Environment:
 
 def render_page(title: str, body_html: str) -> str:
     """A page in the shared shell around already-escaped HTML (tables, inlined SVG charts)."""
-    tpl = environment().from_string('{% extends "page.html" %}{% block title %}{{ title }}{% endblock %}'
-                                    "{% block body %}{{ body|safe }}{% endblock %}")
+    tpl = environment().from_string(
+        '{% extends "page.html" %}{% block title %}{{ title }}{% endblock %}{% block body %}{{ body|safe }}{% endblock %}'
+    )
     return tpl.render(title=title, body=body_html)
 
 
@@ -47,8 +48,13 @@ def md_tables_to_html(markdown: str) -> str:
     def table(lines: list[str]) -> str:
         rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines if not set(line) <= set("|-: ")]
         head, body = rows[0], rows[1:]
-        return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-                + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body) + "</table>")
+        return (
+            "<table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+            + "</table>"
+        )
 
     blocks, current = [], []
     for line in markdown.splitlines():

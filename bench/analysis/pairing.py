@@ -75,7 +75,11 @@ def compare_frame(df: pd.DataFrame) -> dict:
             sa, sb = sources.get(a), sources.get(b)
             if d.size < MIN_PAIRS or np.isnan(lo) or np.isnan(hi):
                 verdict = f"too few pairs ({d.size} < {MIN_PAIRS})"
-            elif metric == "decode_tps" and sa != sb and not (str(sa).startswith("tokenizer:") and str(sb).startswith("tokenizer:")):
+            elif (
+                metric == "decode_tps"
+                and sa != sb
+                and not (str(sa).startswith("tokenizer:") and str(sb).startswith("tokenizer:"))
+            ):
                 verdict = f"not comparable: tokens counted differently ({sa} vs {sb}); pass --tokenizer to count both alike"
             elif lo > 0:
                 verdict = f"{b if better == 'higher' else a} better"
@@ -84,10 +88,19 @@ def compare_frame(df: pd.DataFrame) -> dict:
             else:
                 verdict = "indistinguishable at 95 %"
             entry[metric] = {"median_diff_b_minus_a": med, "ci": [lo, hi], "verdict": verdict}
-        per_turn = both.reset_index().groupby("turn", observed=True).apply(
-            lambda g: pd.Series({"ttfc_diff_ms": float((g["ttfc_ms_b"] - g["ttfc_ms_a"]).median()),
-                                 "decode_tps_diff": float((g["decode_tps_b"] - g["decode_tps_a"]).median())}),
-            include_groups=False)
+        per_turn = (
+            both.reset_index()
+            .groupby("turn", observed=True)
+            .apply(
+                lambda g: pd.Series(
+                    {
+                        "ttfc_diff_ms": float((g["ttfc_ms_b"] - g["ttfc_ms_a"]).median()),
+                        "decode_tps_diff": float((g["decode_tps_b"] - g["decode_tps_a"]).median()),
+                    }
+                ),
+                include_groups=False,
+            )
+        )
         entry["per_turn"] = per_turn.reset_index().to_dict(orient="records")
         pairs.append(entry)
     return {"ranking": ranking, "pairs": pairs}

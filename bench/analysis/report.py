@@ -14,15 +14,22 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment
 
-from bench.analysis.summaries import (
-    FIRST_PART, MIN_SAMPLES, NOT_LIVE, by_group, gap_summaries, model_summary, prompt_buckets, time_series,
-)
+from bench.analysis.page import environment, num
 from bench.analysis.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
 from bench.analysis.runfolder import Run, open_run
-from bench.servermetrics import summary as server_summary
+from bench.analysis.summaries import (
+    FIRST_PART,
+    MIN_SAMPLES,
+    NOT_LIVE,
+    by_group,
+    gap_summaries,
+    model_summary,
+    prompt_buckets,
+    time_series,
+)
 from bench.analysis.timing import uncertainty, untrusted_reason
 from bench.metrics import label
-from bench.analysis.page import environment, num
+from bench.servermetrics import summary as server_summary
 from bench.slo import parse_slo
 
 METRICS_URL = "METRICS.md"  # copied into the run folder beside report.html
@@ -48,27 +55,52 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
     reasons = []
     if cpu >= CPU_UNTRUSTED:
         reasons.append(f"the load generator's CPU reached {cpu:.0f}%")
-    lag = untrusted_reason(timing, [x.value for x in slos if x.metric in FIRST_PART and x.op in ("<=", "<")],
-                           [m["ttfc_ms"]["p50"] for m in models.values()])
+    lag = untrusted_reason(
+        timing,
+        [x.value for x in slos if x.metric in FIRST_PART and x.op in ("<=", "<")],
+        [m["ttfc_ms"]["p50"] for m in models.values()],
+    )
     if lag:
         reasons.append(lag)
     offered, not_sent = meta.get("offered"), int(meta.get("not_sent") or 0)
     unsent_waits = [m["longest_unsent_wait_ms"] or 0 for m in models.values()]
-    if offered and not_sent and (not_sent > NOT_SENT_UNTRUSTED * offered or max(unsent_waits, default=0) > NOT_SENT_WAIT_S * 1000):
+    if (
+        offered
+        and not_sent
+        and (not_sent > NOT_SENT_UNTRUSTED * offered or max(unsent_waits, default=0) > NOT_SENT_WAIT_S * 1000)
+    ):
         reasons.append(f"the generator could not send what it offered (offered {offered}, sent {offered - not_sent})")
     warnings.extend(protocol_warnings(measured))
     untrusted = bool(reasons)
     if untrusted:
-        warnings.insert(0, "Numbers not trustworthy: " + "; ".join(reasons) + ". Add worker processes (--processes) or lower the load.")
+        warnings.insert(
+            0, "Numbers not trustworthy: " + "; ".join(reasons) + ". Add worker processes (--processes) or lower the load."
+        )
     summary = {
-        "run_id": meta.get("run_id", run_dir.name), "scenario": (meta.get("scenario") or {}).get("name"),
-        "host": meta.get("host"), "warmup_s": warm, "records": int(len(df)),
-        "measured_requests": int(len(measured)), "warmup_requests": int(len(warm_df)),
-        "generator_cpu_max": cpu, "untrusted": untrusted, "untrusted_reasons": reasons, "warnings": warnings,
-        "timing": timing, "server": server_summary(run_dir, t_from), "offered": offered, "not_sent": not_sent, "min_samples": MIN_SAMPLES,
-        "slos": [s.text for s in slos], "models": models, "all_models": overall, "failures": failures(measured),
-        "started_utc": _utc(meta.get("started")), "ended_utc": _utc(meta.get("ended")),
-        "cut_off": int((measured["error"] == "cancelled").sum()), "not_sent_measured": int((measured["error"] == "not_sent").sum()),
+        "run_id": meta.get("run_id", run_dir.name),
+        "scenario": (meta.get("scenario") or {}).get("name"),
+        "host": meta.get("host"),
+        "warmup_s": warm,
+        "records": int(len(df)),
+        "measured_requests": int(len(measured)),
+        "warmup_requests": int(len(warm_df)),
+        "generator_cpu_max": cpu,
+        "untrusted": untrusted,
+        "untrusted_reasons": reasons,
+        "warnings": warnings,
+        "timing": timing,
+        "server": server_summary(run_dir, t_from),
+        "offered": offered,
+        "not_sent": not_sent,
+        "min_samples": MIN_SAMPLES,
+        "slos": [s.text for s in slos],
+        "models": models,
+        "all_models": overall,
+        "failures": failures(measured),
+        "started_utc": _utc(meta.get("started")),
+        "ended_utc": _utc(meta.get("ended")),
+        "cut_off": int((measured["error"] == "cancelled").sum()),
+        "not_sent_measured": int((measured["error"] == "not_sent").sum()),
         "worker_lost": int((measured["error"] == "worker_lost").sum()),
         "ok_requests": int(sum(m["ok"] for m in models.values())),
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
@@ -88,8 +120,10 @@ def protocol_warnings(df: pd.DataFrame) -> list[str]:
     ok_status, empty = range(n_ok), df.loc[empty_m, ["protocol", "content_type"]]
     seen = ", ".join(sorted(map(str, empty["protocol"].dropna().unique()))) or "?"
     types = ", ".join(sorted(map(str, empty["content_type"].dropna().unique()))) or "?"
-    return [f"{len(empty)} of {len(ok_status)} answers with a 2xx status held no content part the decoder understood "
-            f"(decoded as {seen}; content type {types}): is this the right protocol? Try --protocol aisdk, sse, ui or openai."]
+    return [
+        f"{len(empty)} of {len(ok_status)} answers with a 2xx status held no content part the decoder understood "
+        f"(decoded as {seen}; content type {types}): is this the right protocol? Try --protocol aisdk, sse, ui or openai."
+    ]
 
 
 def failures(df: pd.DataFrame) -> list[dict]:
@@ -99,21 +133,37 @@ def failures(df: pd.DataFrame) -> list[dict]:
     for cls, g in errs.groupby("error", observed=True):
         first = g.iloc[0]
         head = first.get("body_head")
-        out.append({"error": str(cls), "count": int(len(g)), "models": sorted(map(str, g["model"].unique())),
-                    "status": int(first["status"]) if first["status"] == first["status"] and first["status"] else None,
-                    "detail": str(first.get("error_detail") or ""), "body_head": head if isinstance(head, str) else None})
+        out.append(
+            {
+                "error": str(cls),
+                "count": int(len(g)),
+                "models": sorted(map(str, g["model"].unique())),
+                "status": int(first["status"]) if first["status"] == first["status"] and first["status"] else None,
+                "detail": str(first.get("error_detail") or ""),
+                "body_head": head if isinstance(head, str) else None,
+            }
+        )
     return sorted(out, key=lambda x: -x["count"])
 
 
 def _utc(t) -> str | None:
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(float(t), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else None
+    return dt.datetime.fromtimestamp(float(t), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if t else None
 
 
 # The headline: (metric, statistic) pairs, titled by the catalogue; the console shows the first six.
-HEADLINE = [("ttfc_ms", "p50"), ("ttfc_ms", "p95"), ("ttfc_ms", "p99"), ("e2e_ms", "p50"), ("tpot_ms", "p50"), ("gaps_ms", "p99"),
-            ("decode_tps", "p50"), ("output_tps", ""), ("goodput", "")]
+HEADLINE = [
+    ("ttfc_ms", "p50"),
+    ("ttfc_ms", "p95"),
+    ("ttfc_ms", "p99"),
+    ("e2e_ms", "p50"),
+    ("tpot_ms", "p50"),
+    ("gaps_ms", "p99"),
+    ("decode_tps", "p50"),
+    ("output_tps", ""),
+    ("goodput", ""),
+]
 CONSOLE = [("ttfc_ms", "p50"), ("ttfc_ms", "p95"), ("ttfc_ms", "p99"), ("decode_tps", "p50"), ("output_tps", "")]
 
 
@@ -160,10 +210,12 @@ def console_table(summary: dict) -> str:
 
 def counts_line(summary: dict) -> str:
     """Why the table's request count differs from the progress line's: warm-up, cut off, not sent."""
-    return (f"{summary['records']} requests recorded: {summary['warmup_requests']} in the warm-up ({summary['warmup_s']:.0f} s, "
-            f"left out), {summary.get('cut_off', 0)} cut off by the run's end, {summary.get('not_sent_measured', 0)} never sent"
-            + (f", {summary['worker_lost']} in flight on a worker that died (outcome unknown)" if summary.get("worker_lost") else "")
-            + "; the table counts the rest. TTFC also counts streams cut off after their first part.")
+    return (
+        f"{summary['records']} requests recorded: {summary['warmup_requests']} in the warm-up ({summary['warmup_s']:.0f} s, "
+        f"left out), {summary.get('cut_off', 0)} cut off by the run's end, {summary.get('not_sent_measured', 0)} never sent"
+        + (f", {summary['worker_lost']} in flight on a worker that died (outcome unknown)" if summary.get("worker_lost") else "")
+        + "; the table counts the rest. TTFC also counts streams cut off after their first part."
+    )
 
 
 def markdown(summary: dict) -> str:
@@ -175,25 +227,48 @@ def markdown(summary: dict) -> str:
         if not w.startswith("Numbers not trustworthy"):
             out += [f"> ⚠️ {w}", ""]
     if summary["models"] and not summary["ok_requests"]:
-        out += ["**No request succeeded.** Failures:", ""] + [
-            f"- `{f['error']}` × {f['count']}: {f['detail']}" + (f" — body starts `{f['body_head'][:120]}`" if f["body_head"] else "")
-            for f in summary["failures"]] + [""]
+        out += (
+            ["**No request succeeded.** Failures:", ""]
+            + [
+                f"- `{f['error']}` × {f['count']}: {f['detail']}"
+                + (f" — body starts `{f['body_head'][:120]}`" if f["body_head"] else "")
+                for f in summary["failures"]
+            ]
+            + [""]
+        )
     pairs = [p for p in HEADLINE if p[0] not in ("e2e_ms", "tpot_ms")]  # a pull-request comment stays narrow
     out.append("| model | req | err | " + " | ".join(label(m, st) for m, st in pairs) + " |")
     out.append("|---|---:|---:|" + "---:|" * len(pairs))
     for _, r in t.iterrows():
-        out.append(f"| {r['model']} | {r['requests']} | {r['errors']} | " + " | ".join(_fmt(r[_key(m, st)]) for m, st in pairs) + " |")
+        out.append(
+            f"| {r['model']} | {r['requests']} | {r['errors']} | " + " | ".join(_fmt(r[_key(m, st)]) for m, st in pairs) + " |"
+        )
     if summary["slos"]:
-        out += ["", "SLOs: " + ", ".join(
-            f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {v.get('observed_text') or _fmt(v['observed'])}{'' if v['ok'] else ', ' + v['status']})"
-            for m, s in summary["models"].items() for v in s["slo_verdicts"])]
+        out += [
+            "",
+            "SLOs: "
+            + ", ".join(
+                f"{v['slo']} {'✅' if v['ok'] else '❌'} ({m.split('/')[-1]}: {v.get('observed_text') or _fmt(v['observed'])}{'' if v['ok'] else ', ' + v['status']})"
+                for m, s in summary["models"].items()
+                for v in s["slo_verdicts"]
+            ),
+        ]
     waiting = {m: s["still_waiting"] for m, s in summary["models"].items() if s["still_waiting"]}
     if waiting:
-        out += ["", "Still waiting for a first chunk at the end (counted against TTFC SLOs when past the bound): " + ", ".join(
-            f"{m.split('/')[-1]} {n} (longest {summary['models'][m]['longest_wait_ms'] / 1000:.1f} s)" for m, n in waiting.items())]
+        out += [
+            "",
+            "Still waiting for a first chunk at the end (counted against TTFC SLOs when past the bound): "
+            + ", ".join(
+                f"{m.split('/')[-1]} {n} (longest {summary['models'][m]['longest_wait_ms'] / 1000:.1f} s)"
+                for m, n in waiting.items()
+            ),
+        ]
     if summary.get("timing"):
         t = summary["timing"]
-        out += ["", f"Timing uncertainty of this run: {t['uncertainty_ms']:.2f} ms (p99.9 of the generator's scheduling lag; p99 {t['lag_p99_ms']:.2f} ms)."]
+        out += [
+            "",
+            f"Timing uncertainty of this run: {t['uncertainty_ms']:.2f} ms (p99.9 of the generator's scheduling lag; p99 {t['lag_p99_ms']:.2f} ms).",
+        ]
     if summary.get("offered"):
         out += ["", f"Open loop: offered {summary['offered']}, sent {summary['offered'] - summary['not_sent']}."]
     out += ["", f"Times in ms; warm-up of {summary['warmup_s']:.0f} s excluded. Definitions: docs/METRICS.md."]
@@ -217,11 +292,19 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     by_turn = by_group(measured, "turn", "turn")
     by_turn["turn"] = by_turn["turn"] + 1  # turns as a person counts them
     by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
-    warm_table = headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}}) if len(warm_df) else pd.DataFrame()
+    warm_table = (
+        headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}})
+        if len(warm_df)
+        else pd.DataFrame()
+    )
 
     from bench.analysis.charts import gaps_chart, models_chart
 
-    gap_chart = gaps_chart({m: g.cdf_ms for m, g in gaps.items()}, sorted(measured["model"].unique()), charts_dir) if len(measured) else None
+    gap_chart = (
+        gaps_chart({m: g.cdf_ms for m, g in gaps.items()}, sorted(measured["model"].unique()), charts_dir)
+        if len(measured)
+        else None
+    )
     charts = _finish_charts(charts_job, charts_dir)
     if gap_chart:  # drawn here from the gap pass's quantiles; shown after the TTFC charts
         stems = [stem for stem, _ in charts]
@@ -237,11 +320,25 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     headline_table(summary).to_csv(run_dir / "summary.csv", index=False)
     (run_dir / "summary.md").write_text(markdown(summary))
     svgs = [(title, (charts_dir / f"{stem}.svg").read_text()) for stem, title in charts]
-    page = _env().get_template("report.html").render(
-        s=summary, meta=meta, charts=svgs, fmt=_fmt, counts=counts_line(summary),
-        headline_heads=headline_headers(), headline_keys=[_key(m, st) for m, st in HEADLINE], metrics_url=METRICS_URL, mc=models_result,
-        headline=headline_table(summary), by_turn=by_turn, by_prompt=by_prompt, warm=warm_table,
-        meta_json=html.escape(json.dumps({k: v for k, v in meta.items() if k != "collector"}, indent=2, default=str)),
+    page = (
+        _env()
+        .get_template("report.html")
+        .render(
+            s=summary,
+            meta=meta,
+            charts=svgs,
+            fmt=_fmt,
+            counts=counts_line(summary),
+            headline_heads=headline_headers(),
+            headline_keys=[_key(m, st) for m, st in HEADLINE],
+            metrics_url=METRICS_URL,
+            mc=models_result,
+            headline=headline_table(summary),
+            by_turn=by_turn,
+            by_prompt=by_prompt,
+            warm=warm_table,
+            meta_json=html.escape(json.dumps({k: v for k, v in meta.items() if k != "collector"}, indent=2, default=str)),
+        )
     )
     path = run_dir / "report.html"
     path.write_text(page)
@@ -250,8 +347,9 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     return path, summary
 
 
-def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None,
-            warmup_s: float = 0.0) -> None:
+def _render(
+    df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_dir: Path, ttfc_slo: float | None, warmup_s: float = 0.0
+) -> None:
     from bench.analysis.charts import make_charts
 
     ts = time_series(df, window_s) if len(df) else pd.DataFrame()  # only the over-time chart reads it
@@ -262,7 +360,7 @@ def _render(df: pd.DataFrame, measured: pd.DataFrame, window_s: float, charts_di
         shift = float(collector["started"]) - float(wire.min())  # onto the time series' origin (its first request)
         users = [(t + shift, u) for t, u in collector["users_over_time"]]
     made = make_charts(measured, ts, charts_dir, ttfc_slo, warmup_s, users) if len(measured) else []
-    from bench.servermetrics import roles, load
+    from bench.servermetrics import load, roles
 
     server = roles(load(charts_dir.parent))
     if not server.empty and len(df):
@@ -282,7 +380,9 @@ def _start_charts(df, measured, window_s: float, charts_dir: Path, ttfc_slo, war
     if "fork" not in mp.get_all_start_methods():
         _render(df, measured, window_s, charts_dir, ttfc_slo, warmup_s)
         return None
-    proc = mp.get_context("fork").Process(target=_render, args=(df, measured, window_s, charts_dir, ttfc_slo, warmup_s), daemon=True)
+    proc = mp.get_context("fork").Process(
+        target=_render, args=(df, measured, window_s, charts_dir, ttfc_slo, warmup_s), daemon=True
+    )
     proc.start()
     return proc
 

@@ -22,14 +22,37 @@ from bench.records import COLUMNS, SpoolCheck, read_spool
 from bench.secrets import redact
 
 _TYPES = {
-    "run_id": pa.string(), "request_id": pa.string(), "worker": pa.string(), "user": pa.int64(),
-    "conversation_id": pa.string(), "conversation": pa.string(), "turn": pa.int32(), "model": pa.string(),
-    "tags": pa.string(), "t_wall_start": pa.float64(), "t_start_ns": pa.int64(), "intended_delay_ms": pa.float64(),
-    "status": pa.int32(), "error": pa.string(), "error_detail": pa.string(), "protocol": pa.string(),
-    "chunks": pa.int32(), "gaps_offset": pa.int64(), "gaps_count": pa.int32(), "output_chars": pa.int64(), "output_tokens": pa.int64(),
-    "token_source": pa.string(), "prompt_chars": pa.int64(), "prompt_tokens": pa.int64(), "prompt_messages": pa.int32(),
-    "bytes_in": pa.int64(), "content_type": pa.string(), "body_head": pa.string(), "requested_tokens": pa.int64(),
-    "trace_row": pa.int64(), "requested_input_tokens": pa.int64(),
+    "run_id": pa.string(),
+    "request_id": pa.string(),
+    "worker": pa.string(),
+    "user": pa.int64(),
+    "conversation_id": pa.string(),
+    "conversation": pa.string(),
+    "turn": pa.int32(),
+    "model": pa.string(),
+    "tags": pa.string(),
+    "t_wall_start": pa.float64(),
+    "t_start_ns": pa.int64(),
+    "intended_delay_ms": pa.float64(),
+    "status": pa.int32(),
+    "error": pa.string(),
+    "error_detail": pa.string(),
+    "protocol": pa.string(),
+    "chunks": pa.int32(),
+    "gaps_offset": pa.int64(),
+    "gaps_count": pa.int32(),
+    "output_chars": pa.int64(),
+    "output_tokens": pa.int64(),
+    "token_source": pa.string(),
+    "prompt_chars": pa.int64(),
+    "prompt_tokens": pa.int64(),
+    "prompt_messages": pa.int32(),
+    "bytes_in": pa.int64(),
+    "content_type": pa.string(),
+    "body_head": pa.string(),
+    "requested_tokens": pa.int64(),
+    "trace_row": pa.int64(),
+    "requested_input_tokens": pa.int64(),
     "retry_ms": pa.float64(),
     **{m.name: getattr(pa, m.parquet)() for m in CATALOGUE if m.scope == "request"},  # the catalogue's metric columns
 }
@@ -130,8 +153,10 @@ def delivery(collector: dict, records: int) -> tuple[dict, list[str]]:
     if offered:
         fields["offered_text"] = f"offered {offered}, sent {offered - not_sent}"
         if not_sent:
-            warnings.append(f"open loop: offered {offered} arrivals, sent {offered - not_sent}; {not_sent} were never sent "
-                            "(every user busy): the target saw less load than asked. Raise -u or lower --arrival-rate.")
+            warnings.append(
+                f"open loop: offered {offered} arrivals, sent {offered - not_sent}; {not_sent} were never sent "
+                "(every user busy): the target saw less load than asked. Raise -u or lower --arrival-rate."
+            )
     return fields, warnings
 
 
@@ -163,7 +188,9 @@ def git_revision() -> str | None:
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if out.returncode == 0:
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=5).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
             return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         pass
@@ -176,8 +203,12 @@ def file_digest(path: Path) -> str:
 
 def environment_info() -> dict:
     return {
-        "python": sys.version.split()[0], "platform": platform.platform(), "cpus": __import__("os").cpu_count(),
-        "versions": {p: _version(p) for p in ("neptun-bench", "locust", "geventhttpclient", "gevent", "aiohttp", "pandas", "pyarrow")},
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": __import__("os").cpu_count(),
+        "versions": {
+            p: _version(p) for p in ("neptun-bench", "locust", "geventhttpclient", "gevent", "aiohttp", "pandas", "pyarrow")
+        },
         "git": git_revision(),
     }
 
@@ -203,9 +234,19 @@ def ensure_records(run_dir: Path) -> None:
     if not (run_dir / "run.json").is_file():
         collector = json.loads((run_dir / "collector.json").read_text()) if (run_dir / "collector.json").is_file() else {}
         fields, delivery_warnings = delivery(collector, n)
-        meta = {"run_id": collector.get("run_id", run_dir.name), "scenario": collector.get("scenario"), **fields,
-                "slos": collector.get("slos", []), "models": collector.get("models"), "collector": collector,
-                "warnings": collector.get("warnings", []) + spool_warnings + delivery_warnings, "host": collector.get("host"), "started": collector.get("started"),
-                "ended": collector.get("ended"), "warmup_s": float(collector.get("warmup_s") or 0.0),
-                "warmup_rule": collector.get("warmup_rule"), **environment_info()}
+        meta = {
+            "run_id": collector.get("run_id", run_dir.name),
+            "scenario": collector.get("scenario"),
+            **fields,
+            "slos": collector.get("slos", []),
+            "models": collector.get("models"),
+            "collector": collector,
+            "warnings": collector.get("warnings", []) + spool_warnings + delivery_warnings,
+            "host": collector.get("host"),
+            "started": collector.get("started"),
+            "ended": collector.get("ended"),
+            "warmup_s": float(collector.get("warmup_s") or 0.0),
+            "warmup_rule": collector.get("warmup_rule"),
+            **environment_info(),
+        }
         write_run_json(run_dir, meta)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analysis.results import ensure_records, read_run_json
 from bench.analysis.summaries import live_rows, load_records, split_warmup
 from bench.errors import InputError
-from bench.analysis.results import ensure_records, read_run_json
 
 
 @dataclass

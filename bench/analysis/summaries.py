@@ -17,16 +17,55 @@ from bench.slo import Slo
 
 LAT_COLS = LATENCY_COLUMNS  # per-request latencies, summarized by percentile (the catalogue's order)
 READ_COLS = [
-    "conversation_id", "conversation", "turn", "model", "t_wall_start", "status", "error", "error_detail", "ttfb_ms", "ttfc_ms",
-    "ttfc_sched_ms", "ttfv_ms", "e2e_ms", "tpot_ms", "decode_tps", "icl_ms", "chunks", "gaps_us", "output_chars",
-    "output_tokens", "token_source", "prompt_chars", "prompt_tokens", "gap_p50_ms", "gap_p90_ms", "gap_p95_ms", "gap_p99_ms",
-    "gap_max_ms", "intended_delay_ms", "connect_ms", "body_head", "protocol", "content_type", "ttsc_ms", "requested_tokens",
-    "requested_input_tokens", "trace_row",
+    "conversation_id",
+    "conversation",
+    "turn",
+    "model",
+    "t_wall_start",
+    "status",
+    "error",
+    "error_detail",
+    "ttfb_ms",
+    "ttfc_ms",
+    "ttfc_sched_ms",
+    "ttfv_ms",
+    "e2e_ms",
+    "tpot_ms",
+    "decode_tps",
+    "icl_ms",
+    "chunks",
+    "gaps_us",
+    "output_chars",
+    "output_tokens",
+    "token_source",
+    "prompt_chars",
+    "prompt_tokens",
+    "gap_p50_ms",
+    "gap_p90_ms",
+    "gap_p95_ms",
+    "gap_p99_ms",
+    "gap_max_ms",
+    "intended_delay_ms",
+    "connect_ms",
+    "body_head",
+    "protocol",
+    "content_type",
+    "ttsc_ms",
+    "requested_tokens",
+    "requested_input_tokens",
+    "trace_row",
 ]
 from bench.records import NOT_LIVE  # noqa: E402,F401  (cut off, never sent, lost with a worker: not failures of the target)
+
 MIN_SAMPLES = 20  # fewer finished requests than this: a percentile is not judged met (nor compared)
-GAP_STAT_COLUMN = {"p50": "gap_p50_ms", "p90": "gap_p90_ms", "p95": "gap_p95_ms", "p99": "gap_p99_ms", "max": "gap_max_ms",
-                   "mean": "icl_ms"}  # a gaps_ms SLO judged per request by that request's own statistic
+GAP_STAT_COLUMN = {
+    "p50": "gap_p50_ms",
+    "p90": "gap_p90_ms",
+    "p95": "gap_p95_ms",
+    "p99": "gap_p99_ms",
+    "max": "gap_max_ms",
+    "mean": "icl_ms",
+}  # a gaps_ms SLO judged per request by that request's own statistic
 
 
 class GapStore:
@@ -43,7 +82,7 @@ class GapStore:
         self.starts = offsets.astype(np.int64)
         self.lengths = counts.astype(np.int64)
 
-    def __deepcopy__(self, memo) -> "GapStore":
+    def __deepcopy__(self, memo) -> GapStore:
         return self  # read-only: pandas deep-copies attrs on every operation, which must not copy the gaps
 
     def summaries(self, groups: list[np.ndarray]) -> list[GapSummary]:
@@ -198,9 +237,27 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     window_s = max(window_s, 1e-9)
     errors = {k: v for k, v in err[live_m].value_counts().items() if v}
     if n_live:
-        cols = ["error", "conversation_id", *{c for c in ("ttfc_ms", "ttfv_ms", "ttfb_ms", "ttsc_ms", "ttfc_sched_ms", "e2e_ms",
-                                                          "tpot_ms", "icl_ms", "connect_ms", "decode_tps", *GAP_STAT_COLUMN.values())
-                                              if c in df and any(x.metric in (c, "gaps_ms") for x in slos)}]
+        cols = [
+            "error",
+            "conversation_id",
+            *{
+                c
+                for c in (
+                    "ttfc_ms",
+                    "ttfv_ms",
+                    "ttfb_ms",
+                    "ttsc_ms",
+                    "ttfc_sched_ms",
+                    "e2e_ms",
+                    "tpot_ms",
+                    "icl_ms",
+                    "connect_ms",
+                    "decode_tps",
+                    *GAP_STAT_COLUMN.values(),
+                )
+                if c in df and any(x.metric in (c, "gaps_ms") for x in slos)
+            },
+        ]
         live = df.loc[live_m, cols]
         meets = request_meets(live, slos)
         conv = conversations_met(live["conversation_id"], meets)
@@ -210,9 +267,12 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     not_sent_wait = df.loc[(err == "not_sent").to_numpy(), "intended_delay_ms"]
     streamed = df.loc[wire_m & (df["chunks"].fillna(0) > 0).to_numpy(), "output_tokens"]
     out = {
-        "requests": n_live, "ok": n_ok, "errors": n_live - n_ok,
+        "requests": n_live,
+        "ok": n_ok,
+        "errors": n_live - n_ok,
         "cancelled": int((err == "cancelled").sum()),
-        "still_waiting": int(waits.size), "longest_wait_ms": float(waits.max()) if waits.size else None,
+        "still_waiting": int(waits.size),
+        "longest_wait_ms": float(waits.max()) if waits.size else None,
         "not_sent": int(len(not_sent_wait)),
         "longest_unsent_wait_ms": float(not_sent_wait.max()) if len(not_sent_wait) else None,
         "error_rate": float((n_live - n_ok) / n_live) if n_live else 0.0,
@@ -288,7 +348,9 @@ def slo_verdicts(summary: dict, slos: list[Slo], samples: dict | None = None, ce
                 entry.update(ok=s.ok(observed), status="met" if s.ok(observed) else "missed")
         else:
             observed = summary.get(s.metric)
-            entry.update(observed=observed, n=summary.get("requests", 0), ok=s.ok(observed), status="met" if s.ok(observed) else "missed")
+            entry.update(
+                observed=observed, n=summary.get("requests", 0), ok=s.ok(observed), status="met" if s.ok(observed) else "missed"
+            )
         entry["observed_text"] = s.show(entry["observed"])
         out.append(entry)
     return out
@@ -300,7 +362,10 @@ def requested_lengths(ok: pd.DataFrame) -> dict | None:
     if "requested_input_tokens" not in ok or "requested_tokens" not in ok:
         return None
     out = {}
-    for key, asked, got in (("input", "requested_input_tokens", "prompt_tokens"), ("output", "requested_tokens", "output_tokens")):
+    for key, asked, got in (
+        ("input", "requested_input_tokens", "prompt_tokens"),
+        ("output", "requested_tokens", "output_tokens"),
+    ):
         rows = ok[ok[asked].notna()]
         achieved = rows[got]
         if key == "input":  # no usage and no tokenizer: the records' own ratio of characters per token
@@ -312,7 +377,9 @@ def requested_lengths(ok: pd.DataFrame) -> dict | None:
             a, g = float(rows[asked].mean()), float(achieved.mean())
             out[key] = {"requested_mean": a, "achieved_mean": g, "ratio": g / a if a else None, "n": int(len(achieved))}
     if "output" in out and "token_source" in ok:
-        out["output"]["counted_by"] = ", ".join(sorted(map(str, ok.loc[ok["requested_tokens"].notna(), "token_source"].dropna().unique())))
+        out["output"]["counted_by"] = ", ".join(
+            sorted(map(str, ok.loc[ok["requested_tokens"].notna(), "token_source"].dropna().unique()))
+        )
     return out or None
 
 
@@ -323,15 +390,24 @@ def by_group(df: pd.DataFrame, key: str, name: str) -> pd.DataFrame:
     if live.empty:
         return pd.DataFrame(columns=cols)
     keys = ["model", key]
-    counts = live.groupby(keys, observed=True).agg(requests=("error", "size"), errors=("error", "count"),
-                                                   prompt_chars_mean=("prompt_chars", "mean"))
+    counts = live.groupby(keys, observed=True).agg(
+        requests=("error", "size"), errors=("error", "count"), prompt_chars_mean=("prompt_chars", "mean")
+    )
     ok = live[live["error"].isna()]
     if ok.empty:  # nothing succeeded: counts only (quantiles of nothing have no index to join on)
         out = counts.assign(ttfc_p50_ms=np.nan, ttfc_p95_ms=np.nan, decode_tps_p50=np.nan)
     else:
         g = ok.groupby(keys, observed=True)
-        out = counts.join(pd.DataFrame({"ttfc_p50_ms": g["ttfc_ms"].quantile(0.5), "ttfc_p95_ms": g["ttfc_ms"].quantile(0.95),
-                                        "decode_tps_p50": g["decode_tps"].quantile(0.5)}), how="left")
+        out = counts.join(
+            pd.DataFrame(
+                {
+                    "ttfc_p50_ms": g["ttfc_ms"].quantile(0.5),
+                    "ttfc_p95_ms": g["ttfc_ms"].quantile(0.95),
+                    "decode_tps_p50": g["decode_tps"].quantile(0.5),
+                }
+            ),
+            how="left",
+        )
     out = out.reset_index().rename(columns={key: name})
     return out[cols]
 
@@ -380,11 +456,21 @@ def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
     nbins = int((on_wire["t_wall_end"].max() - t0) // window_s) + 1
     live_m = ~err.isin(NOT_LIVE).to_numpy()
     ok = err[live_m].isna()
-    g = pd.DataFrame({"model": df.loc[live_m, "model"], "w": ((df.loc[live_m, "t_wall_end"] - t0) // window_s).astype(int),
-                      "ok": ok, "ttfc": df.loc[live_m, "ttfc_ms"].where(ok), "err": ~ok})
-    agg = g.groupby(["model", "w"], observed=True).agg(done=("ok", "sum"), errors=("err", "sum"),
-                                                       ttfc_p50=("ttfc", lambda x: x.quantile(0.5)),
-                                                       ttfc_p95=("ttfc", lambda x: x.quantile(0.95)))
+    g = pd.DataFrame(
+        {
+            "model": df.loc[live_m, "model"],
+            "w": ((df.loc[live_m, "t_wall_end"] - t0) // window_s).astype(int),
+            "ok": ok,
+            "ttfc": df.loc[live_m, "ttfc_ms"].where(ok),
+            "err": ~ok,
+        }
+    )
+    agg = g.groupby(["model", "w"], observed=True).agg(
+        done=("ok", "sum"),
+        errors=("err", "sum"),
+        ttfc_p50=("ttfc", lambda x: x.quantile(0.5)),
+        ttfc_p95=("ttfc", lambda x: x.quantile(0.95)),
+    )
     del g
     models = sorted(map(str, on_wire["model"].unique()))
     tokens = _streamed_tokens(on_wire, models, t0, window_s, nbins, df.attrs.get("gaps"))
@@ -394,13 +480,24 @@ def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
     for k, model in enumerate(models):
         a = agg.loc[model].reindex(ws) if model in agg.index.get_level_values(0) else pd.DataFrame(index=ws, columns=agg.columns)
         sel = (on_wire["model"] == model).to_numpy()
-        area = _active_area(on_wire["t_wall_start"].to_numpy()[sel], on_wire["t_wall_end"].to_numpy()[sel], np.concatenate([lo, hi]))
+        area = _active_area(
+            on_wire["t_wall_start"].to_numpy()[sel], on_wire["t_wall_end"].to_numpy()[sel], np.concatenate([lo, hi])
+        )
         active = (area[nbins:] - area[:nbins]) / window_s
-        rows.append(pd.DataFrame({"model": model, "t": (ws + 0.5) * window_s,
-                                  "requests_per_s": a["done"].fillna(0).to_numpy(dtype=float) / window_s,
-                                  "output_tps": tokens[k] / window_s, "ttfc_p50_ms": a["ttfc_p50"].to_numpy(dtype=float),
-                                  "ttfc_p95_ms": a["ttfc_p95"].to_numpy(dtype=float),
-                                  "errors": a["errors"].fillna(0).to_numpy().astype(int), "active_streams": active}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "t": (ws + 0.5) * window_s,
+                    "requests_per_s": a["done"].fillna(0).to_numpy(dtype=float) / window_s,
+                    "output_tps": tokens[k] / window_s,
+                    "ttfc_p50_ms": a["ttfc_p50"].to_numpy(dtype=float),
+                    "ttfc_p95_ms": a["ttfc_p95"].to_numpy(dtype=float),
+                    "errors": a["errors"].fillna(0).to_numpy().astype(int),
+                    "active_streams": active,
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 

@@ -54,13 +54,23 @@ def uncertainty(run_dir: Path, t_from: float | None = None) -> dict | None:
     for w, v in by_worker.items():
         a = np.asarray(v, dtype=float) / 1000.0
         if a.size:
-            per[w] = {"lag_p50_ms": float(np.percentile(a, 50)), "lag_p99_ms": float(np.percentile(a, 99)),
-                      "uncertainty_ms": float(np.percentile(a, 99.9)),
-                      "lag_max_ms": float(a.max()), "n": int(a.size), "cpu_max": cpu.get(w)}
-    return {"lag_p50_ms": float(np.percentile(pooled, 50)), "lag_p99_ms": float(np.percentile(pooled, 99)),
-            "uncertainty_ms": float(np.percentile(pooled, 99.9)),
-            "lag_max_ms": float(pooled.max()), "n": int(pooled.size), "workers": per,
-            "busiest_cpu": max(cpu.values()) if cpu else None}
+            per[w] = {
+                "lag_p50_ms": float(np.percentile(a, 50)),
+                "lag_p99_ms": float(np.percentile(a, 99)),
+                "uncertainty_ms": float(np.percentile(a, 99.9)),
+                "lag_max_ms": float(a.max()),
+                "n": int(a.size),
+                "cpu_max": cpu.get(w),
+            }
+    return {
+        "lag_p50_ms": float(np.percentile(pooled, 50)),
+        "lag_p99_ms": float(np.percentile(pooled, 99)),
+        "uncertainty_ms": float(np.percentile(pooled, 99.9)),
+        "lag_max_ms": float(pooled.max()),
+        "n": int(pooled.size),
+        "workers": per,
+        "busiest_cpu": max(cpu.values()) if cpu else None,
+    }
 
 
 def untrusted_reason(unc: dict | None, slo_bounds: list[float], ttfc_p50s: list[float]) -> str | None:
@@ -69,10 +79,14 @@ def untrusted_reason(unc: dict | None, slo_bounds: list[float], ttfc_p50s: list[
         return None
     p99 = unc["lag_p99_ms"]
     if slo_bounds and p99 > SLO_SHARE * min(slo_bounds):
-        return (f"the load generator's scheduling lag reached {p99:.1f} ms (p99), over {SLO_SHARE:.0%} of the tightest "
-                f"latency SLO ({min(slo_bounds):g} ms): add --processes or lower the load")
+        return (
+            f"the load generator's scheduling lag reached {p99:.1f} ms (p99), over {SLO_SHARE:.0%} of the tightest "
+            f"latency SLO ({min(slo_bounds):g} ms): add --processes or lower the load"
+        )
     floor = [v for v in ttfc_p50s if v and v == v]
     if floor and p99 > TTFC_SHARE * min(floor):
-        return (f"the load generator's scheduling lag reached {p99:.1f} ms (p99), over {TTFC_SHARE:.0%} of the lowest "
-                f"TTFC p50 ({min(floor):.1f} ms): add --processes or lower the load")
+        return (
+            f"the load generator's scheduling lag reached {p99:.1f} ms (p99), over {TTFC_SHARE:.0%} of the lowest "
+            f"TTFC p50 ({min(floor):.1f} ms): add --processes or lower the load"
+        )
     return None

@@ -21,10 +21,11 @@ import pandas as pd
 from bench.analysis.summaries import MIN_SAMPLES, model_summary
 from bench.errors import InputError
 from bench.options import new_run_id
-from bench.runner import RunOptions, run as run_level
-from bench.units import parse_duration
+from bench.runner import RunOptions
+from bench.runner import run as run_level
 from bench.scenario import load_scenario
 from bench.slo import Slo, parse_slo
+from bench.units import parse_duration
 
 KNEE_FACTOR = 1.5
 
@@ -53,22 +54,32 @@ def parse_levels(text: str) -> list[float]:
 
 
 def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> list[dict]:
-    from bench.servermetrics import summary as server_summary
-
     from bench.analysis.runfolder import open_run
+    from bench.servermetrics import summary as server_summary
 
     measured = open_run(run_dir, warmup).measured
     server = server_summary(run_dir, float(measured["t_wall_start"].min())) if len(measured) else None
     rows = []
     for model, g in measured.groupby("model"):
         s = model_summary(g, slos)
-        row = {"model": model, "level": level, "requests": s["requests"], "ok": s["ok"], "error_rate": s["error_rate"],
-               "still_waiting": s["still_waiting"], "longest_wait_ms": s["longest_wait_ms"], "not_sent": s["not_sent"],
-               "output_tps": s["output_tps"], "requests_per_s": s["requests_per_s"], "goodput": s["goodput"],
-               "e2e_mean_ms": s["e2e_ms"]["mean"], "run_dir": str(run_dir),
-               "server_waiting_mean": (server or {}).get("waiting", {}).get("mean"),
-               "server_waiting_max": (server or {}).get("waiting", {}).get("max"),
-               "server_running_mean": (server or {}).get("running", {}).get("mean")}
+        row = {
+            "model": model,
+            "level": level,
+            "requests": s["requests"],
+            "ok": s["ok"],
+            "error_rate": s["error_rate"],
+            "still_waiting": s["still_waiting"],
+            "longest_wait_ms": s["longest_wait_ms"],
+            "not_sent": s["not_sent"],
+            "output_tps": s["output_tps"],
+            "requests_per_s": s["requests_per_s"],
+            "goodput": s["goodput"],
+            "e2e_mean_ms": s["e2e_ms"]["mean"],
+            "run_dir": str(run_dir),
+            "server_waiting_mean": (server or {}).get("waiting", {}).get("mean"),
+            "server_waiting_max": (server or {}).get("waiting", {}).get("max"),
+            "server_running_mean": (server or {}).get("running", {}).get("mean"),
+        }
         for metric in ("ttfc_ms", "ttfv_ms", "e2e_ms", "gaps_ms", "tpot_ms", "decode_tps"):
             for stat in ("p50", "p95", "p99"):
                 row[f"{metric}_{stat}"] = s[metric][stat]
@@ -85,8 +96,8 @@ def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> l
 def _slo_intervals(g: pd.DataFrame, slos: list[Slo]) -> dict[str, list[float]]:
     """Each percentile SLO's distribution-free 95 % interval at this level (``bench/intervals.py``),
     from the same samples its verdict is judged on: what makes the capacity an interval."""
-    from bench.analysis.summaries import metric_samples
     from bench import intervals as iv
+    from bench.analysis.summaries import metric_samples
 
     out = {}
     for slo in slos:
@@ -118,8 +129,14 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
         first_bad = next((i for i, j in enumerate(judged) if j == "missed"), None)
         end = len(g) if first_bad is None else first_bad
         last_ok = next((i for i in range(end - 1, -1, -1) if judged[i] == "ok"), None)
-        res = {"last_passing_level": None, "first_failing_level": None, "capacity": None, "limited_by": None, "bound": None,
-               "unjudged_levels": [float(g["level"].iloc[i]) for i, j in enumerate(judged) if j == "unjudged"]}
+        res = {
+            "last_passing_level": None,
+            "first_failing_level": None,
+            "capacity": None,
+            "limited_by": None,
+            "bound": None,
+            "unjudged_levels": [float(g["level"].iloc[i]) for i, j in enumerate(judged) if j == "unjudged"],
+        }
         if first_bad is None:
             # no level missed: the highest level that met every SLO is a lower bound; a level above it with
             # too few finished requests to judge is neither a pass nor a failure (it is named, not counted)
@@ -127,12 +144,20 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
                 res.update(bound="unknown: too few finished requests at every level", limited_by=_failing(g.iloc[0]))
             else:
                 above = next((i for i in range(last_ok + 1, len(g)) if judged[i] == "unjudged"), None)
-                res.update(last_passing_level=float(g["level"].iloc[last_ok]), capacity=float(g["level"].iloc[last_ok]),
-                           bound="at least", limited_by=_failing(g.iloc[above]) if above is not None else None)
+                res.update(
+                    last_passing_level=float(g["level"].iloc[last_ok]),
+                    capacity=float(g["level"].iloc[last_ok]),
+                    bound="at least",
+                    limited_by=_failing(g.iloc[above]) if above is not None else None,
+                )
         elif last_ok is None:
             lowest = "the lowest level" if first_bad == 0 else "the lowest level judged"
-            res.update(first_failing_level=float(g["level"].iloc[first_bad]), capacity=None, bound=f"below {lowest}",
-                       limited_by=_failing(g.iloc[first_bad]))
+            res.update(
+                first_failing_level=float(g["level"].iloc[first_bad]),
+                capacity=None,
+                bound=f"below {lowest}",
+                limited_by=_failing(g.iloc[first_bad]),
+            )
         else:
             p, f = g.iloc[last_ok], g.iloc[first_bad]
             cands = []
@@ -160,8 +185,11 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
                     hi = _crossing(float(p["level"]), float(f["level"]), slo.value, *best)
                     res.update(capacity_low=min(lo, cap), capacity_high=max(hi, cap))
                 else:
-                    res.update(capacity_low=None, capacity_high=None,
-                               interval_note="no interval: the limiting SLO has no percentile bound at these levels")
+                    res.update(
+                        capacity_low=None,
+                        capacity_high=None,
+                        interval_note="no interval: the limiting SLO has no percentile bound at these levels",
+                    )
                 if ((f.get("slo_censored") or {}).get(limit) or 0) > 0:
                     # the failing level's value is a lower bound (requests still waiting): the true crossing is lower
                     bound = "at most (interpolated on a level with requests still waiting)"
@@ -224,20 +252,30 @@ def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, th
         else:
             concurrent = c["capacity"]
             conv_per_s = concurrent / w_conv if w_conv else None
-        res = {"conversation_seconds": w_conv, "concurrent_conversations_per_replica": concurrent,
-               "conversations_per_s_per_replica": conv_per_s}
+        res = {
+            "conversation_seconds": w_conv,
+            "concurrent_conversations_per_replica": concurrent,
+            "conversations_per_s_per_replica": conv_per_s,
+        }
         if o.population:
             lam = o.population * o.conversations_per_user_hour / 3600.0
             needed = lam * w_conv
-            res.update(population=o.population, conversations_per_user_hour=o.conversations_per_user_hour,
-                       concurrent_conversations_needed=needed, headroom=o.headroom,
-                       # headroom 30 %: each replica runs at most 70 % of its capacity, so 30 % of it stays spare
-                       replicas=math.ceil(needed / (concurrent * (1 - o.headroom))) if concurrent and o.headroom < 1 else None)
+            res.update(
+                population=o.population,
+                conversations_per_user_hour=o.conversations_per_user_hour,
+                concurrent_conversations_needed=needed,
+                headroom=o.headroom,
+                # headroom 30 %: each replica runs at most 70 % of its capacity, so 30 % of it stays spare
+                replicas=math.ceil(needed / (concurrent * (1 - o.headroom))) if concurrent and o.headroom < 1 else None,
+            )
             low = c.get("capacity_low")
             if low and concurrent and o.headroom < 1:  # the plan's replicas from the interval's lower end: what is sure
                 low_concurrent = low * w_conv if mode == "open" else low
-                res.update(replicas=math.ceil(needed / (low_concurrent * (1 - o.headroom))), replicas_from="capacity_low",
-                           replicas_at_estimate=res["replicas"])
+                res.update(
+                    replicas=math.ceil(needed / (low_concurrent * (1 - o.headroom))),
+                    replicas_from="capacity_low",
+                    replicas_at_estimate=res["replicas"],
+                )
         out[model] = res
     return out
 
@@ -251,8 +289,10 @@ def sweep(o: CapacityOptions) -> Path:
         raise InputError("no SLOs: pass --slo (e.g. --slo 'ttfc_ms:p95<=1000') or add slos: to the scenario")
     seconds = parse_duration(o.level_duration)
     if o.run.load_mode != "open" and any(level != int(level) for level in o.levels):
-        raise InputError(f"--levels {','.join(f'{x:g}' for x in o.levels)}: closed-loop levels are numbers of users, whole numbers "
-                         "(fractions are arrival rates: --load-mode open)")
+        raise InputError(
+            f"--levels {','.join(f'{x:g}' for x in o.levels)}: closed-loop levels are numbers of users, whole numbers "
+            "(fractions are arrival rates: --load-mode open)"
+        )
     if o.level_warmup >= seconds:
         raise InputError("--level-warmup must be shorter than --level-duration")
     sweep_id = o.run.run_id or ("capacity-" + new_run_id())
@@ -291,23 +331,38 @@ def sweep(o: CapacityOptions) -> Path:
     levels = pd.DataFrame(rows)
     cap = find_capacity(levels, slos)
     turns = sum(len(c.turns) * c.weight for c in scenario.conversations) / sum(c.weight for c in scenario.conversations)
-    result = {"sweep": sweep_id, "mode": o.run.load_mode, "slos": [s.text for s in slos], "min_samples": MIN_SAMPLES,
-              "levels": levels.drop(columns=["slo_observed", "slo_censored"]).to_dict(orient="records"),
-              "capacity": cap, "people": people(cap, levels, o, turns, scenario.mean_think_s(), o.run.load_mode),
-              "scenario": scenario.name, "turns_mean": turns, "think_mean_s": scenario.mean_think_s()}
+    result = {
+        "sweep": sweep_id,
+        "mode": o.run.load_mode,
+        "slos": [s.text for s in slos],
+        "min_samples": MIN_SAMPLES,
+        "levels": levels.drop(columns=["slo_observed", "slo_censored"]).to_dict(orient="records"),
+        "capacity": cap,
+        "people": people(cap, levels, o, turns, scenario.mean_think_s(), o.run.load_mode),
+        "scenario": scenario.name,
+        "turns_mean": turns,
+        "think_mean_s": scenario.mean_think_s(),
+    }
     measured_s = seconds - o.level_warmup
     slow = levels[(levels["e2e_mean_ms"].fillna(0) / 1000.0) * 2 > measured_s]
-    result["warnings"] = [f"level {r['level']:g} ({r['model'].split('/')[-1]}): a typical request took {r['e2e_mean_ms'] / 1000:.1f} s, "
-                          f"more than half of the {measured_s:g} s measured per level; lengthen --level-duration"
-                          for _, r in slow.iterrows()]
+    result["warnings"] = [
+        f"level {r['level']:g} ({r['model'].split('/')[-1]}): a typical request took {r['e2e_mean_ms'] / 1000:.1f} s, "
+        f"more than half of the {measured_s:g} s measured per level; lengthen --level-duration"
+        for _, r in slow.iterrows()
+    ]
     write_outputs(result, levels, out, slos)
     return out
 
 
 def _one_level(base: RunOptions, level: float, slos: list[Slo], warmup: float) -> list[dict]:
     if base.load_mode == "open":
-        opts = replace(base, arrival_rate=level, users=max(base.users, int(level * 60)), spawn_rate=max(base.users, int(level * 60)),
-                       run_id=f"level-{level:g}")
+        opts = replace(
+            base,
+            arrival_rate=level,
+            users=max(base.users, int(level * 60)),
+            spawn_rate=max(base.users, int(level * 60)),
+            run_id=f"level-{level:g}",
+        )
     else:
         n = int(round(level))
         opts = replace(base, users=n, spawn_rate=max(n, 1), run_id=f"level-{level:g}")
@@ -338,8 +393,12 @@ def _refine(levels: pd.DataFrame, slos: list[Slo], done: set[float], whole: bool
 
 def markdown(result: dict) -> str:
     unit = "conversations/s" if result["mode"] == "open" else "concurrent conversations"
-    out = [f"### Capacity ({unit}) against {', '.join(result['slos'])}", "",
-           "| model | capacity [95 % interval] | bound | limited by | knee | conv. per replica | replicas needed |", "|---|---:|---|---|---:|---:|---:|"]
+    out = [
+        f"### Capacity ({unit}) against {', '.join(result['slos'])}",
+        "",
+        "| model | capacity [95 % interval] | bound | limited by | knee | conv. per replica | replicas needed |",
+        "|---|---:|---|---|---:|---:|---:|",
+    ]
     for m, c in result["capacity"].items():
         p = result["people"].get(m) or {}
         cap = "–" if c["capacity"] is None else f"{c['capacity']:.1f}"
@@ -349,23 +408,37 @@ def markdown(result: dict) -> str:
             cap += " (no interval: levels too short for a bound)"
         knee = "–" if c["knee"] is None else f"{c['knee']:.1f}"
         conc = p.get("concurrent_conversations_per_replica")
-        out.append(f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
-                   f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')}{' (from the lower end)' if p.get('replicas_from') else ''} |")
-    unjudged = [f"{m.split('/')[-1]} at {', '.join(f'{x:g}' for x in c['unjudged_levels'])}"
-                for m, c in result["capacity"].items() if c.get("unjudged_levels")]
+        out.append(
+            f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
+            f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')}{' (from the lower end)' if p.get('replicas_from') else ''} |"
+        )
+    unjudged = [
+        f"{m.split('/')[-1]} at {', '.join(f'{x:g}' for x in c['unjudged_levels'])}"
+        for m, c in result["capacity"].items()
+        if c.get("unjudged_levels")
+    ]
     if unjudged:
-        out += ["", f"Levels with too few finished requests to judge (counted neither as met nor as missed; run longer "
-                    f"levels to judge them): {'; '.join(unjudged)}."]
-    out += ["", "| model | level | finished | still waiting (longest) | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | "
-            "server queue (mean / max) | SLOs |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
+        out += [
+            "",
+            f"Levels with too few finished requests to judge (counted neither as met nor as missed; run longer "
+            f"levels to judge them): {'; '.join(unjudged)}.",
+        ]
+    out += [
+        "",
+        "| model | level | finished | still waiting (longest) | TTFC p50 | TTFC p95 | gap p99 | error rate | output tok/s | "
+        "server queue (mean / max) | SLOs |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for r in result["levels"]:
         f = lambda x: "–" if x is None or x != x else f"{x:.0f}"  # noqa: E731
         wait = f"{r['still_waiting']} ({r['longest_wait_ms'] / 1000:.1f} s)" if r.get("still_waiting") else "0"
         qm, qx = r.get("server_waiting_mean"), r.get("server_waiting_max")
         queue = "–" if qm is None or qm != qm else f"{qm:.1f} / {qx:.0f}"
         verdict = {"ok": "met", "unjudged": "too few", "missed": "missed"}[_judgement(r)]
-        out.append(f"| {r['model'].split('/')[-1]} | {r['level']:g} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
-                   f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {queue} | {verdict} |")
+        out.append(
+            f"| {r['model'].split('/')[-1]} | {r['level']:g} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
+            f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {queue} | {verdict} |"
+        )
     for w in result.get("warnings", []):
         out += ["", f"> ⚠️ {w}"]
     return "\n".join(out) + "\n"

@@ -31,18 +31,28 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
-from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, live_rows
 from bench import intervals as iv
-from bench.metrics import FIRST_PART
-from bench.errors import InputError
 from bench.analysis.results import read_run_json
+from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, live_rows
+from bench.errors import InputError
+from bench.metrics import FIRST_PART
 
 DEFAULT_TOLERANCES = [
-    "ttfc_ms:p50:+10%", "ttfc_ms:p95:+10%", "ttfc_ms:p99:+15%", "ttfv_ms:p95:+10%", "e2e_ms:p95:+10%",
-    "tpot_ms:p50:+10%", "gaps_ms:p99:+15%", "decode_tps:p50:-10%", "error_rate:+1pp",
+    "ttfc_ms:p50:+10%",
+    "ttfc_ms:p95:+10%",
+    "ttfc_ms:p99:+15%",
+    "ttfv_ms:p95:+10%",
+    "e2e_ms:p95:+10%",
+    "tpot_ms:p50:+10%",
+    "gaps_ms:p99:+15%",
+    "decode_tps:p50:-10%",
+    "error_rate:+1pp",
 ]
 from bench.metrics import GATED, LOWER_IS_BETTER  # noqa: E402  (the catalogue's names and directions)
-_TOL = re.compile(r"^(?P<metric>[a-z0-9_]+)(?::(?P<stat>p50|p90|p95|p99|mean))?:(?P<sign>[+-])(?P<value>[0-9.]+)(?P<unit>%|pp|ms)$")
+
+_TOL = re.compile(
+    r"^(?P<metric>[a-z0-9_]+)(?::(?P<stat>p50|p90|p95|p99|mean))?:(?P<sign>[+-])(?P<value>[0-9.]+)(?P<unit>%|pp|ms)$"
+)
 ALPHA = 0.05
 
 
@@ -62,7 +72,9 @@ class Tolerance:
 def parse_tolerance(text: str) -> Tolerance:
     m = _TOL.match(text.strip())
     if not m:
-        raise InputError(f"tolerance {text!r}: expected METRIC:STAT:+N% (e.g. ttfc_ms:p95:+10%), error_rate:+0.5pp or decode_tps:p50:-10%")
+        raise InputError(
+            f"tolerance {text!r}: expected METRIC:STAT:+N% (e.g. ttfc_ms:p95:+10%), error_rate:+0.5pp or decode_tps:p50:-10%"
+        )
     metric = m["metric"]
     if metric not in GATED:
         raise InputError(f"tolerance {text!r}: unknown metric {metric!r} (the gate compares {', '.join(sorted(GATED))})")
@@ -122,6 +134,7 @@ def _stat(v: np.ndarray, stat: str) -> float:
 @dataclass(frozen=True)
 class Sample:
     """One side of a row: raw values, and the clusterings they may be correlated within."""
+
     values: np.ndarray
     clusters: tuple[np.ndarray, ...] = ()
     point: float | None = None  # the exact statistic when ``values`` is a subset (pooled gaps)
@@ -136,7 +149,7 @@ def interval(s: Sample, stat: str, alpha: float = iv.ALPHA) -> iv.Interval:
     q = float(stat[1:])
     xs = np.sort(s.values)
     best = None
-    for c in (s.clusters or (None,)):
+    for c in s.clusters or (None,):
         one = iv.quantile_interval(s.values, q, c, alpha, point=s.point, xs=xs)
         if best is None or one.n_eff < best.n_eff:
             best = one
@@ -166,8 +179,9 @@ def _verdict(tol: Tolerance, base: float, diff: float, lo: float, hi: float) -> 
     return "undecided", f"the interval [{_f(worse_lo)}, {_f(worse_hi)}] straddles the tolerance {_f(allowed)}", allowed
 
 
-def judge(a: np.ndarray | Sample, b: np.ndarray | Sample, tol: Tolerance, seed: int = 0,
-          alpha: float = iv.ALPHA) -> tuple[float, float, float, float, float, str]:
+def judge(
+    a: np.ndarray | Sample, b: np.ndarray | Sample, tol: Tolerance, seed: int = 0, alpha: float = iv.ALPHA
+) -> tuple[float, float, float, float, float, str]:
     """One row of the gate from raw samples: (baseline, candidate, low, high, rank-test p, verdict)."""
     j = judge_row(a if isinstance(a, Sample) else Sample(a), b if isinstance(b, Sample) else Sample(b), tol, alpha)
     return j["baseline"], j["candidate"], j["ci_low"], j["ci_high"], j["p_value"], j["verdict"]
@@ -178,8 +192,19 @@ def judge_row(a: Sample, b: Sample, tol: Tolerance, alpha: float = iv.ALPHA, ran
     d, lo, hi = iv.mover(ia, ib)
     p = float(sst.mannwhitneyu(_cap(a.values), _cap(b.values, 1), alternative="two-sided").pvalue) if rank_test else math.nan
     verdict, reason, allowed = _verdict(tol, ia.point, d, lo, hi)
-    return {"baseline": ia.point, "candidate": ib.point, "diff": d, "ci_low": lo, "ci_high": hi, "p_value": p,
-            "verdict": verdict, "reason": reason, "allowed": allowed, "ia": ia, "ib": ib}
+    return {
+        "baseline": ia.point,
+        "candidate": ib.point,
+        "diff": d,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p_value": p,
+        "verdict": verdict,
+        "reason": reason,
+        "allowed": allowed,
+        "ia": ia,
+        "ib": ib,
+    }
 
 
 def more_needed(j: dict, tol: Tolerance, b: Sample, rate: float | None) -> tuple[int | None, float | None]:
@@ -214,6 +239,7 @@ def more_needed(j: dict, tol: Tolerance, b: Sample, rate: float | None) -> tuple
         need = max(need, iv.min_n_for_bounds(float(tol.stat[1:])) / max(per_request, 1e-9))
     more = max(1, int(math.ceil(need - have)))
     return more, (more / rate if rate else None)
+
 
 MAX_TEST_SAMPLES = 50_000  # rank test on a random subsample past this; percentiles and their intervals use all
 GAP_CLUSTER_ROWS = 3000  # gap intervals from every gap of up to this many random streams a model (clusters whole)
@@ -302,8 +328,14 @@ def sequential_alpha(base_dir: Path, cand_dir: Path) -> tuple[float, str]:
     return iv.ALPHA, ""
 
 
-def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], warmup: float | None = None,
-                 runs: tuple[pd.DataFrame, pd.DataFrame] | None = None, alpha: float = iv.ALPHA) -> dict:
+def compare_runs(
+    base_dir: Path,
+    cand_dir: Path,
+    tolerances: list[Tolerance],
+    warmup: float | None = None,
+    runs: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    alpha: float = iv.ALPHA,
+) -> dict:
     """The gate's verdict per model and tolerance; ``runs``: ``measured_runs`` already loaded.
 
     ``alpha``: the error allowed for each bound's side pair (a sequential run's looks pass a spent one).
@@ -311,7 +343,9 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
     db, dc = runs if runs is not None else measured_runs(base_dir, cand_dir, warmup)
     models_b, models_c = set(db["model"]), set(dc["model"])
     if models_b != models_c:
-        raise NotComparable(f"different models: only in baseline {sorted(models_b - models_c)}, only in candidate {sorted(models_c - models_b)}")
+        raise NotComparable(
+            f"different models: only in baseline {sorted(models_b - models_c)}, only in candidate {sorted(models_c - models_b)}"
+        )
     rows: list[Row] = []
     skipped: list[dict] = []
     gap_stats = sorted({t.stat for t in tolerances if t.metric == "gaps_ms"})
@@ -322,8 +356,14 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
         gb, gc = db[db["model"] == model], dc[dc["model"] == model]
         nb, nc = int(gb["error"].isna().sum()), int(gc["error"].isna().sum())
         if min(nb, nc) < MIN_SAMPLES:
-            skipped.append({"model": model, "baseline": nb, "candidate": nc,
-                            "reason": f"{model.split('/')[-1]}: {min(nb, nc)} < {MIN_SAMPLES} successful requests; run longer or restrict --models"})
+            skipped.append(
+                {
+                    "model": model,
+                    "baseline": nb,
+                    "candidate": nc,
+                    "reason": f"{model.split('/')[-1]}: {min(nb, nc)} < {MIN_SAMPLES} successful requests; run longer or restrict --models",
+                }
+            )
             continue
         for tol in tolerances:
             if tol.metric == "error_rate":
@@ -343,9 +383,30 @@ def compare_runs(base_dir: Path, cand_dir: Path, tolerances: list[Tolerance], wa
                 j["reason"] += "; the baseline is too short to decide this (rerun it longer: bench plan BASELINE)"
                 more = None
             va, vb = j["baseline"], j["candidate"]
-            rows.append(Row(model, tol.metric, tol.stat, va, vb, vb - va, j["ci_low"], j["ci_high"], (vb - va) / va if va else None,
-                            j["p_value"], tol.text, j["verdict"], int(a.requests or a.values.size), int(b.requests or b.values.size),
-                            j["reason"], j["allowed"], j["ia"].n_eff, j["ib"].n_eff, more, more_s))
+            rows.append(
+                Row(
+                    model,
+                    tol.metric,
+                    tol.stat,
+                    va,
+                    vb,
+                    vb - va,
+                    j["ci_low"],
+                    j["ci_high"],
+                    (vb - va) / va if va else None,
+                    j["p_value"],
+                    tol.text,
+                    j["verdict"],
+                    int(a.requests or a.values.size),
+                    int(b.requests or b.values.size),
+                    j["reason"],
+                    j["allowed"],
+                    j["ia"].n_eff,
+                    j["ib"].n_eff,
+                    more,
+                    more_s,
+                )
+            )
     if not rows:
         raise NotComparable("no model has enough successful requests in both runs: " + "; ".join(x["reason"] for x in skipped))
     out = summarize(rows, skipped, base_dir, cand_dir, tolerances)
@@ -358,10 +419,18 @@ def summarize(rows: list[Row], skipped: list[dict], base_dir: Path, cand_dir: Pa
     undecided = [r for r in rows if r.verdict == "undecided"]
     verdict = "regression" if regressions else ("undecided" if undecided or skipped else "ok")
     waits = [r.more_s for r in undecided if r.more_s is not None]
-    return {"baseline": str(base_dir), "candidate": str(cand_dir), "rows": [asdict(r) for r in rows],
-            "regressions": len(regressions), "undecided": len(undecided) + len(skipped), "verdict": verdict,
-            "decide_in_s": (max(waits) if waits and len(waits) == len(undecided) else None), "skipped": skipped,
-            "min_samples": MIN_SAMPLES, "tolerances": [t.text for t in tolerances]}
+    return {
+        "baseline": str(base_dir),
+        "candidate": str(cand_dir),
+        "rows": [asdict(r) for r in rows],
+        "regressions": len(regressions),
+        "undecided": len(undecided) + len(skipped),
+        "verdict": verdict,
+        "decide_in_s": (max(waits) if waits and len(waits) == len(undecided) else None),
+        "skipped": skipped,
+        "min_samples": MIN_SAMPLES,
+        "tolerances": [t.text for t in tolerances],
+    }
 
 
 def exit_code(result: dict, undecided: str = "exit3") -> int:
@@ -391,8 +460,28 @@ def _error_row(model: str, tol: Tolerance, gb: pd.DataFrame, gc: pd.DataFrame, a
             reason += "; the baseline is too short to decide this (rerun it longer: bench plan BASELINE)"
         elif target > 0 and half > 0:
             more = max(1, int(math.ceil(ec.size * ((half / target) ** 2 - 1))))
-    return Row(model, "error_rate", "mean", float(pb), float(pc), float(d), float(lo), float(hi), None, p, tol.text,
-               verdict, int(eb.size), int(ec.size), reason, allowed, float(eb.size), float(ec.size), more, None)
+    return Row(
+        model,
+        "error_rate",
+        "mean",
+        float(pb),
+        float(pc),
+        float(d),
+        float(lo),
+        float(hi),
+        None,
+        p,
+        tol.text,
+        verdict,
+        int(eb.size),
+        int(ec.size),
+        reason,
+        allowed,
+        float(eb.size),
+        float(ec.size),
+        more,
+        None,
+    )
 
 
 def _f(v, pct=False) -> str:
@@ -401,7 +490,12 @@ def _f(v, pct=False) -> str:
     return num(v, pct=True, signed=True) if pct else num(v, digits=2)
 
 
-MARK = {"regression": "❌ regression", "improvement": "✅ improvement", "equivalent": "✅ equivalent", "undecided": "❔ undecided"}
+MARK = {
+    "regression": "❌ regression",
+    "improvement": "✅ improvement",
+    "equivalent": "✅ equivalent",
+    "undecided": "❔ undecided",
+}
 
 
 def duration_text(s: float | None) -> str:
@@ -421,29 +515,42 @@ def headline(result: dict) -> str:
 
 
 def markdown(result: dict) -> str:
-    out = [f"### Latency comparison: {headline(result)}", "",
-           f"baseline `{Path(result['baseline']).name}` → candidate `{Path(result['candidate']).name}`", "",
-           "| model | metric | baseline | candidate | diff [95% CI] | rel | n (eff.) | tolerance | verdict | why |",
-           "|---|---|---:|---:|---|---:|---:|---|---|---|"]
+    out = [
+        f"### Latency comparison: {headline(result)}",
+        "",
+        f"baseline `{Path(result['baseline']).name}` → candidate `{Path(result['candidate']).name}`",
+        "",
+        "| model | metric | baseline | candidate | diff [95% CI] | rel | n (eff.) | tolerance | verdict | why |",
+        "|---|---|---:|---:|---|---:|---:|---|---|---|",
+    ]
     for r in result["rows"]:
         unit = " pp" if r["metric"] == "error_rate" else ""
         scale = 100 if r["metric"] == "error_rate" else 1
         diff = f"{_f(r['diff'] * scale)}{unit} [{_f(r['ci_low'] * scale)}, {_f(r['ci_high'] * scale)}]"
         why = r.get("reason", "")
         if r.get("more_requests"):
-            why += f"; about {r['more_requests']:,} more requests" + (f" ({duration_text(r['more_s'])})" if r.get("more_s") else "") + " to decide"
+            why += (
+                f"; about {r['more_requests']:,} more requests"
+                + (f" ({duration_text(r['more_s'])})" if r.get("more_s") else "")
+                + " to decide"
+            )
         neff = f"{r['n_base']} / {r['n_cand']}"
         if r.get("n_eff_base") is not None and r["metric"] != "error_rate":
             neff += f" ({r['n_eff_base']:.0f} / {r['n_eff_cand']:.0f})"
-        out.append(f"| {r['model'].split('/')[-1]} | {r['metric']} {r['stat']} | {_f(r['baseline'] * scale)} | {_f(r['candidate'] * scale)} | "
-                   f"{diff} | {_f(r['rel_diff'], pct=True)} | {neff} | {r['tolerance']} | {MARK.get(r['verdict'], r['verdict'])} | {why} |")
+        out.append(
+            f"| {r['model'].split('/')[-1]} | {r['metric']} {r['stat']} | {_f(r['baseline'] * scale)} | {_f(r['candidate'] * scale)} | "
+            f"{diff} | {_f(r['rel_diff'], pct=True)} | {neff} | {r['tolerance']} | {MARK.get(r['verdict'], r['verdict'])} | {why} |"
+        )
     for sk in result.get("skipped", []):
         out.append(f"\nNot compared (counted as undecided): {sk['reason']}")
-    out += ["", "Times in ms. Each interval is distribution-free (order statistics for percentiles, Wilson/Newcombe for "
-            "error rates), combined by MOVER, with samples that cluster (gaps of one stream, turns of one conversation, "
-            "requests of one stretch of the run) counted by their effective number. regression: the interval excludes 0 and "
-            "the estimate is beyond the tolerance; equivalent: the whole interval is below the tolerance; undecided: neither, "
-            "never a pass (exit 3)."]
+    out += [
+        "",
+        "Times in ms. Each interval is distribution-free (order statistics for percentiles, Wilson/Newcombe for "
+        "error rates), combined by MOVER, with samples that cluster (gaps of one stream, turns of one conversation, "
+        "requests of one stretch of the run) counted by their effective number. regression: the interval excludes 0 and "
+        "the estimate is beyond the tolerance; equivalent: the whole interval is below the tolerance; undecided: neither, "
+        "never a pass (exit 3).",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -461,12 +568,18 @@ def write_outputs(result: dict, out_dir: Path, runs: tuple[pd.DataFrame, pd.Data
     rows = "".join(
         f"<tr><td>{r['model']}</td><td>{r['metric']} {r['stat']}</td><td>{_f(r['baseline'])}</td><td>{_f(r['candidate'])}</td>"
         f"<td>{_f(r['diff'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]</td><td>{r['p_value']:.3g}</td><td>{r['tolerance']}</td>"
-        f"<td class='{r['verdict']}'>{r['verdict']}</td><td>{html.escape(r.get('reason', ''))}</td></tr>" for r in result["rows"])
+        f"<td class='{r['verdict']}'>{r['verdict']}</td><td>{html.escape(r.get('reason', ''))}</td></tr>"
+        for r in result["rows"]
+    )
     from bench.analysis.page import render_page
 
     title = {"regression": "Regression", "undecided": "Undecided", "ok": "No regression"}[result["verdict"]]
-    paths["html"].write_text(render_page(title,
-        f"<h1>{title}</h1><p>{html.escape(headline(result))}</p><p>baseline {html.escape(result['baseline'])} → candidate {html.escape(result['candidate'])}</p>"
-        "<table><tr><th>model</th><th>metric</th><th>baseline</th><th>candidate</th><th>diff [95% CI]</th><th>p</th><th>tolerance</th><th>verdict</th><th>why</th></tr>"
-        f"{rows}</table><h2>Distributions</h2>{svg}"))
+    paths["html"].write_text(
+        render_page(
+            title,
+            f"<h1>{title}</h1><p>{html.escape(headline(result))}</p><p>baseline {html.escape(result['baseline'])} → candidate {html.escape(result['candidate'])}</p>"
+            "<table><tr><th>model</th><th>metric</th><th>baseline</th><th>candidate</th><th>diff [95% CI]</th><th>p</th><th>tolerance</th><th>verdict</th><th>why</th></tr>"
+            f"{rows}</table><h2>Distributions</h2>{svg}",
+        )
+    )
     return paths

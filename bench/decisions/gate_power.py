@@ -24,8 +24,8 @@ Used by ``benchmarks/gate_power.py`` (the README's table) and the tests.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -112,8 +112,14 @@ def simulate(case: str, n: int, dist: str = "lognormal", trials: int = 200, seed
             cnt["covered"] += j["ci_low"] <= truth <= j["ci_high"]
             alarm |= j["verdict"] == "regression"
         any_alarm += alarm
-    return {"case": case, "dist": dist, "n": n, "trials": trials, "any_regression": any_alarm / trials,
-            "stats": {s: {k: v / trials for k, v in d.items()} for s, d in counts.items()}}
+    return {
+        "case": case,
+        "dist": dist,
+        "n": n,
+        "trials": trials,
+        "any_regression": any_alarm / trials,
+        "stats": {s: {k: v / trials for k, v in d.items()} for s, d in counts.items()},
+    }
 
 
 def simulate_clustered(streams: int, trials: int = 200, seed: int = 0, clusters: bool = True, per_stream: int = 50) -> dict:
@@ -133,11 +139,20 @@ def simulate_clustered(streams: int, trials: int = 200, seed: int = 0, clusters:
         changed += j["ci_low"] > 0 or j["ci_high"] < 0
         covered += j["ci_low"] <= 0 <= j["ci_high"]
         alarms += j["verdict"] == "regression"
-    return {"streams": streams, "gaps": streams * per_stream, "clusters": clusters, "trials": trials,
-            "changed": changed / trials, "coverage": covered / trials, "regression": alarms / trials}
+    return {
+        "streams": streams,
+        "gaps": streams * per_stream,
+        "clusters": clusters,
+        "trials": trials,
+        "changed": changed / trials,
+        "coverage": covered / trials,
+        "regression": alarms / trials,
+    }
 
 
-def simulate_sequential(case: str, n_max: int, looks: int = 10, dist: str = "lognormal", trials: int = 200, seed: int = 0) -> dict:
+def simulate_sequential(
+    case: str, n_max: int, looks: int = 10, dist: str = "lognormal", trials: int = 200, seed: int = 0
+) -> dict:
     """The candidate judged at ``looks`` growing sizes (n_max / looks each), alpha spent per look,
     stopped at the first look where every row is decided. Shares of trials by final verdict."""
     c = CASES[case]
@@ -164,5 +179,14 @@ def simulate_sequential(case: str, n_max: int, looks: int = 10, dist: str = "log
         regress += final == "regression"
         passed += final == "pass"
         undecided += final == "undecided"
-    return {"case": case, "dist": dist, "n_max": n_max, "looks": looks, "trials": trials, "regression": regress / trials,
-            "pass": passed / trials, "undecided": undecided / trials, "mean_stop_fraction": float(np.mean(stop_at)) / looks}
+    return {
+        "case": case,
+        "dist": dist,
+        "n_max": n_max,
+        "looks": looks,
+        "trials": trials,
+        "regression": regress / trials,
+        "pass": passed / trials,
+        "undecided": undecided / trials,
+        "mean_stop_fraction": float(np.mean(stop_at)) / looks,
+    }

@@ -42,10 +42,18 @@ def find_runs(root: Path) -> list[dict]:
                 verdict = json.loads(cmp.read_text()).get("verdict")
             except ValueError:
                 pass
-        out.append({"dir": str(d), "run_id": meta.get("run_id", d.name), "started": meta.get("started") or 0.0,
-                    "git": meta.get("git"), "digest": (meta.get("scenario") or {}).get("sha256"),
-                    "scenario": (meta.get("scenario") or {}).get("name"), "warmup_s": float(meta.get("warmup_s") or 0.0),
-                    "verdict": verdict})
+        out.append(
+            {
+                "dir": str(d),
+                "run_id": meta.get("run_id", d.name),
+                "started": meta.get("started") or 0.0,
+                "git": meta.get("git"),
+                "digest": (meta.get("scenario") or {}).get("sha256"),
+                "scenario": (meta.get("scenario") or {}).get("name"),
+                "warmup_s": float(meta.get("warmup_s") or 0.0),
+                "verdict": verdict,
+            }
+        )
     return out
 
 
@@ -104,8 +112,18 @@ def history(root: Path, digest: str | None = None, order: str = "time") -> tuple
         parts = []
         for f in files:
             t = pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names])
-            parts.append(pa.table({c: (t.column(c).cast(schema.field(c).type) if c in t.column_names
-                                       else pa.nulls(len(t), schema.field(c).type)) for c in cols}))
+            parts.append(
+                pa.table(
+                    {
+                        c: (
+                            t.column(c).cast(schema.field(c).type)
+                            if c in t.column_names
+                            else pa.nulls(len(t), schema.field(c).type)
+                        )
+                        for c in cols
+                    }
+                )
+            )
         table = pa.concat_tables(parts)
     df = table.to_pandas()
     df["run_id"] = df["run_id"].astype(str)
@@ -156,7 +174,9 @@ def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
                 ax.fill_between(x, g[f"{metric}_p{q}_lo"], g[f"{metric}_p{q}_hi"], color="#1f5fa8", alpha=0.12)
             bad = g["verdict"] == "regression"
             if bad.any():
-                ax.scatter(x[bad.to_numpy()], g.loc[bad, f"{metric}_p95"], color="crimson", zorder=5, s=40, label="gate: regression")
+                ax.scatter(
+                    x[bad.to_numpy()], g.loc[bad, f"{metric}_p95"], color="crimson", zorder=5, s=40, label="gate: regression"
+                )
             ax.set(title=f"{model.split('/')[-1]}: {title}", xlabel=f"run ({'git revision' if order == 'git' else 'time'} order)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -170,13 +190,28 @@ def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
     import base64
 
     img = base64.b64encode(paths["png"].read_bytes()).decode()
-    cols = ["run_id", "model", "git", "requests", "ttfc_ms_p50", "ttfc_ms_p95", "ttfc_ms_p99", "tpot_ms_p50", "e2e_ms_p95",
-            "error_rate", "verdict"]
+    cols = [
+        "run_id",
+        "model",
+        "git",
+        "requests",
+        "ttfc_ms_p50",
+        "ttfc_ms_p95",
+        "ttfc_ms_p99",
+        "tpot_ms_p50",
+        "e2e_ms_p95",
+        "error_rate",
+        "verdict",
+    ]
     table = h[cols].to_html(index=False, na_rep="–", float_format=lambda v: f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}", border=0)
     from bench.analysis.page import render_page
 
-    paths["html"].write_text(render_page("Latency history",
-        "<h1>Latency history</h1><p>One point per run; bands are distribution-free 95 % intervals of each "
-        f"percentile; red points: runs the gate marked as a regression.</p><img src='data:image/png;base64,{img}' style='max-width:100%'>"
-        f"{table}"))
+    paths["html"].write_text(
+        render_page(
+            "Latency history",
+            "<h1>Latency history</h1><p>One point per run; bands are distribution-free 95 % intervals of each "
+            f"percentile; red points: runs the gate marked as a regression.</p><img src='data:image/png;base64,{img}' style='max-width:100%'>"
+            f"{table}",
+        )
+    )
     return paths

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from bench.analysis.page import num
 
-
 SKIP = "\x00skip:"  # a failure message starting with this marks the case skipped (undecided), not failed
 
 
@@ -17,12 +16,18 @@ def _suite(name: str, cases: list[tuple[str, str, str | None, str]]) -> ET.Eleme
     makes the case skipped with that reason (an undecided verdict is neither passed nor failed)."""
     suites = ET.Element("testsuites")
     skipped = sum(1 for c in cases if c[2] is not None and c[2].startswith(SKIP))
-    suite = ET.SubElement(suites, "testsuite", name=name, tests=str(len(cases)),
-                          failures=str(sum(1 for c in cases if c[2] is not None) - skipped), skipped=str(skipped))
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=name,
+        tests=str(len(cases)),
+        failures=str(sum(1 for c in cases if c[2] is not None) - skipped),
+        skipped=str(skipped),
+    )
     for classname, case, failure, details in cases:
         tc = ET.SubElement(suite, "testcase", classname=classname, name=case)
         if failure is not None and failure.startswith(SKIP):
-            ET.SubElement(tc, "skipped", message=failure[len(SKIP):]).text = details
+            ET.SubElement(tc, "skipped", message=failure[len(SKIP) :]).text = details
         elif failure is not None:
             f = ET.SubElement(tc, "failure", message=failure, type="regression" if "regression" in failure else "slo")
             f.text = details
@@ -46,9 +51,11 @@ def _num(v) -> str:
 def compare_junit(result: dict, path: Path) -> Path:
     cases = []
     for r in result["rows"]:
-        details = (f"baseline {_num(r['baseline'])}, candidate {_num(r['candidate'])}, difference {_num(r['diff'])} "
-                   f"[95% CI {_num(r['ci_low'])}, {_num(r['ci_high'])}], tolerance {r['tolerance']}, verdict {r['verdict']}, "
-                   f"n {r['n_base']} / {r['n_cand']}; {r.get('reason', '')}")
+        details = (
+            f"baseline {_num(r['baseline'])}, candidate {_num(r['candidate'])}, difference {_num(r['diff'])} "
+            f"[95% CI {_num(r['ci_low'])}, {_num(r['ci_high'])}], tolerance {r['tolerance']}, verdict {r['verdict']}, "
+            f"n {r['n_base']} / {r['n_cand']}; {r.get('reason', '')}"
+        )
         failure = None
         if r["verdict"] == "regression":
             failure = f"{r['metric']} {r['stat']}: regression beyond {r['tolerance']}"
@@ -64,6 +71,8 @@ def slo_junit(summary: dict, path: Path) -> Path:
     cases = []
     for model, s in summary["models"].items():
         for v in s["slo_verdicts"]:
-            details = f"observed {v.get('observed_text') or _num(v['observed'])} over {v.get('n')} requests; {v['status']}" + (f" ({v['note']})" if v.get("note") else "")
+            details = f"observed {v.get('observed_text') or _num(v['observed'])} over {v.get('n')} requests; {v['status']}" + (
+                f" ({v['note']})" if v.get("note") else ""
+            )
             cases.append((model, v["slo"], None if v["ok"] else f"{v['slo']}: {v['status']}", details))
     return _write(_suite(f"bench run {summary['run_id']} SLOs", cases), path)

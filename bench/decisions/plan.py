@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis.summaries import MIN_SAMPLES, live_rows
 from bench import intervals as iv
+from bench.analysis.summaries import MIN_SAMPLES, live_rows
 from bench.decisions.compare import Tolerance, duration_text, gap_samples, interval, request_rate, request_sample
 
 
@@ -46,12 +46,14 @@ def _needed_error(p: float, allowed: float) -> int | None:
     if allowed <= 0:
         return None
     lo, hi = 2, 2
+
     def ok(n: int) -> bool:
         k = int(round(p * n))
         a = iv.proportion_interval(k, n)
         _, _, up = iv.mover(a, a)
         sd = math.sqrt(max(p * (1 - p), 1e-12) * 2 / n)
         return up + iv.Z_POWER * sd < allowed
+
     while not ok(hi):
         lo, hi = hi, hi * 2
         if hi > 1 << 40:
@@ -75,13 +77,23 @@ def plan(df: pd.DataFrame, tolerances: list[Tolerance]) -> list[PlanRow]:
                 live = live_rows(g)
                 p = float(live["error"].notna().mean()) if len(live) else 0.0
                 need = _needed_error(p, tol.value)
-                rows.append(PlanRow(model, tol.text, p, tol.value, None, len(live), need,
-                                    need / rate if need and rate else None))
+                rows.append(PlanRow(model, tol.text, p, tol.value, None, len(live), need, need / rate if need and rate else None))
                 continue
             s = gap_sets[tol.stat].get(model) if tol.metric == "gaps_ms" else request_sample(g, tol.metric)
             if s is None or s.values.size < MIN_SAMPLES:
-                rows.append(PlanRow(model, tol.text, None, None, None, n_ok, None, None,
-                                    f"fewer than {MIN_SAMPLES} samples in the baseline: run it longer first"))
+                rows.append(
+                    PlanRow(
+                        model,
+                        tol.text,
+                        None,
+                        None,
+                        None,
+                        n_ok,
+                        None,
+                        None,
+                        f"fewer than {MIN_SAMPLES} samples in the baseline: run it longer first",
+                    )
+                )
                 continue
             x = interval(s, tol.stat)
             allowed = tol.value * abs(x.point) if tol.unit == "%" else tol.value
@@ -96,25 +108,48 @@ def plan(df: pd.DataFrame, tolerances: list[Tolerance]) -> list[PlanRow]:
             if tol.stat != "mean":
                 need_eff = max(need_eff, iv.min_n_for_bounds(float(tol.stat[1:])))
             need = int(math.ceil(need_eff / per_request)) if math.isfinite(need_eff) and per_request > 0 else None
-            rows.append(PlanRow(model, tol.text, x.point, allowed, h if math.isfinite(h) else None, requests, need,
-                                need / rate if need and rate else None, note))
+            rows.append(
+                PlanRow(
+                    model,
+                    tol.text,
+                    x.point,
+                    allowed,
+                    h if math.isfinite(h) else None,
+                    requests,
+                    need,
+                    need / rate if need and rate else None,
+                    note,
+                )
+            )
     return rows
 
 
 def markdown(rows: list[PlanRow], users: int | None) -> str:
     at = f" at {users} users" if users else ""
-    out = [f"### Run length needed to decide each tolerance (80 % power, nothing changed{at})", "",
-           "| model | tolerance | baseline | requests now | requests needed a model | run time needed | note |",
-           "|---|---|---:|---:|---:|---:|---|"]
+    out = [
+        f"### Run length needed to decide each tolerance (80 % power, nothing changed{at})",
+        "",
+        "| model | tolerance | baseline | requests now | requests needed a model | run time needed | note |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        base = "–" if r.baseline is None else (f"{100 * r.baseline:.2f} %" if r.tolerance.startswith("error_rate") else f"{r.baseline:.2f}")
+        base = (
+            "–"
+            if r.baseline is None
+            else (f"{100 * r.baseline:.2f} %" if r.tolerance.startswith("error_rate") else f"{r.baseline:.2f}")
+        )
         need = "–" if r.requests_needed is None else f"{r.requests_needed:,}"
-        out.append(f"| {r.model.split('/')[-1]} | {r.tolerance} | {base} | {r.requests_now:,} | {need} | "
-                   f"{duration_text(r.seconds_needed) if r.seconds_needed else '–'} | {r.note} |")
+        out.append(
+            f"| {r.model.split('/')[-1]} | {r.tolerance} | {base} | {r.requests_now:,} | {need} | "
+            f"{duration_text(r.seconds_needed) if r.seconds_needed else '–'} | {r.note} |"
+        )
     longest = max((r.seconds_needed for r in rows if r.seconds_needed), default=None)
     if longest:
-        out += ["", f"The longest: about {duration_text(longest)} of load{at} (the baseline's request rate; "
-                    "more users shorten it if the server keeps up)."]
+        out += [
+            "",
+            f"The longest: about {duration_text(longest)} of load{at} (the baseline's request rate; "
+            "more users shorten it if the server keeps up).",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -122,7 +157,12 @@ def write(rows: list[PlanRow], out: Path, users: int | None) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     longest = max((r.seconds_needed for r in rows if r.seconds_needed), default=None)
     paths = {"json": out / "plan.json", "md": out / "plan.md"}
-    paths["json"].write_text(json.dumps({"rows": [asdict(r) for r in rows], "users": users, "longest_s": longest},
-                                        indent=2, default=lambda v: None if isinstance(v, float) and not np.isfinite(v) else v))
+    paths["json"].write_text(
+        json.dumps(
+            {"rows": [asdict(r) for r in rows], "users": users, "longest_s": longest},
+            indent=2,
+            default=lambda v: None if isinstance(v, float) and not np.isfinite(v) else v,
+        )
+    )
     paths["md"].write_text(markdown(rows, users))
     return paths

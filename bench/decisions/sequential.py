@@ -76,7 +76,9 @@ class Sequential:
                 result = compare_runs(self.baseline, run_dir, self.tolerances, runs=(self._base(), df), alpha=alpha)
             except NotComparable:
                 result = {"verdict": "undecided", "undecided": -1, "regressions": 0}
-            self.looks.append(Look(k, round(elapsed_s, 1), alpha, result["verdict"], result["undecided"], result["regressions"], len(df)))
+            self.looks.append(
+                Look(k, round(elapsed_s, 1), alpha, result["verdict"], result["undecided"], result["regressions"], len(df))
+            )
             return result["verdict"] != "undecided"
         finally:
             shutil.rmtree(peek, ignore_errors=True)
@@ -91,6 +93,11 @@ class Sequential:
         return iv.spending_alpha(len(self.looks) + (0 if decided and self.looks else 1), self.max_looks)
 
     def describe(self, decided: bool) -> dict:
-        return {"baseline": str(Path(self.baseline).resolve()), "tolerances": [t.text for t in self.tolerances],
-                "every_s": self.every_s, "decided": decided, "looks": [asdict(x) for x in self.looks],
-                "final_alpha": self.final_alpha(decided)}
+        return {
+            "baseline": str(Path(self.baseline).resolve()),
+            "tolerances": [t.text for t in self.tolerances],
+            "every_s": self.every_s,
+            "decided": decided,
+            "looks": [asdict(x) for x in self.looks],
+            "final_alpha": self.final_alpha(decided),
+        }

@@ -52,8 +52,12 @@ class WorkerClock:
         if b is None:
             return None
         offset, rtt = b
-        return {"offset_s": round(offset, 6), "uncertainty_s": round(rtt / 2, 6), "rtt_s": round(rtt, 6),
-                "exchanges": self.exchanges}
+        return {
+            "offset_s": round(offset, 6),
+            "uncertainty_s": round(rtt / 2, 6),
+            "rtt_s": round(rtt, 6),
+            "exchanges": self.exchanges,
+        }
 
 
 def clock_warnings(clocks: dict[str, dict | None]) -> list[str]:
@@ -63,9 +67,13 @@ def clock_warnings(clocks: dict[str, dict | None]) -> list[str]:
             out.append(f"worker {wid}: no clock exchange answered; its wall stamps are uncorrected")
             continue
         if abs(c["offset_s"]) > WARN_OFFSET_S:
-            out.append(f"worker {wid}'s wall clock is {c['offset_s']:+.3f} s off the master's (±{c['uncertainty_s'] * 1000:.1f} ms); "
-                       "its stamps were moved onto the master's clock. Run NTP (chrony) on load-generating machines.")
+            out.append(
+                f"worker {wid}'s wall clock is {c['offset_s']:+.3f} s off the master's (±{c['uncertainty_s'] * 1000:.1f} ms); "
+                "its stamps were moved onto the master's clock. Run NTP (chrony) on load-generating machines."
+            )
         if c["uncertainty_s"] > WARN_UNCERTAINTY_S:
-            out.append(f"worker {wid}: clock offset known only to ±{c['uncertainty_s'] * 1000:.0f} ms (round trip "
-                       f"{c['rtt_s'] * 1000:.0f} ms): time-series placement across workers is that uncertain")
+            out.append(
+                f"worker {wid}: clock offset known only to ±{c['uncertainty_s'] * 1000:.0f} ms (round trip "
+                f"{c['rtt_s'] * 1000:.0f} ms): time-series placement across workers is that uncertain"
+            )
     return out

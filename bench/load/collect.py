@@ -25,10 +25,10 @@ import gevent
 import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
+from bench.analysis.timing import TIMING_FILE
 from bench.load.clock import WorkerClock, clock_warnings, wall
 from bench.load.drop import load_drop
 from bench.records import IDX, Spool, lost_row, not_sent_row, start_notice
-from bench.analysis.timing import TIMING_FILE
 
 FLUSH_INTERVAL = 1.0
 FINAL_WAIT = 20.0
@@ -51,7 +51,7 @@ class KernelTimer:
         self.missed = 0  # expiries the latest wait() found already passed besides the oldest
 
     @classmethod
-    def start(cls, period: int) -> "KernelTimer | None":
+    def start(cls, period: int) -> KernelTimer | None:
         import ctypes
         import ctypes.util
 
@@ -267,8 +267,14 @@ class Collector:
                     self._write([])  # retry what a full disk kept back
                 if not self.is_worker:
                     runner = self.env.runner
-                    self.users_over_time.append((round(time.time() - self.started, 2), int(runner.user_count),
-                                                 int(getattr(runner, "target_user_count", 0) or 0), str(runner.state)))
+                    self.users_over_time.append(
+                        (
+                            round(time.time() - self.started, 2),
+                            int(runner.user_count),
+                            int(getattr(runner, "target_user_count", 0) or 0),
+                            str(runner.state),
+                        )
+                    )
                     self._progress()
             except Exception as exc:  # a flush problem must never kill the flusher
                 self.warnings.append(f"record flush failed: {exc!r}")
@@ -292,9 +298,21 @@ class Collector:
         offered = self.arrivals.offered if self.arrivals is not None else None
         trace = self.arrivals.info() if hasattr(self.arrivals, "info") else None  # a trace replay: its clock origin and progress
         if self.is_worker:
-            data = {"w": self.worker_id, "rows": rows, "sent": self.sent, "errors": self.errors, "final": final,
-                    "cpu_max": self.cpu_max, "warnings": self.warnings[-5:], "lag": lag.tobytes(), "cpu": cpu, "t": time.time(),
-                    "offered": offered, "not_sent": self.not_sent, "trace": trace}
+            data = {
+                "w": self.worker_id,
+                "rows": rows,
+                "sent": self.sent,
+                "errors": self.errors,
+                "final": final,
+                "cpu_max": self.cpu_max,
+                "warnings": self.warnings[-5:],
+                "lag": lag.tobytes(),
+                "cpu": cpu,
+                "t": time.time(),
+                "offered": offered,
+                "not_sent": self.not_sent,
+                "trace": trace,
+            }
             self.env.runner.send_message("bench_records", data)
         else:
             self._write(rows)
@@ -322,11 +340,15 @@ class Collector:
             now = time.monotonic()
             if self.write_failing_since is None:
                 self.write_failing_since = now
-                self.warnings.append(f"writing records to {self.spool.path} failed ({exc}); {len(self.pending)} rows kept, retrying")
+                self.warnings.append(
+                    f"writing records to {self.spool.path} failed ({exc}); {len(self.pending)} rows kept, retrying"
+                )
             if now - self.write_failing_since > WRITE_GIVE_UP and not getattr(self, "_gave_up", False):
                 self._gave_up = True
-                msg = (f"records could not be written to {self.spool.path} for {WRITE_GIVE_UP:.0f} s ({exc}); "
-                       f"the run was stopped with {len(self.pending)} records in memory")
+                msg = (
+                    f"records could not be written to {self.spool.path} for {WRITE_GIVE_UP:.0f} s ({exc}); "
+                    f"the run was stopped with {len(self.pending)} records in memory"
+                )
                 self.warnings.append(msg)
                 sys.stderr.write(f"error: {msg}\n")
                 gevent.spawn(self.env.runner.quit)
@@ -392,11 +414,18 @@ class Collector:
         errors = sum(w.get("errors", 0) for w in self.workers.values()) if self.is_master else self.errors
         # the busiest load generator's CPU: in a distributed run the workers', not the master's
         cpu = max([self.cpu_max] + [w.get("cpu_max") or 0.0 for w in self.workers.values()]) if self.is_master else self.cpu_max
-        _write_json(self.run_dir / "progress.json", {
-            "elapsed": time.time() - self.started, "records": done, "sent": sent,
-            "errors": errors,
-            "users": self.env.runner.user_count, "cpu_max": cpu, "t": time.time(),
-        })
+        _write_json(
+            self.run_dir / "progress.json",
+            {
+                "elapsed": time.time() - self.started,
+                "records": done,
+                "sent": sent,
+                "errors": errors,
+                "users": self.env.runner.user_count,
+                "cpu_max": cpu,
+                "t": time.time(),
+            },
+        )
 
     def _on_test_stopping(self, environment, **kw) -> None:
         if not self.is_master:
@@ -444,11 +473,15 @@ class Collector:
             from bench.analysis.results import ensure_records
 
             ensure_records(self.run_dir)
-            sys.stderr.write(f"bench: run folder {self.run_dir}/ (requests.parquet, run.json); "
-                             f"build the report with: bench report {self.run_dir}\n")
+            sys.stderr.write(
+                f"bench: run folder {self.run_dir}/ (requests.parquet, run.json); "
+                f"build the report with: bench report {self.run_dir}\n"
+            )
         except Exception as exc:
-            sys.stderr.write(f"bench: records in {self.run_dir}/ could not be finalized now ({exc}); "
-                             f"bench report {self.run_dir} finalizes them\n")
+            sys.stderr.write(
+                f"bench: records in {self.run_dir}/ could not be finalized now ({exc}); "
+                f"bench report {self.run_dir} finalizes them\n"
+            )
 
     def _warmup(self, ended: float) -> tuple[float, str]:
         """The warm-up this run excludes, by the rule ``bench run`` uses (see ``default_warmup``)."""
@@ -497,29 +530,45 @@ class Collector:
             if self.is_master:
                 clocks[wid] = clock
             if not w["final"]:
-                last = f" (its last report came {w['last_report'] - self.started:.0f} s into the run)" if w.get("last_report") else ""
-                self.warnings.append(f"worker {wid} sent no final report (killed?){last}: {w['received']} records received, "
-                                     f"{w.get('lost', 0)} requests it had in flight recorded as worker_lost"
-                                     + (f", {missing} unaccounted for" if missing else ""))
+                last = (
+                    f" (its last report came {w['last_report'] - self.started:.0f} s into the run)"
+                    if w.get("last_report")
+                    else ""
+                )
+                self.warnings.append(
+                    f"worker {wid} sent no final report (killed?){last}: {w['received']} records received, "
+                    f"{w.get('lost', 0)} requests it had in flight recorded as worker_lost"
+                    + (f", {missing} unaccounted for" if missing else "")
+                )
         self.warnings.extend(clock_warnings(clocks))
         drop = load_drop(self.users_over_time)
         if drop:
             self.warnings.append(drop)
         self.warnings = list(dict.fromkeys(self.warnings))
-        _write_json(self.run_dir / "collector.json", {
-            "records": sum(w["received"] + w.get("lost", 0) for w in self.workers.values()),
-            "worker_lost": self.lost,
-            "users_over_time": [[t, u] for t, u, _, _ in self.users_over_time],
-            "sent": sum(w["sent"] for w in self.workers.values()),
-            "offered": (sum(w.get("offered") or 0 for w in self.workers.values())
-                        if any(w.get("offered") is not None for w in self.workers.values()) else None),
-            "not_sent": sum(w.get("not_sent") or 0 for w in self.workers.values()),
-            "workers": workers, "warnings": self.warnings,
-            "cpu_max": max([self.cpu_max] + [w.get("cpu_max", 0.0) for w in self.workers.values()]),
-            "cpu_p50": sorted(self.cpu_samples)[len(self.cpu_samples) // 2] if self.cpu_samples else None,
-            "runner": type(self.env.runner).__name__, "started": self.started, "ended": ended,
-            "warmup_s": warmup, "warmup_rule": rule,
-            "host": self.env.host, **self.meta,
-        })
+        _write_json(
+            self.run_dir / "collector.json",
+            {
+                "records": sum(w["received"] + w.get("lost", 0) for w in self.workers.values()),
+                "worker_lost": self.lost,
+                "users_over_time": [[t, u] for t, u, _, _ in self.users_over_time],
+                "sent": sum(w["sent"] for w in self.workers.values()),
+                "offered": (
+                    sum(w.get("offered") or 0 for w in self.workers.values())
+                    if any(w.get("offered") is not None for w in self.workers.values())
+                    else None
+                ),
+                "not_sent": sum(w.get("not_sent") or 0 for w in self.workers.values()),
+                "workers": workers,
+                "warnings": self.warnings,
+                "cpu_max": max([self.cpu_max] + [w.get("cpu_max", 0.0) for w in self.workers.values()]),
+                "cpu_p50": sorted(self.cpu_samples)[len(self.cpu_samples) // 2] if self.cpu_samples else None,
+                "runner": type(self.env.runner).__name__,
+                "started": self.started,
+                "ended": ended,
+                "warmup_s": warmup,
+                "warmup_rule": rule,
+                "host": self.env.host,
+                **self.meta,
+            },
+        )
         self._progress()
-

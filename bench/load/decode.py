@@ -37,8 +37,22 @@ class StreamDecoder:
     """
 
     __slots__ = (
-        "protocol", "texts", "reasoning_parts", "usage_prompt", "usage_completion", "error", "error_detail",
-        "done", "first_visible", "_buf", "_sse", "_data", "_pre", "saw_openai", "detected", "_reasoning_idx",
+        "protocol",
+        "texts",
+        "reasoning_parts",
+        "usage_prompt",
+        "usage_completion",
+        "error",
+        "error_detail",
+        "done",
+        "first_visible",
+        "_buf",
+        "_sse",
+        "_data",
+        "_pre",
+        "saw_openai",
+        "detected",
+        "_reasoning_idx",
     )
 
     def __init__(self, protocol: str = "auto") -> None:
@@ -55,7 +69,9 @@ class StreamDecoder:
         self.first_visible: int | None = None  # index in ``texts`` of the first visible part
         self._reasoning_idx: list[int] = []  # parts that came as reasoning (a field or part type of their own)
         self.saw_openai = protocol in ("openai", "ui")  # a protocol with a terminal part: without it, truncated
-        self.detected = {"aisdk": "aisdk-data", "sse": "aisdk-data-sse", "openai": "openai", "ui": "ui-message-stream"}.get(protocol, "")
+        self.detected = {"aisdk": "aisdk-data", "sse": "aisdk-data-sse", "openai": "openai", "ui": "ui-message-stream"}.get(
+            protocol, ""
+        )
         self._buf = bytearray()
         self._sse = protocol in ("sse", "openai", "ui")
         self._data: list[bytes] = []
@@ -95,7 +111,7 @@ class StreamDecoder:
                     break
         else:
             for i, line in enumerate(lines):
-                if line[:2] == b'0:':  # the hot path: one text part
+                if line[:2] == b"0:":  # the hot path: one text part
                     try:
                         inner = line[3:-1]
                         if len(line) > 3 and line[2:3] == b'"' and line[-1:] == b'"' and b"\\" not in inner and b'"' not in inner:
@@ -115,7 +131,7 @@ class StreamDecoder:
                     if self.error:
                         break
                     if self._sse:  # auto-detected SSE on this line: the rest are SSE lines too
-                        for rest in lines[i + 1:]:
+                        for rest in lines[i + 1 :]:
                             self._sse_line(rest)
                             if self.error:
                                 break
@@ -168,7 +184,7 @@ class StreamDecoder:
         for open_tag, close_tag in _BLOCKS:
             if stripped.startswith(open_tag):
                 end = stripped.find(close_tag)
-                return stripped[end + len(close_tag):].lstrip() if end >= 0 else ""
+                return stripped[end + len(close_tag) :].lstrip() if end >= 0 else ""
         return text
 
     # --- internals ----------------------------------------------------------------------------
@@ -188,7 +204,7 @@ class StreamDecoder:
             for open_tag, close_tag in _BLOCKS:
                 if s.startswith(open_tag):
                     end = s.find(close_tag)
-                    if end >= 0 and s[end + len(close_tag):].strip():
+                    if end >= 0 and s[end + len(close_tag) :].strip():
                         self.first_visible = idx
                     return
             if not any(o.startswith(s) for o, _ in _BLOCKS):  # not (the start of) an opening tag

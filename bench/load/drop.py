@@ -19,7 +19,9 @@ def load_drop(series: list[tuple[float, int, int, str]], share: float = LOAD_DRO
             t_drop, before, target = cur[0], prev[1], cur[2]
             after = [x for x in running if x[0] >= t_drop and x[2] == target]
             low, end = min(x[1] for x in after), after[-1][0]
-            return (f"load fell from {before} to {low} users at {t_drop:.0f} s into the run (a worker lost? Locust does not "
-                    f"move its users to the others) and stayed reduced for {end - t_drop:.0f} s; the headline numbers "
-                    "include that period of reduced load")
+            return (
+                f"load fell from {before} to {low} users at {t_drop:.0f} s into the run (a worker lost? Locust does not "
+                f"move its users to the others) and stayed reduced for {end - t_drop:.0f} s; the headline numbers "
+                "include that period of reduced load"
+            )
     return None

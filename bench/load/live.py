@@ -58,12 +58,18 @@ class LiveStats:
             tps = np.array([r[2] for r in rows if r[2] is not None], dtype=float)
             span = min(WINDOW_S, max(1.0, now - rows[0][0])) if rows else WINDOW_S
             pct = lambda a, q: round(float(np.percentile(a, q)), 1) if a.size else ""  # noqa: E731
-            out.append({
-                "model": model, "requests": len(rows), "ttfc_p50": pct(ttfc, 50), "ttfc_p95": pct(ttfc, 95),
-                "ttfc_p99": pct(ttfc, 99), "decode_tps_p50": pct(tps, 50),
-                "output_tps": round(sum(r[3] for r in rows) / span, 1),
-                "errors": ", ".join(f"{k}: {v}" for k, v in self.errors[model].most_common()) or "none",
-            })
+            out.append(
+                {
+                    "model": model,
+                    "requests": len(rows),
+                    "ttfc_p50": pct(ttfc, 50),
+                    "ttfc_p95": pct(ttfc, 95),
+                    "ttfc_p99": pct(ttfc, 99),
+                    "decode_tps_p50": pct(tps, 50),
+                    "output_tps": round(sum(r[3] for r in rows) / span, 1),
+                    "errors": ", ".join(f"{k}: {v}" for k, v in self.errors[model].most_common()) or "none",
+                }
+            )
         return out
 
 

@@ -13,11 +13,11 @@ import sys
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.load.collect import Collector
 from bench.errors import InputError
-from bench.options import add_arguments, new_run_id, settings_from
 from bench.load.arrivals import Arrivals
+from bench.load.collect import Collector
 from bench.load.user import ChatUser, load_state
+from bench.options import add_arguments, new_run_id, settings_from
 
 __all__ = ["ChatUser"]
 
@@ -53,8 +53,12 @@ def _init(environment, **kw) -> None:
         install(environment, state.collector.live)
     s = state.settings
     if s is not None:
-        state.collector.meta = {"scenario": {"name": s.scenario.name, "path": str(opts.scenario)}, "slos": s.scenario.slos,
-                                   "models": s.models, "run_id": s.run_id}
+        state.collector.meta = {
+            "scenario": {"name": s.scenario.name, "path": str(opts.scenario)},
+            "slos": s.scenario.slos,
+            "models": s.models,
+            "run_id": s.run_id,
+        }
 
 
 @events.test_start.add_listener
@@ -77,8 +81,12 @@ def _test_start(environment, **kw) -> None:
         if s.workload is not None and s.workload.trace is not None:
             from bench.workload.replay import TraceArrivals, rows_for_worker
 
-            arrivals = TraceArrivals(s, rows_for_worker(s.workload.trace.rows, workers, index), s.workload.speedup,
-                                     on_finished=lambda: _trace_finished(environment))
+            arrivals = TraceArrivals(
+                s,
+                rows_for_worker(s.workload.trace.rows, workers, index),
+                s.workload.speedup,
+                on_finished=lambda: _trace_finished(environment),
+            )
         else:
             arrivals = Arrivals(s, s.arrival_rate / workers, random.Random(f"{s.seed}:arrivals:{index}"))
         state.arrivals = arrivals
@@ -86,6 +94,7 @@ def _test_start(environment, **kw) -> None:
         if isinstance(arrivals, Arrivals):
             arrivals.start()
         else:  # a trace's clock starts once every user is running: its first rows must not wait for the ramp-up
+
             def _go(**kw) -> None:
                 environment.events.spawning_complete.remove_listener(_go)
                 arrivals.start()

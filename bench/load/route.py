@@ -16,7 +16,6 @@ import jwt
 from bench.errors import InputError
 from bench.secrets import read_secret, remember
 
-
 NEPTUN_TEMPLATE = "/api/ai/huggingface/{publisher}/{name}/chat?chat_id={chat_id}"
 PLACEHOLDERS = {"model", "publisher", "name", "provider", "chat_id"}
 
@@ -56,7 +55,9 @@ class RouteConfig:
         template = dict(self.templates).get(model) or self.template or NEPTUN_TEMPLATE
         provider, model_id = split_model(model)
         publisher, _, name = model_id.partition("/")
-        path = template.format(model=model_id, publisher=publisher, name=name or model_id, provider=provider, chat_id=self.chat_id)
+        path = template.format(
+            model=model_id, publisher=publisher, name=name or model_id, provider=provider, chat_id=self.chat_id
+        )
         if "is_playground" not in path and self.kind != "openai":  # the app rejects a request without it (400)
             path += ("&" if "?" in path else "?") + ("is_playground=true" if self.playground else "is_playground=false")
         return path
@@ -64,7 +65,12 @@ class RouteConfig:
     def body(self, model: str, messages: list[dict[str, str]], max_tokens: int = 0) -> bytes:
         limit = max_tokens or self.max_tokens  # a request's own bound (a trace row, a length mix) first
         if self.kind == "openai":
-            obj: dict = {"model": split_model(model)[1], "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+            obj: dict = {
+                "model": split_model(model)[1],
+                "messages": messages,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
             if limit:
                 obj["max_tokens"] = limit
             if self.ignore_eos:
@@ -82,8 +88,10 @@ def check_models(models: list[str], kind: str, template: str, templates: dict[st
         uses_split = (templates or {}).get(m) or template or (NEPTUN_TEMPLATE if kind == "neptun" else "")
         if "{publisher}" in uses_split or "{name}" in uses_split:
             if split_model(m)[1].count("/") != 1:
-                raise InputError(f"--models: {m!r} is not publisher/model (the route's path needs both; "
-                                 "--route openai or --route-template takes any id)")
+                raise InputError(
+                    f"--models: {m!r} is not publisher/model (the route's path needs both; "
+                    "--route openai or --route-template takes any id)"
+                )
 
 
 def split_model(spec: str) -> tuple[str, str]:
@@ -168,14 +176,21 @@ def _found(token_file, jwt_secret_file, cookie_file, cookie_name) -> tuple[dict,
         cookie = cookie_header(cookie, cookie_name or DEFAULT_COOKIE)
         remember(cookie)
     found = {"bearer": token, "jwt": secret, "cookie": cookie}
-    source = {"bearer": f"the token from {'--token-file ' + token_file if token_file else 'BENCH_TOKEN'}",
-              "jwt": f"JWTs minted from the secret in {'--jwt-secret-file ' + jwt_secret_file if jwt_secret_file else 'BENCH_JWT_SECRET'}",
-              "cookie": f"the session cookie from {'--cookie-file ' + cookie_file if cookie_file else 'BENCH_COOKIE'}"}
+    source = {
+        "bearer": f"the token from {'--token-file ' + token_file if token_file else 'BENCH_TOKEN'}",
+        "jwt": f"JWTs minted from the secret in {'--jwt-secret-file ' + jwt_secret_file if jwt_secret_file else 'BENCH_JWT_SECRET'}",
+        "cookie": f"the session cookie from {'--cookie-file ' + cookie_file if cookie_file else 'BENCH_COOKIE'}",
+    }
     return found, source
 
 
-def credential_candidates(kind: str, token_file: str | None = None, jwt_secret_file: str | None = None,
-                          cookie_file: str | None = None, cookie_name: str = DEFAULT_COOKIE) -> list[Credentials]:
+def credential_candidates(
+    kind: str,
+    token_file: str | None = None,
+    jwt_secret_file: str | None = None,
+    cookie_file: str | None = None,
+    cookie_name: str = DEFAULT_COOKIE,
+) -> list[Credentials]:
     """``--auth auto``: every credential present, in the order the app reads them (session cookie
     first); the preflight tries them in turn and the run keeps the first the target accepts, so a
     stray BENCH_TOKEN beside a valid cookie does not stop the run. Any other kind: just that one."""
@@ -186,8 +201,13 @@ def credential_candidates(kind: str, token_file: str | None = None, jwt_secret_f
     return out or [Credentials("none")]
 
 
-def credentials_from(kind: str, token_file: str | None = None, jwt_secret_file: str | None = None,
-                     cookie_file: str | None = None, cookie_name: str = DEFAULT_COOKIE) -> Credentials:
+def credentials_from(
+    kind: str,
+    token_file: str | None = None,
+    jwt_secret_file: str | None = None,
+    cookie_file: str | None = None,
+    cookie_name: str = DEFAULT_COOKIE,
+) -> Credentials:
     """Pick credentials from files or environment variables (BENCH_COOKIE, BENCH_TOKEN, BENCH_JWT_SECRET).
 
     ``auto`` takes the first one present, the session cookie first; asking for a kind whose secret
@@ -199,7 +219,11 @@ def credentials_from(kind: str, token_file: str | None = None, jwt_secret_file: 
     if kind == "none":
         return Credentials("none")
     if not found.get(kind):
-        where = {"bearer": "BENCH_TOKEN or --token-file", "jwt": "BENCH_JWT_SECRET or --jwt-secret-file", "cookie": "BENCH_COOKIE or --cookie-file"}[kind]
+        where = {
+            "bearer": "BENCH_TOKEN or --token-file",
+            "jwt": "BENCH_JWT_SECRET or --jwt-secret-file",
+            "cookie": "BENCH_COOKIE or --cookie-file",
+        }[kind]
         raise InputError(f"--auth {kind}: no secret found; set {where}")
     if kind == "jwt" and len(found[kind].encode()) < 32:
         import sys

@@ -16,7 +16,9 @@ class StepShape(LoadTestShape):
     def tick(self):
         opts = self.runner.environment.parsed_options
         steps = parse_steps(getattr(opts, "steps", "") or "10:30s")
-        users = schedule(steps, self.get_run_time(), bool(getattr(opts, "ramp", False)), float(getattr(opts, "drain", 0.0) or 0.0))
+        users = schedule(
+            steps, self.get_run_time(), bool(getattr(opts, "ramp", False)), float(getattr(opts, "drain", 0.0) or 0.0)
+        )
         if users is None:
             return None
         return users, max(users, 1)

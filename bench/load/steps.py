@@ -45,5 +45,3 @@ def schedule(steps: list[tuple[int, float]], t: float, ramp: bool, drain: float)
     if t < start + drain:
         return prev
     return None
-
-

@@ -10,7 +10,6 @@ waits for 1 KiB), and nothing but the decoder runs per read.
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass, field
 from time import monotonic_ns
 
@@ -111,7 +110,12 @@ def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
             raw = obj.get("statusMessage") or obj.get("message") or obj.get("error") or ""
             message = str(raw.get("message", raw) if isinstance(raw, dict) else raw)
             inner = obj.get("message")
-            if isinstance(inner, str) and inner and inner != message and message in ("Server Error", "Bad Request.", "Bad Request"):
+            if (
+                isinstance(inner, str)
+                and inner
+                and inner != message
+                and message in ("Server Error", "Bad Request.", "Bad Request")
+            ):
                 message = f"{message} {inner}".strip()  # Nitro: "Server Error" + "Unauthorized"
     except (ValueError, RecursionError):
         message = body[:200].decode("utf-8", "replace")
@@ -170,8 +174,9 @@ def _connect(o: Outcome, client: HTTPClient) -> bool:
 _CLOSING = (ConnectionResetError, BrokenPipeError)  # with HTTPConnectionClosed: the server closed a kept-alive socket
 
 
-def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, headers: dict[str, str],
-                   timeouts: Timeouts, protocol: str = "auto") -> Outcome:
+def stream_request(
+    o: Outcome, client: HTTPClient, path: str, body: bytes, headers: dict[str, str], timeouts: Timeouts, protocol: str = "auto"
+) -> Outcome:
     """Send ``body`` to ``path`` and read the answer into ``o``. Never raises but ``GreenletExit``."""
     dec = o.decoder = StreamDecoder(protocol)
     now = monotonic_ns
@@ -181,7 +186,7 @@ def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, heade
         except GreenletExit:
             o.error, o.t_end = "cancelled", now()
             raise
-        except (OSError, socket.timeout, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             o.t_start = o.t_end = now()
             o.error, o.detail = "connect_error", f"{type(exc).__name__}: {exc}"[:300]
             return o
@@ -193,7 +198,7 @@ def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, heade
         except GreenletExit:
             o.error, o.t_end = "cancelled", now()
             raise
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             o.t_end = now()
             waited = (o.t_end - t0) / 1e9
             # the connection is open (see _connect): a timeout here is the server not answering
@@ -209,7 +214,10 @@ def stream_request(o: Outcome, client: HTTPClient, path: str, body: bytes, heade
                 o.retry_ms = (now() - t0) / 1e6
                 continue
             o.t_end = now()
-            o.error, o.detail = ("truncated" if isinstance(exc, HTTPParseError) else "connect_error"), f"{type(exc).__name__}: {exc}"[:300]
+            o.error, o.detail = (
+                ("truncated" if isinstance(exc, HTTPParseError) else "connect_error"),
+                f"{type(exc).__name__}: {exc}"[:300],
+            )
             return o
         break
     o.t_headers = now()
@@ -267,7 +275,7 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
         sock.settimeout(limit / 1e9)
         try:
             data = sock.recv(READ_SIZE)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             t = now()
             o.error = "timeout_total" if t >= total_deadline - 1_000_000 else ("stall" if last_part else "timeout_first_chunk")
             break
@@ -297,8 +305,13 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
     o.t_end = ts if not o.error else now()
     if o.error:
         if o.error in ("stall", "timeout_first_chunk", "timeout_total") and not o.detail:
-            o.detail = ("the stream did not end in time" if o.error == "timeout_total"
-                        else f"no content part for {timeouts.stall:g} s" if o.error == "stall" else "no content part in time")
+            o.detail = (
+                "the stream did not end in time"
+                if o.error == "timeout_total"
+                else f"no content part for {timeouts.stall:g} s"
+                if o.error == "stall"
+                else "no content part in time"
+            )
         _discard(resp)
     else:
         if dec.error:

@@ -13,8 +13,8 @@ import itertools
 import random
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from time import monotonic_ns
+from urllib.parse import urlsplit
 
 import gevent
 from gevent import GreenletExit
@@ -23,9 +23,8 @@ from locust import User, constant, task
 
 from bench.load.arrivals import Arrival
 from bench.load.clock import wall
-from bench.records import IDX, RequestContext, build_row, silent_at_end
 from bench.load.stream import Outcome, stream_request
-
+from bench.records import IDX, RequestContext, build_row, silent_at_end
 
 
 @dataclass
@@ -79,7 +78,11 @@ class ChatUser(User):
         if self.host.startswith("https:"):  # one SSL context per process, shared by every user
             tls = {"ssl_context_factory": self.state.ssl_context_factory, "insecure": s.tls.insecure}
         self.client = HTTPClient.from_url(
-            self.host, concurrency=1, connection_timeout=s.timeouts.connect, network_timeout=s.timeouts.first_chunk, **tls,
+            self.host,
+            concurrency=1,
+            connection_timeout=s.timeouts.connect,
+            network_timeout=s.timeouts.first_chunk,
+            **tls,
         )
         self.base_path = urlsplit(self.host).path.rstrip("/")  # a deployment mounted under a prefix
         self._n = 0
@@ -130,8 +133,9 @@ class ChatUser(User):
             if s.count_tokens is not None:
                 tokens.append(self._count(turn.user))
             requested = s.workload.requested.get(conv.name) if s.workload is not None else None
-            reply, reply_tokens, ok = self._send(model, history, tokens, conv.name, ",".join(conv.tags), conv_id, turn_no,
-                                                 t_intended, *(requested or (None, None)))
+            reply, reply_tokens, ok = self._send(
+                model, history, tokens, conv.name, ",".join(conv.tags), conv_id, turn_no, t_intended, *(requested or (None, None))
+            )
             if reply:
                 history.append({"role": "assistant", "content": reply})
                 if s.count_tokens is not None:
@@ -158,8 +162,19 @@ class ChatUser(User):
                 text = row.prompt if row.prompt is not None else s.workload.maker.prompt(row.input_tokens, row.row)
                 history = st.history + [{"role": "user", "content": text}]
                 tokens = st.tokens + [self._count(text)] if count is not None else []  # earlier turns counted once
-            reply, reply_tokens, _ = self._send(a.model, history, tokens, row.conversation, "trace", st.conv_id, row.turn,
-                                                a.due, row.input_tokens, row.output_tokens, row.row)
+            reply, reply_tokens, _ = self._send(
+                a.model,
+                history,
+                tokens,
+                row.conversation,
+                "trace",
+                st.conv_id,
+                row.turn,
+                a.due,
+                row.input_tokens,
+                row.output_tokens,
+                row.row,
+            )
             if row.messages is None and reply:
                 st.history = history + [{"role": "assistant", "content": reply}]
                 if count is not None:
@@ -173,8 +188,20 @@ class ChatUser(User):
             n = self._tokens[text] = self.s.count_tokens(text)
         return n
 
-    def _send(self, model, history, tokens, name, tags, conv_id, turn_no, t_intended, input_tokens=None, output_tokens=None,
-              trace_row=None) -> tuple[str, int | None, bool]:
+    def _send(
+        self,
+        model,
+        history,
+        tokens,
+        name,
+        tags,
+        conv_id,
+        turn_no,
+        t_intended,
+        input_tokens=None,
+        output_tokens=None,
+        trace_row=None,
+    ) -> tuple[str, int | None, bool]:
         """One request, always ending in exactly one record: whatever raises on the way (a bug, a
         server's shape no check foresaw) becomes an ``internal_error`` record with the exception."""
         s = self.s
@@ -185,11 +212,23 @@ class ChatUser(User):
         try:
             limit = output_tokens or s.route.max_tokens or None
             ctx = RequestContext(
-                run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
-                conversation_id=conv_id, conversation=name, turn=turn_no, model=model, tags=tags,
-                t_intended=t_intended, t_wall_start=wall(), prompt_chars=sum(len(m["content"]) for m in history),
-                prompt_messages=len(history), protocol=s.protocol, prompt_tokens=sum(tokens) if tokens else None,
-                requested_tokens=limit if s.route.kind == "openai" else None, trace_row=trace_row,
+                run_id=s.run_id,
+                request_id=rid,
+                worker=self.collector.worker_id,
+                user=self.user_id,
+                conversation_id=conv_id,
+                conversation=name,
+                turn=turn_no,
+                model=model,
+                tags=tags,
+                t_intended=t_intended,
+                t_wall_start=wall(),
+                prompt_chars=sum(len(m["content"]) for m in history),
+                prompt_messages=len(history),
+                protocol=s.protocol,
+                prompt_tokens=sum(tokens) if tokens else None,
+                requested_tokens=limit if s.route.kind == "openai" else None,
+                trace_row=trace_row,
                 requested_input_tokens=input_tokens,
             )
             self.collector.count_sent(ctx)
@@ -206,18 +245,35 @@ class ChatUser(User):
             o.error, o.detail = "internal_error", f"{type(exc).__name__}: {exc}"[:300]
             o.t_end = monotonic_ns()
             if ctx is None:
-                ctx = RequestContext(run_id=s.run_id, request_id=rid, worker=self.collector.worker_id, user=self.user_id,
-                                     conversation_id=conv_id, conversation=name, turn=turn_no, model=model, tags=tags,
-                                     t_intended=t_intended, t_wall_start=wall(), prompt_chars=0, prompt_messages=len(history),
-                                     protocol=s.protocol, prompt_tokens=None, requested_tokens=None, trace_row=trace_row,
-                                     requested_input_tokens=input_tokens)
+                ctx = RequestContext(
+                    run_id=s.run_id,
+                    request_id=rid,
+                    worker=self.collector.worker_id,
+                    user=self.user_id,
+                    conversation_id=conv_id,
+                    conversation=name,
+                    turn=turn_no,
+                    model=model,
+                    tags=tags,
+                    t_intended=t_intended,
+                    t_wall_start=wall(),
+                    prompt_chars=0,
+                    prompt_messages=len(history),
+                    protocol=s.protocol,
+                    prompt_tokens=None,
+                    requested_tokens=None,
+                    trace_row=trace_row,
+                    requested_input_tokens=input_tokens,
+                )
                 self.collector.count_sent(ctx)
             if o.t_start == 0:
                 o.t_start = o.t_end
         row = self._record(o, ctx)
         try:
             dec = o.decoder
-            reply = "" if dec is None or o.error == "internal_error" else (dec.visible_text() if s.history == "visible" else dec.text)
+            reply = (
+                "" if dec is None or o.error == "internal_error" else (dec.visible_text() if s.history == "visible" else dec.text)
+            )
             counted = str(row[IDX["token_source"]]).startswith("tokenizer:") and dec is not None and reply == dec.text
         except Exception:  # noqa: BLE001
             return "", None, False
@@ -248,8 +304,13 @@ class ChatUser(User):
         try:
             row = build_row(o, ctx, self.s.count_tokens)
         except Exception as exc:  # noqa: BLE001 (what was observed could not be turned into a row: keep the request)
-            bare = Outcome(t_start=o.t_start, t_end=o.t_end or monotonic_ns(), status=o.status, error="internal_error",
-                           detail=f"record: {type(exc).__name__}: {exc}"[:300])
+            bare = Outcome(
+                t_start=o.t_start,
+                t_end=o.t_end or monotonic_ns(),
+                status=o.status,
+                error="internal_error",
+                detail=f"record: {type(exc).__name__}: {exc}"[:300],
+            )
             o.error = bare.error
             row = build_row(bare, ctx, None)
         failed = o.error is not None
@@ -258,8 +319,14 @@ class ChatUser(User):
             return row  # cut off by the run's end: kept in the records, not a failure of the target
         fire = self.environment.events.request.fire
         e2e = (o.t_end - o.t_start) / 1e6 if o.t_end else 0.0
-        fire(request_type="CHAT", name=ctx.model, response_time=e2e, response_length=o.bytes_in,
-             exception=StreamFailure(o.error) if failed else None, context={})
+        fire(
+            request_type="CHAT",
+            name=ctx.model,
+            response_time=e2e,
+            response_length=o.bytes_in,
+            exception=StreamFailure(o.error) if failed else None,
+            context={},
+        )
         # one Locust entry per request sent, so Locust's totals and RPS count requests once; TTFC and the
         # rest are in the records (and the live "Streams" tab), exact, not Locust's rounded percentiles
         return row

@@ -27,8 +27,11 @@ from bench.target.profiles import Profiles, load_profiles
 
 ROUTE = "/api/ai/huggingface/{publisher}/{name}/chat"
 SIBLING_ROUTE = r"/api/ai/{provider:cloudflare|openrouter|ollama}/{model:.+}/chat"
-INVALID_MODEL = {"deployed": "Invalid model name- or publisher", "documented": "Invalid model name or publisher",
-                 "ui-stream": "Invalid model name- or publisher"}
+INVALID_MODEL = {
+    "deployed": "Invalid model name- or publisher",
+    "documented": "Invalid model name or publisher",
+    "ui-stream": "Invalid model name- or publisher",
+}
 CONTENT_TYPES = {"plain": "text/plain; charset=utf-8", "event-stream": "text/event-stream"}
 BAD_BODY = "Bad Request. Invalid body(message | messages)."
 _INT = re.compile(r"^-?\d+$")
@@ -79,8 +82,14 @@ class Truth:
     text_crc: int = 0  # CRC-32 of the reply text sent, so a client can prove it decoded every character
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None, data: object = None,
-           reason: str | None = None, detail: str | None = None) -> web.Response:
+def _error(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    data: object = None,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> web.Response:
     obj: dict = {"statusCode": status, "statusMessage": message}
     if detail is not None:
         obj["message"] = detail
@@ -99,13 +108,31 @@ def _zod_model_error(publisher: str, name: str, publishers: list[str], names: li
     """The app's 400 for a model it does not know (retired ones included): a ZodError naming the field."""
     issues = []
     if publisher not in publishers:
-        issues.append({"received": publisher, "code": "invalid_enum_value", "options": publishers, "path": ["model_publisher"],
-                       "message": f"Invalid enum value. Expected {' | '.join(repr(p) for p in publishers)}, received {publisher!r}"})
+        issues.append(
+            {
+                "received": publisher,
+                "code": "invalid_enum_value",
+                "options": publishers,
+                "path": ["model_publisher"],
+                "message": f"Invalid enum value. Expected {' | '.join(repr(p) for p in publishers)}, received {publisher!r}",
+            }
+        )
     if name not in names:
-        issues.append({"received": name, "code": "invalid_enum_value", "options": names, "path": ["model_name"],
-                       "message": f"Invalid enum value. Expected {' | '.join(repr(n) for n in names)}, received {name!r}"})
-    return _error(400, "Bad Request.", detail="Invalid routeParams(model_publisher, model_name).",
-                  data={"issues": issues, "name": "ZodError"})
+        issues.append(
+            {
+                "received": name,
+                "code": "invalid_enum_value",
+                "options": names,
+                "path": ["model_name"],
+                "message": f"Invalid enum value. Expected {' | '.join(repr(n) for n in names)}, received {name!r}",
+            }
+        )
+    return _error(
+        400,
+        "Bad Request.",
+        detail="Invalid routeParams(model_publisher, model_name).",
+        data={"issues": issues, "name": "ZodError"},
+    )
 
 
 def _openai_error(status: int, message: str, kind: str) -> web.Response:
@@ -182,7 +209,7 @@ class UIFramer(Framer):
         if self.keepalive_every and self.parts % self.keepalive_every == 0:
             out += b": keep-alive\n\n"
         if text.lstrip().startswith("<think>") and self.mode is None:
-            text = text.lstrip()[len("<think>"):]
+            text = text.lstrip()[len("<think>") :]
             self.mode = "reasoning"
             out += self._event({"type": "reasoning-start", "id": "r0"})
         if self.mode == "reasoning":
@@ -207,7 +234,12 @@ class UIFramer(Framer):
 
     def finish(self, prompt_tokens: int, tokens: int) -> bytes:
         out = self._event({"type": f"{self.mode}-end", "id": self.mode[0] + "0"}) if self.mode else b""
-        return out + self._event({"type": "finish-step"}) + self._event({"type": "finish", "finishReason": "stop"}) + b"data: [DONE]\n\n"
+        return (
+            out
+            + self._event({"type": "finish-step"})
+            + self._event({"type": "finish", "finishReason": "stop"})
+            + b"data: [DONE]\n\n"
+        )
 
 
 class OpenAIFramer(Framer):
@@ -282,8 +314,10 @@ class Target:
     async def metrics(self, request: web.Request) -> web.Response:
         """The server's own view in Prometheus text, as vLLM and llama.cpp expose theirs: streams being
         decoded, requests waiting for a slot, tokens produced."""
-        lines = ["# HELP bench_requests_running Streams being decoded (a slot of max_batch each).",
-                 "# TYPE bench_requests_running gauge"]
+        lines = [
+            "# HELP bench_requests_running Streams being decoded (a slot of max_batch each).",
+            "# TYPE bench_requests_running gauge",
+        ]
         lines += [f'bench_requests_running{{model="{m}"}} {e.active}' for m, e in self.engines.items()]
         lines += ["# HELP bench_requests_waiting Requests queued for a slot.", "# TYPE bench_requests_waiting gauge"]
         lines += [f'bench_requests_waiting{{model="{m}"}} {e.queued}' for m, e in self.engines.items()]
@@ -362,10 +396,23 @@ class Target:
         if not _INT.match(chat_id):
             return _error(400, "Bad Request. Invalid chat_id.")
         if deployed and request.query.get("is_playground") not in ("true", "false"):
-            return _error(400, "Bad Request.", detail="Invalid queryParams(chat_id, is_playground).",
-                          data={"issues": [{"code": "invalid_type", "expected": "boolean", "received": "null",
-                                            "path": ["is_playground"], "message": "Expected boolean, received null"}],
-                                "name": "ZodError"})
+            return _error(
+                400,
+                "Bad Request.",
+                detail="Invalid queryParams(chat_id, is_playground).",
+                data={
+                    "issues": [
+                        {
+                            "code": "invalid_type",
+                            "expected": "boolean",
+                            "received": "null",
+                            "path": ["is_playground"],
+                            "message": "Expected boolean, received null",
+                        }
+                    ],
+                    "name": "ZodError",
+                },
+            )
         body = await self._read_json(request)
         if isinstance(body, web.Response):
             return body
@@ -426,7 +473,9 @@ class Target:
         if not body.get("stream"):
             return await self._complete(truth, model, messages, faults)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._stream(request, truth, model, messages, faults, OpenAIFramer(model, include_usage), "text/event-stream")
+        return await self._stream(
+            request, truth, model, messages, faults, OpenAIFramer(model, include_usage), "text/event-stream"
+        )
 
     async def _complete(self, truth: Truth, model: str, messages: list, faults: FaultPlan) -> web.Response:
         parts = []
@@ -439,9 +488,21 @@ class Target:
         finally:
             engine.release()
         truth.status, truth.tokens, truth.outcome = 200, plan.tokens, "ok"
-        usage = {"prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.tokens, "total_tokens": plan.prompt_tokens + plan.tokens}
+        usage = {
+            "prompt_tokens": plan.prompt_tokens,
+            "completion_tokens": plan.tokens,
+            "total_tokens": plan.prompt_tokens + plan.tokens,
+        }
         msg = {"role": "assistant", "content": "".join(parts)}
-        return web.json_response({"id": "chatcmpl-x", "object": "chat.completion", "model": model, "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}], "usage": usage})
+        return web.json_response(
+            {
+                "id": "chatcmpl-x",
+                "object": "chat.completion",
+                "model": model,
+                "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+        )
 
     # --- streaming, shared by both routes ------------------------------------------------
     def _plan(self, model: str, messages: list, faults: FaultPlan) -> Plan:
@@ -466,8 +527,15 @@ class Target:
             truth.queue_wait_ms = (time.monotonic_ns() - t_queue) / 1e6
             if faults.slow_headers_s:
                 await asyncio.sleep(faults.slow_headers_s)
-            resp = web.StreamResponse(status=200, headers={"Content-Type": content_type, "Cache-Control": "no-cache", "X-Request-ID": truth.request_id,
-                                                           **getattr(framer, "HEADERS", {})})
+            resp = web.StreamResponse(
+                status=200,
+                headers={
+                    "Content-Type": content_type,
+                    "Cache-Control": "no-cache",
+                    "X-Request-ID": truth.request_id,
+                    **getattr(framer, "HEADERS", {}),
+                },
+            )
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             truth.headers_ns, truth.status = time.monotonic_ns(), 200
@@ -482,7 +550,7 @@ class Target:
         finally:
             engine.release()
 
-    async def _stall(self, resp, framer: "Framer", faults: FaultPlan) -> None:
+    async def _stall(self, resp, framer: Framer, faults: FaultPlan) -> None:
         """A silence between content parts, bare or padded with bytes that carry no content
         (data parts, keep-alive comments, a part trickled byte by byte): a client must time the
         stall from the last content part, not from the last byte."""
@@ -494,7 +562,7 @@ class Target:
                     await asyncio.sleep(max(0.0, end - time.monotonic()))
                 else:
                     await asyncio.sleep(min(faults.trickle_s, max(0.0, end - time.monotonic())))
-                await resp.write(data[k:k + 1])
+                await resp.write(data[k : k + 1])
             return
         while faults.pad_s and time.monotonic() + faults.pad_s < end:
             await asyncio.sleep(faults.pad_s)

@@ -64,7 +64,10 @@ def make_plan(profile: ModelProfile, seed: int, key: str, prompt_chars: int, tok
         # as the app sends DeepSeek R1: the whole thinking held back until </think>, then sent as ONE
         # part rewritten into a <details> block; the answer follows in sentence-sized parts
         think = max(1, min(n - 1, n * 2 // 5)) if n > 1 else 1
-        block = ("<details>\n<summary>AI Thinking Process</summary>\n" + "".join(words[:think]).strip() + "\n</details>\n\n", think)
+        block = (
+            "<details>\n<summary>AI Thinking Process</summary>\n" + "".join(words[:think]).strip() + "\n</details>\n\n",
+            think,
+        )
         rest = words[think:]
         if rest:
             rest[0] = rest[0].lstrip()

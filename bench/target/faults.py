@@ -25,7 +25,7 @@ FAULT_KINDS: dict[str, tuple[float, str]] = {
     "drop": (3.0, "drop the connection after N parts, without the closing chunk"),
     "malformed": (2.0, "send a malformed part after N parts"),
     "garbage": (0.0, "answer with bytes that are not the protocol"),
-    "error_part": (2.0, "send an error part 3:\"...\" after N parts and end the stream"),
+    "error_part": (2.0, 'send an error part 3:"..." after N parts and end the stream'),
     "slow_headers": (2.0, "wait N seconds before sending the status line and headers"),
     "huge_part": (2_000_000.0, "send one text part of N bytes"),
     "never_end": (0.1, "keep streaming a part every N seconds until the client gives up"),
@@ -120,7 +120,7 @@ class FaultShares:
     shares: list[tuple[str, float, float | None]] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, spec: str | None) -> "FaultShares":
+    def parse(cls, spec: str | None) -> FaultShares:
         out = cls()
         if not spec:
             return out
@@ -151,4 +151,3 @@ class FaultShares:
 
 def describe() -> str:
     return "\n".join(f"  {k:<13} {v[1]}" for k, v in FAULT_KINDS.items())
-

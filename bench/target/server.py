@@ -59,8 +59,13 @@ async def _serve(target: Target, host: str, port: int, truth_file: str | None, s
     await runner.cleanup()
 
 
-def serve(config: TargetConfig, host: str = "127.0.0.1", port: int = 8000, truth_file: str | None = None,
-          tls: tuple[str, str] | None = None) -> None:
+def serve(
+    config: TargetConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    truth_file: str | None = None,
+    tls: tuple[str, str] | None = None,
+) -> None:
     try:  # uvloop roughly halves the event loop's cost per streamed part; asyncio works too
         import uvloop
 
@@ -76,7 +81,9 @@ class TargetProcess:
     The JWT secret travels in the environment, never in argv, so it does not show in ``ps``.
     """
 
-    def __init__(self, args: list[str] | None = None, secret: str | None = None, cpu: int | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str] | None = None, secret: str | None = None, cpu: int | None = None, log: Path | None = None
+    ) -> None:
         env = dict(os.environ)
         if secret is not None:
             env["BENCH_JWT_SECRET"] = secret
@@ -94,7 +101,7 @@ class TargetProcess:
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if line.startswith(READY):
-                return line[len(READY):].strip()
+                return line[len(READY) :].strip()
             if not line and self.proc.poll() is not None:
                 break
         self.stop()
@@ -114,7 +121,7 @@ class TargetProcess:
         if self._log is not subprocess.DEVNULL:
             self._log.close()
 
-    def __enter__(self) -> "TargetProcess":
+    def __enter__(self) -> TargetProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -60,8 +60,9 @@ def _detect(path: Path, head: str) -> str:
         return "sharegpt"
     if first == "{":
         return "openai"
-    raise InputError(f"{path}: cannot tell the format (a .txt of prompts, a ShareGPT .json list, or OpenAI chat JSONL); "
-                     "give --format")
+    raise InputError(
+        f"{path}: cannot tell the format (a .txt of prompts, a ShareGPT .json list, or OpenAI chat JSONL); give --format"
+    )
 
 
 def _records(path: Path, fmt: str, text: str):
@@ -131,8 +132,9 @@ def _user_turns(fmt: str, rec, where: str) -> tuple[str | None, list[str]]:
     return (str(rid) if rid is not None else None), turns
 
 
-def import_conversations(path: str | Path, fmt: str = "auto", filters: ImportFilters | None = None,
-                         skip_invalid: bool = False) -> tuple[list[dict], ImportReport]:
+def import_conversations(
+    path: str | Path, fmt: str = "auto", filters: ImportFilters | None = None, skip_invalid: bool = False
+) -> tuple[list[dict], ImportReport]:
     path = Path(path)
     f = filters or ImportFilters()
     if not path.is_file():
@@ -165,7 +167,7 @@ def import_conversations(path: str | Path, fmt: str = "auto", filters: ImportFil
             rep.skipped[f"fewer than {f.min_turns} user turns"] += 1
             continue
         if f.max_turns and len(turns) > f.max_turns:
-            turns = turns[:f.max_turns]
+            turns = turns[: f.max_turns]
             rep.truncated += 1
         kept.append((rid, turns))
     if f.sample and len(kept) > f.sample:
@@ -213,7 +215,9 @@ def write_scenario(out: Path, name: str, convs: list[dict], report: ImportReport
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"# Imported with: bench scenario import {report.source}\n"
-              "# Only the user's side: each reply comes live from the model and is sent back as history.\n")
+    header = (
+        f"# Imported with: bench scenario import {report.source}\n"
+        "# Only the user's side: each reply comes live from the model and is sent back as history.\n"
+    )
     out.write_text(header + yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
     load_scenario(out)  # what was written must run

@@ -59,8 +59,10 @@ class TraceArrivals(Schedule):
     def _run(self) -> None:
         s = self.s
         # models drawn before the clock starts: nothing but sleeping and queueing between arrivals
-        models = [r.model or random.Random(f"{s.seed}:trace-model:{r.row}").choices(s.models, weights=s.model_weights)[0]
-                  for r in self.rows]
+        models = [
+            r.model or random.Random(f"{s.seed}:trace-model:{r.row}").choices(s.models, weights=s.model_weights)[0]
+            for r in self.rows
+        ]
         self.t0_ns, self.t0_wall = monotonic_ns(), time()
         for r, model in zip(self.rows, models):
             due = self.t0_ns + int(r.t / self.speedup * 1e9)
@@ -103,5 +105,12 @@ class TraceArrivals(Schedule):
         return sorted(out, key=lambda a: a.seq)
 
     def info(self) -> dict:
-        return {"rows": len(self.rows), "offered": self.offered, "completed": self.completed, "speedup": self.speedup,
-                "t0_wall": self.t0_wall, "t0_ns": self.t0_ns, "finished": self._finished}
+        return {
+            "rows": len(self.rows),
+            "offered": self.offered,
+            "completed": self.completed,
+            "speedup": self.speedup,
+            "t0_wall": self.t0_wall,
+            "t0_ns": self.t0_ns,
+            "finished": self._finished,
+        }

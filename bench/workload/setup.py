@@ -38,12 +38,21 @@ class Workload:
         """For run.json: what was replayed, so a reader (and ``bench trace``) can tell."""
         out: dict = {"kind": self.kind}
         if self.trace is not None:
-            out.update(trace=str(self.trace.path), rows=len(self.trace.rows), conversations=self.trace.conversations(),
-                       span_s=round(self.trace.span, 3), speedup=self.speedup, native_rate=round(self.trace.rate(), 4))
+            out.update(
+                trace=str(self.trace.path),
+                rows=len(self.trace.rows),
+                conversations=self.trace.conversations(),
+                span_s=round(self.trace.span, 3),
+                speedup=self.speedup,
+                native_rate=round(self.trace.rate(), 4),
+            )
         if self.input_dist is not None:
-            out.update(input_tokens=self.input_dist.text, input_tokens_mean=self.input_dist.mean(),
-                       output_tokens=self.output_dist.text if self.output_dist else None,
-                       counted_by="tokenizer" if self.maker and self.maker.count_tokens else "4 characters per token")
+            out.update(
+                input_tokens=self.input_dist.text,
+                input_tokens_mean=self.input_dist.mean(),
+                output_tokens=self.output_dist.text if self.output_dist else None,
+                counted_by="tokenizer" if self.maker and self.maker.count_tokens else "4 characters per token",
+            )
         return out
 
 

@@ -63,7 +63,7 @@ class PromptMaker:
             pieces, left = [], tokens
             while left > 0:
                 end = min(n, start + left)
-                pieces.append(self.text[offs[start][0]:offs[end - 1][1]])
+                pieces.append(self.text[offs[start][0] : offs[end - 1][1]])
                 left -= end - start
                 start = 0
             out = " ".join(pieces)

@@ -64,14 +64,18 @@ class Trace:
     def conversations(self) -> int:
         return len({r.conversation for r in self.rows})
 
-    def window(self, start: float, end: float | None) -> "Trace":
+    def window(self, start: float, end: float | None) -> Trace:
         """The rows arriving in [start, end) of trace time, shifted so the window starts at 0."""
-        rows = tuple(TraceRow(r.row, r.t - start, r.conversation, r.turn, r.model, r.prompt, r.messages, r.input_tokens,
-                              r.output_tokens)
-                     for r in self.rows if r.t >= start and (end is None or r.t < end))
+        rows = tuple(
+            TraceRow(r.row, r.t - start, r.conversation, r.turn, r.model, r.prompt, r.messages, r.input_tokens, r.output_tokens)
+            for r in self.rows
+            if r.t >= start and (end is None or r.t < end)
+        )
         if not rows:
-            raise InputError(f"--trace-window {start:g}:{'' if end is None else f'{end:g}'}: no row of {self.path} arrives "
-                             f"in it (the trace spans 0 to {self.span:.1f} s)")
+            raise InputError(
+                f"--trace-window {start:g}:{'' if end is None else f'{end:g}'}: no row of {self.path} arrives "
+                f"in it (the trace spans 0 to {self.span:.1f} s)"
+            )
         return Trace(self.path, rows)
 
 
@@ -141,7 +145,7 @@ def _datetime(where: str, field: str, v: str) -> float:
     head, dot, frac = s.partition(".")
     if dot:  # Azure writes 7 fraction digits; datetime reads at most 6
         digits = "".join(c for c in frac if c.isdigit())
-        s = f"{head}.{digits[:6]}{frac[len(digits):]}"
+        s = f"{head}.{digits[:6]}{frac[len(digits) :]}"
     try:
         return datetime.fromisoformat(s).timestamp()
     except ValueError:
@@ -177,7 +181,11 @@ def _messages(where: str, v) -> tuple:
         raise InputError(f"{where}, field 'messages': expected a non-empty list of {{role, content}}")
     out = []
     for i, m in enumerate(v):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ("system", "user", "assistant")
+            or not isinstance(m.get("content"), str)
+        ):
             raise InputError(f"{where}, field 'messages.{i}': expected {{role: system|user|assistant, content: text}}")
         out.append({"role": m["role"], "content": m["content"]})
     return tuple(out)
@@ -200,8 +208,9 @@ def load_trace(path: str | Path) -> Trace:
         name, v = _pick(rec, OUTPUT_TOKENS)
         output_tokens = _int(where, name, v) if name else None
         if prompt is None and msgs is None and not input_tokens:
-            raise InputError(f"{where}: the row has no prompt, messages or input_tokens (input_length, ContextTokens): "
-                             "nothing to send")
+            raise InputError(
+                f"{where}: the row has no prompt, messages or input_tokens (input_length, ContextTokens): nothing to send"
+            )
         if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
             raise InputError(f"{where}, field 'prompt': expected non-blank text")
         if model is not None and (not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model)):
@@ -209,8 +218,9 @@ def load_trace(path: str | Path) -> Trace:
         turn = rec.get("turn")
         if turn not in (None, ""):
             turn = _int(where, "turn", turn)
-        raw.append((t, n, where, str(conv) if conv is not None else f"row-{n}", turn, model, prompt, msgs, input_tokens,
-                    output_tokens))
+        raw.append(
+            (t, n, where, str(conv) if conv is not None else f"row-{n}", turn, model, prompt, msgs, input_tokens, output_tokens)
+        )
     if not raw:
         raise InputError(f"{path}: the trace has no rows")
     raw.sort(key=lambda x: (x[0], x[1]))
@@ -220,8 +230,10 @@ def load_trace(path: str | Path) -> Trace:
         k = turns.get(conv, 0)
         if turn is not None:
             if conv in last and turn <= last[conv]:
-                raise InputError(f"{where}, field 'turn': turn {turn} of conversation {conv!r} arrives after turn "
-                                 f"{last[conv]}; a conversation's turns must arrive in order")
+                raise InputError(
+                    f"{where}, field 'turn': turn {turn} of conversation {conv!r} arrives after turn "
+                    f"{last[conv]}; a conversation's turns must arrive in order"
+                )
             last[conv] = turn
         turns[conv] = k + 1
         rows.append(TraceRow(n, t - t0, conv, k, model, prompt, msgs, inp, out))
@@ -238,15 +250,27 @@ def trace_from_run(run_dir: Path, out: Path) -> int:
     """
     import pandas as pd
 
-    from bench.records import CHARS_PER_TOKEN
     from bench.analysis.results import read_run_json
+    from bench.records import CHARS_PER_TOKEN
 
     run_dir = Path(run_dir)
     if not (run_dir / "requests.parquet").is_file():
         raise InputError(f"{run_dir}: no requests.parquet (is it a run folder? bench report finalizes a plain Locust run)")
     meta = read_run_json(run_dir)
-    wanted = ["conversation_id", "conversation", "turn", "model", "worker", "t_wall_start", "t_start_ns", "intended_delay_ms",
-              "prompt_tokens", "prompt_chars", "requested_tokens", "trace_row"]
+    wanted = [
+        "conversation_id",
+        "conversation",
+        "turn",
+        "model",
+        "worker",
+        "t_wall_start",
+        "t_start_ns",
+        "intended_delay_ms",
+        "prompt_tokens",
+        "prompt_chars",
+        "requested_tokens",
+        "trace_row",
+    ]
     import pyarrow.parquet as pq
 
     present = set(pq.read_schema(run_dir / "requests.parquet").names)
