@@ -108,6 +108,10 @@ def check_values(opts) -> None:
         v = getattr(opts, name, None)
         if isinstance(v, float) and not math.isfinite(v):
             raise InputError(f"--{name.replace('_', '-')} {v}: expected a finite number")
+    for text in getattr(opts, "slo", None) or []:
+        from bench.slo import parse_slo
+
+        parse_slo(text)  # a bad SLO is refused here, not after the run
     for name in ("connect_timeout", "first_chunk_timeout", "stall_timeout", "total_timeout"):
         if getattr(opts, name) <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive")

@@ -309,7 +309,22 @@ OPTIONS: list[Opt] = [
     ),
     Opt("run_id", ("--run-id",), "Run id (default: time-stamped).", "", where=frozenset({LOCUST, RUN})),
     Opt("no_report", ("--no-report",), "Write records and run.json only.", False, flag=True, where=frozenset({RUN})),
-    Opt("fail_on_slo", ("--fail-on-slo",), "Exit 1 when a scenario SLO is missed.", False, flag=True, where=frozenset({RUN})),
+    Opt(
+        "slo",
+        ("--slo",),
+        "SLO to judge the run by, repeatable: 'ttfc_ms:p95<=1000', 'gaps_ms:p99<=200', 'error_rate<=1%'. "
+        "Replaces the scenario's slos: (recorded in run.json as the ones used).",
+        multiple=True,
+        where=frozenset({RUN}),
+    ),
+    Opt(
+        "fail_on_slo",
+        ("--fail-on-slo",),
+        "Exit 1 when an SLO (--slo or the scenario's) is missed.",
+        False,
+        flag=True,
+        where=frozenset({RUN}),
+    ),
     Opt(
         "junit",
         ("--junit",),

@@ -16,6 +16,7 @@ from bench.errors import PreflightError
 from bench.load.decode import StreamDecoder
 from bench.load.route import Credentials, RouteConfig
 from bench.load.stream import classify_http_error
+from bench.schema import ErrorClass
 
 _PROBE = [{"role": "user", "content": "Reply with the single word: ok"}]
 
@@ -142,7 +143,7 @@ def _message_text(
 ) -> str:
     from bench.load.stream import is_nitro_unauthorized, model_issue
 
-    if cls == "unauthorized":
+    if cls == ErrorClass.unauthorized:
         wants = (
             (
                 "; this server wants a session cookie (Nitro's 'Unauthorized': the Neptun app reads only its "
@@ -159,13 +160,13 @@ def _message_text(
         if creds.kind == "cookie":
             return f"{status} from {host}: the session cookie was rejected: {creds.source} (expired, or another deployment's){' ' + wants[2:] if wants else ''}; no load was sent"
         return f"{status} from {host}: the credentials were rejected: {creds.source}{wants}; no load was sent"
-    if cls == "invalid_model":
+    if cls == ErrorClass.invalid_model:
         issue = model_issue(body)
         if issue is not None:
             allowed = f" (allowed: {', '.join(issue[1])})" if issue[1] else f" ({issue[0]})"
             return f"{status} from {host}: model {model!r} does not exist here{allowed}; no load was sent"
         return f"{status} from {host}: model {model!r} does not exist there ({detail}); no load was sent"
-    if cls == "retired_model":
+    if cls == ErrorClass.retired_model:
         return f"{status} from {host}: model {model!r} is retired ('Service not available anymore.'); no load was sent"
     if 400 <= status < 500 and not body.strip():
         return (

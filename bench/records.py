@@ -19,6 +19,8 @@ import msgpack
 
 from bench.load.stream import Outcome
 from bench.metrics import REQUEST_METRICS
+from bench.schema import NOT_LIVE as _NOT_LIVE
+from bench.schema import ErrorClass
 from bench.secrets import redact  # what a server echoes back (a debug page listing headers) is scrubbed before it is kept
 
 CONTEXT_COLUMNS = [
@@ -59,9 +61,9 @@ DETAIL_COLUMNS = [
 # what was known before the request, the per-request metrics of the catalogue (bench.metrics), then the details
 COLUMNS: list[str] = CONTEXT_COLUMNS + REQUEST_METRICS + DETAIL_COLUMNS
 IDX = {c: i for i, c in enumerate(COLUMNS)}
-# Outcomes that say nothing about the target: cut off by the run's end, offered but never sent, in flight on a
-# worker that died. Kept as records, left out of error rates (the one list every reader uses).
-NOT_LIVE = ("cancelled", "not_sent", "worker_lost")
+# Outcomes that say nothing about the target (cut off by the run's end, offered but never sent, in flight on a
+# worker that died): kept as records, left out of error rates. Declared in bench.schema, re-exported for readers.
+NOT_LIVE = _NOT_LIVE
 CHARS_PER_TOKEN = 4.0  # the usual ratio for English text with a BPE tokenizer; only used without usage or a tokenizer
 CHARS_PER_PART_ESTIMATE = 16  # parts averaging this many characters (4+ tokens) are counted by characters, not as one token
 
@@ -123,7 +125,7 @@ def silent_at_end(o: Outcome) -> str | None:
     its backend failed (it never ends such a response). Recorded as ``stall``, not ``cancelled``:
     10 of 30 dead streams read as a 0 % error rate before."""
     stamps = o.stamps
-    if o.error != "cancelled" or not stamps or not o.t_end:
+    if o.error != ErrorClass.cancelled or not stamps or not o.t_end:
         return None
     silent = (o.t_end - stamps[-2]) / 1e9
     largest = max(((stamps[k] - stamps[k - 2]) / 1e9 for k in range(2, len(stamps), 2)), default=(stamps[0] - o.t_start) / 1e9)
@@ -271,7 +273,9 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
         requested_tokens=row.output_tokens if row is not None else None,
     )
     o = Outcome(
-        t_start=now, error="not_sent", detail=f"waited {(now - arrival.due) / 1e6:,.0f} ms for a free user; the run ended first"
+        t_start=now,
+        error=ErrorClass.not_sent,
+        detail=f"waited {(now - arrival.due) / 1e6:,.0f} ms for a free user; the run ended first",
     )
     return build_row(o, ctx)
 
@@ -333,7 +337,7 @@ def lost_row(notice: tuple, run_id: str, worker: str, protocol: str) -> list:
         trace_row=n["trace_row"],
     )
     o = Outcome(
-        error="worker_lost",
+        error=ErrorClass.worker_lost,
         detail=f"worker {worker} stopped reporting (killed?) with this request in flight; its outcome is unknown",
     )
     return build_row(o, ctx)

@@ -35,6 +35,7 @@ from bench.load.route import Credentials, credential_candidates, parse_headers
 from bench.options import check_values, new_run_id, route_and_models, tls_from
 from bench.optiontable import RunOptions, locust_argv
 from bench.scenario import load_scenario, resolve_path
+from bench.schema import ErrorClass
 from bench.secrets import redact, refuse_url_credentials, remember
 from bench.units import parse_duration
 
@@ -220,7 +221,7 @@ def run(o: RunOptions) -> Path:
                 )
                 break
             except PreflightError as exc:
-                if exc.cls != "unauthorized" or i == len(candidates) - 1:
+                if exc.cls != ErrorClass.unauthorized or i == len(candidates) - 1:
                     raise
                 if not o.quiet:
                     click.echo(f"preflight: {creds.source} was rejected; trying {candidates[i + 1].source}", err=True)
@@ -295,7 +296,7 @@ def run(o: RunOptions) -> Path:
         "target": target_info,
         "scenario": {"name": load_scenario(o.scenario).name, "path": str(scenario_path), "sha256": file_digest(scenario_path)},
         "models": models,
-        "slos": load_scenario(o.scenario).slos,
+        "slos": list(o.slo) or load_scenario(o.scenario).slos,  # the ones used: --slo replaces the scenario's
         "warmup_s": warmup,
         "workload": workload.describe(),
         "load": {

@@ -29,6 +29,7 @@ from bench.analysis.summaries import (
 )
 from bench.analysis.timing import uncertainty, untrusted_reason
 from bench.metrics import label
+from bench.schema import ErrorClass
 from bench.servermetrics import summary as server_summary
 from bench.slo import parse_slo
 
@@ -99,9 +100,9 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
         "failures": failures(measured),
         "started_utc": _utc(meta.get("started")),
         "ended_utc": _utc(meta.get("ended")),
-        "cut_off": int((measured["error"] == "cancelled").sum()),
-        "not_sent_measured": int((measured["error"] == "not_sent").sum()),
-        "worker_lost": int((measured["error"] == "worker_lost").sum()),
+        "cut_off": int((measured["error"] == ErrorClass.cancelled).sum()),
+        "not_sent_measured": int((measured["error"] == ErrorClass.not_sent).sum()),
+        "worker_lost": int((measured["error"] == ErrorClass.worker_lost).sum()),
         "ok_requests": int(sum(m["ok"] for m in models.values())),
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
@@ -112,7 +113,7 @@ def protocol_warnings(df: pd.DataFrame) -> list[str]:
     """A 2xx answer with no content part, in most requests: the harness is probably reading the
     stream as the wrong format. Say so, instead of a silent column of ``truncated``."""
     status = df["status"]
-    ok_m = ((df["error"] != "not_sent") & (status >= 200) & (status < 300)).to_numpy()
+    ok_m = ((df["error"] != ErrorClass.not_sent) & (status >= 200) & (status < 300)).to_numpy()
     empty_m = ok_m & (df["chunks"].fillna(0) == 0).to_numpy()
     n_ok, n_empty = int(ok_m.sum()), int(empty_m.sum())
     if n_ok < 5 or n_empty <= n_ok / 2:
@@ -355,7 +356,7 @@ def _render(
     ts = time_series(df, window_s) if len(df) else pd.DataFrame()  # only the over-time chart reads it
     users = None
     collector = read_run_json(charts_dir.parent).get("collector") or {}
-    wire = df.loc[df["error"] != "not_sent", "t_wall_start"] if len(df) else pd.Series(dtype=float)
+    wire = df.loc[df["error"] != ErrorClass.not_sent, "t_wall_start"] if len(df) else pd.Series(dtype=float)
     if collector.get("users_over_time") and collector.get("started") and len(wire):
         shift = float(collector["started"]) - float(wire.min())  # onto the time series' origin (its first request)
         users = [(t + shift, u) for t, u in collector["users_over_time"]]

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from bench.metrics import CATALOGUE
 from bench.records import COLUMNS, SpoolCheck, read_spool
+from bench.schema import RUN_SCHEMA, RunMeta
 from bench.secrets import redact
 
 _TYPES = {
@@ -214,14 +215,21 @@ def environment_info() -> dict:
 
 
 def write_run_json(run_dir: Path, meta: dict) -> Path:
+    """The one writer of run.json (bench run, plain Locust's folder, capacity levels): validated
+    against ``schema.RunMeta`` and stamped with its version, so a wrong type fails here, not in a reader."""
     path = Path(run_dir) / "run.json"
-    path.write_text(redact(json.dumps(meta, indent=2, default=str)))
+    checked = RunMeta.model_validate({**meta, "schema": RUN_SCHEMA}).model_dump(by_alias=True)
+    path.write_text(redact(json.dumps(checked, indent=2, default=str)))
     return path
 
 
 def read_run_json(run_dir: Path) -> dict:
+    """run.json of any version as a dict (``schema`` filled in: 1 for folders written before it existed)."""
     path = Path(run_dir) / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {"schema": 1, **data} if isinstance(data, dict) else {}
 
 
 def ensure_records(run_dir: Path) -> None:

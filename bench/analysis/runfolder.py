@@ -16,6 +16,7 @@ import pandas as pd
 from bench.analysis.results import ensure_records, read_run_json
 from bench.analysis.summaries import live_rows, load_records, split_warmup
 from bench.errors import InputError
+from bench.schema import ErrorClass
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Run:
     @property
     def on_wire(self) -> pd.DataFrame:
         """Measured requests that were sent (streams cut off by the end keep their first-part moments)."""
-        return self.measured[self.measured["error"] != "not_sent"]
+        return self.measured[self.measured["error"] != ErrorClass.not_sent]
 
     @property
     def gaps(self):

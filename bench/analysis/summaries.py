@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.analysis.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
 from bench.metrics import FIRST_PART, LATENCY_COLUMNS, PER_REQUEST
+from bench.schema import ErrorClass
 from bench.slo import Slo
 
 LAT_COLS = LATENCY_COLUMNS  # per-request latencies, summarized by percentile (the catalogue's order)
@@ -179,7 +180,7 @@ def metric_samples(df: pd.DataFrame, metric: str) -> np.ndarray:
     the run's end cut off after their first part: leaving them out would drop the slowest.
     """
     err = df["error"]
-    rows = err.isna() | (err == "cancelled") if metric in FIRST_PART else err.isna()
+    rows = err.isna() | (err == ErrorClass.cancelled) if metric in FIRST_PART else err.isna()
     return df.loc[rows, metric].dropna().to_numpy(dtype=float)
 
 
@@ -188,11 +189,11 @@ def waiting(df: pd.DataFrame, metric: str = "ttfc_ms") -> np.ndarray:
     first part, when the run ended. Its true value is at least that. Arrivals never sent count
     for ``ttfc_sched_ms`` (their wait began at their intended time)."""
     err = df["error"]
-    cut = (err == "cancelled") & df["ttfc_ms"].isna()
+    cut = (err == ErrorClass.cancelled) & df["ttfc_ms"].isna()
     waits = df.loc[cut, "e2e_ms"].fillna(0.0)
     if metric == "ttfc_sched_ms":
         waits = waits + df.loc[cut, "intended_delay_ms"].fillna(0.0)
-        waits = pd.concat([waits, df.loc[err == "not_sent", "intended_delay_ms"]])
+        waits = pd.concat([waits, df.loc[err == ErrorClass.not_sent, "intended_delay_ms"]])
     return waits.dropna().to_numpy(dtype=float)
 
 
@@ -230,7 +231,7 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     err = df["error"]
     live_m = ~err.isin(NOT_LIVE).to_numpy()
     ok_m = err.isna().to_numpy()
-    wire_m = (err != "not_sent").to_numpy()
+    wire_m = (err != ErrorClass.not_sent).to_numpy()
     n_live, n_ok = int(live_m.sum()), int(ok_m.sum())
     if window_s is None:
         window_s = float(df.loc[wire_m, "t_wall_end"].max() - df.loc[wire_m, "t_wall_start"].min()) if wire_m.any() else 0.0
@@ -264,13 +265,13 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     else:
         meets, conv = pd.Series(dtype=bool), np.empty(0, bool)
     waits = waiting(df)
-    not_sent_wait = df.loc[(err == "not_sent").to_numpy(), "intended_delay_ms"]
+    not_sent_wait = df.loc[(err == ErrorClass.not_sent).to_numpy(), "intended_delay_ms"]
     streamed = df.loc[wire_m & (df["chunks"].fillna(0) > 0).to_numpy(), "output_tokens"]
     out = {
         "requests": n_live,
         "ok": n_ok,
         "errors": n_live - n_ok,
-        "cancelled": int((err == "cancelled").sum()),
+        "cancelled": int((err == ErrorClass.cancelled).sum()),
         "still_waiting": int(waits.size),
         "longest_wait_ms": float(waits.max()) if waits.size else None,
         "not_sent": int(len(not_sent_wait)),
@@ -447,7 +448,7 @@ def time_series(df: pd.DataFrame, window_s: float) -> pd.DataFrame:
     first part's time and the request's gaps), not all at the request's end.
     """
     err = df["error"]
-    wire_m = (err != "not_sent").to_numpy()
+    wire_m = (err != ErrorClass.not_sent).to_numpy()
     if not wire_m.any():
         return pd.DataFrame()
     cols = ["model", "t_wall_start", "t_wall_end", "chunks", "output_tokens", "connect_ms", "ttfc_ms", "icl_ms"]

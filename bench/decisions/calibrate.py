@@ -25,6 +25,7 @@ from bench.analysis.results import environment_info
 from bench.analysis.runfolder import open_run
 from bench.launch import fixed_schedule_profile, locust_command, pinning, target_for_measuring
 from bench.options import new_run_id
+from bench.schema import ErrorClass
 
 MODEL = "calib/model"
 SCENARIO = """name: calibration
@@ -91,7 +92,7 @@ def measure_level(
         run_dir, warmup=skip_s, columns=["request_id", "t_start_ns", "t_wall_start", "ttfc_ms", "e2e_ms", "chunks", "error"]
     )
     col = json.loads((run_dir / "collector.json").read_text())
-    df = run.measured[run.measured["error"] != "cancelled"]  # the ramp (skip_s) is the warm-up
+    df = run.measured[run.measured["error"] != ErrorClass.cancelled]  # the ramp (skip_s) is the warm-up
     ok = df[df["error"].isna()]
     truth = _truth(url)
     j = ok.join(truth, on="request_id", how="inner")

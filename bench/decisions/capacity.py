@@ -300,7 +300,8 @@ def sweep(o: CapacityOptions) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     target = None
     saved_env = os.environ.get("BENCH_JWT_SECRET")
-    base = replace(o.run, duration=o.level_duration, warmup=o.level_warmup, out=str(out), quiet=True)
+    # each level records (and `bench report` on it judges) the SLOs this sweep judges, not the scenario's
+    base = replace(o.run, duration=o.level_duration, warmup=o.level_warmup, out=str(out), quiet=True, slo=[s.text for s in slos])
     try:
         if not o.run.host:
             target, secret = embedded_target(o.run, log=out / "target.log")

@@ -36,6 +36,7 @@ from bench.analysis.results import read_run_json
 from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, live_rows
 from bench.errors import InputError
 from bench.metrics import FIRST_PART
+from bench.schema import ErrorClass
 
 DEFAULT_TOLERANCES = [
     "ttfc_ms:p50:+10%",
@@ -264,7 +265,7 @@ def request_sample(df: pd.DataFrame, metric: str) -> Sample:
     """A per-request metric's raw samples (as ``metric_samples`` reads them) with their clusters:
     the conversation a turn belongs to, and the stretch of the run it started in."""
     err = df["error"]
-    rows = err.isna() | (err == "cancelled") if metric in FIRST_PART else err.isna()
+    rows = err.isna() | (err == ErrorClass.cancelled) if metric in FIRST_PART else err.isna()
     sel = df.loc[rows, [metric, "conversation_id", "t_wall_start"]].dropna(subset=[metric])
     clusters = (sel["conversation_id"].astype(str).to_numpy(), _windows(sel["t_wall_start"].to_numpy(dtype=float)))
     return Sample(sel[metric].to_numpy(dtype=float), clusters, requests=len(sel))

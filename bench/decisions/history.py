@@ -19,6 +19,7 @@ from scipy import stats as sst
 
 from bench.analysis.summaries import FIRST_PART, NOT_LIVE
 from bench.errors import InputError
+from bench.schema import ErrorClass
 
 METRICS = ("ttfc_ms", "tpot_ms", "e2e_ms")
 PCTS = (50, 95, 99)
@@ -130,14 +131,14 @@ def history(root: Path, digest: str | None = None, order: str = "time") -> tuple
     df = df[df["run_id"].isin(by_id)]
     warm = df["run_id"].map({k: v["warmup_s"] for k, v in by_id.items()}).astype(float)
     t0 = df.groupby("run_id")["t_wall_start"].transform("min")
-    df = df[(df["t_wall_start"] >= t0 + warm) & (df["error"] != "not_sent")]
+    df = df[(df["t_wall_start"] >= t0 + warm) & (df["error"] != ErrorClass.not_sent)]
     err = df["error"]
     live = df[~err.isin(NOT_LIVE)]
     base = live.groupby(["run_id", "model"], sort=False).agg(requests=("error", "size"), errors=("error", "count"))
     base["error_rate"] = base["errors"] / base["requests"]
     parts = [base.drop(columns="errors")]
     for m in METRICS:
-        keep = err.isna() | ((err == "cancelled") if m in FIRST_PART else False)
+        keep = err.isna() | ((err == ErrorClass.cancelled) if m in FIRST_PART else False)
         parts.append(_grouped_percentiles(df, m, keep))
     rows = pd.concat(parts, axis=1).reset_index()
     for field in ("started", "git", "verdict"):

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import intervals as iv
+from bench.schema import ErrorClass
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Sequential:
         try:
             write_records(rows_to_table(rows, peek / "gaps.u32"), peek / "requests.parquet")
             df, _ = split_warmup(load_records(peek), self.warmup_s)
-            df = df[df["error"] != "not_sent"]
+            df = df[df["error"] != ErrorClass.not_sent]
             k = len(self.looks) + 1
             alpha = iv.spending_alpha(k, self.max_looks)
             try:

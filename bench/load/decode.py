@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import re
 
+from bench.schema import ErrorClass
+
 PROTOCOLS = ("auto", "aisdk", "sse", "openai", "ui")
 # UI message stream parts that carry no reply text: accepted and passed over (and any type not known yet)
 _UI_TERMINAL = {"finish"}
@@ -85,7 +87,7 @@ class StreamDecoder:
         try:  # free when nothing raises (3.11's zero-cost try); the contract: never raise on any bytes
             return self._feed(data, before)
         except Exception as exc:  # noqa: BLE001 (a nesting bomb's RecursionError, a shape no check foresaw)
-            self._fail("decode_error", f"undecodable part ({type(exc).__name__}: {str(exc)[:120]})")
+            self._fail(ErrorClass.decode_error, f"undecodable part ({type(exc).__name__}: {str(exc)[:120]})")
             return len(self.texts) - before
 
     def _feed(self, data: bytes, before: int) -> int:
@@ -93,7 +95,7 @@ class StreamDecoder:
         if b"\n" not in data:
             buf += data
             if len(buf) > MAX_LINE_BYTES:
-                self._fail("decode_error", f"a part longer than {MAX_LINE_BYTES} bytes")
+                self._fail(ErrorClass.decode_error, f"a part longer than {MAX_LINE_BYTES} bytes")
             return 0
         if buf:
             buf += data
@@ -119,10 +121,10 @@ class StreamDecoder:
                         else:
                             text = json.loads(line[2:])
                     except ValueError:
-                        self._fail("decode_error", f"malformed text part {line[:60]!r}")
+                        self._fail(ErrorClass.decode_error, f"malformed text part {line[:60]!r}")
                         break
                     if not isinstance(text, str):
-                        self._fail("decode_error", f"text part is not a string: {line[:60]!r}")
+                        self._fail(ErrorClass.decode_error, f"text part is not a string: {line[:60]!r}")
                         break
                     if text:
                         self._text(text)
@@ -143,7 +145,7 @@ class StreamDecoder:
         try:
             return self._finish()
         except Exception as exc:  # noqa: BLE001
-            self._fail("decode_error", f"undecodable end of stream ({type(exc).__name__}: {str(exc)[:120]})")
+            self._fail(ErrorClass.decode_error, f"undecodable end of stream ({type(exc).__name__}: {str(exc)[:120]})")
             return self.error
 
     def _finish(self) -> str | None:
@@ -151,21 +153,21 @@ class StreamDecoder:
             return self.error
         if self._buf.strip():
             if self._sse:
-                self._fail("truncated", "the body ended inside an event")
+                self._fail(ErrorClass.truncated, "the body ended inside an event")
             else:
                 # a last line without its newline: accept it if it parses, as the AI SDK client does
                 line = bytes(self._buf)
                 self._buf.clear()
                 self.feed(line + b"\n")
                 if self.error:
-                    self.error = "truncated"
+                    self.error = ErrorClass.truncated
                     self.error_detail = "the body ended with a half line"
             return self.error
         if self._sse and self._data:
             self._dispatch()
         if self.saw_openai and not self.done and not self.error:
             end = "a finish part or data: [DONE]" if self.detected == "ui-message-stream" else "a finish_reason or data: [DONE]"
-            self._fail("truncated", f"the stream ended without {end}")
+            self._fail(ErrorClass.truncated, f"the stream ended without {end}")
         return self.error
 
     @property
@@ -222,7 +224,7 @@ class StreamDecoder:
         if not self.detected:
             self.detected = "aisdk-data"
         if not _AISDK_LINE.match(line):
-            self._fail("decode_error", f"not an AI SDK data-stream line: {line[:60]!r}")
+            self._fail(ErrorClass.decode_error, f"not an AI SDK data-stream line: {line[:60]!r}")
             return
         self._aisdk_part(line[:1], line[2:])
 
@@ -230,15 +232,15 @@ class StreamDecoder:
         try:
             value = json.loads(payload)
         except ValueError:
-            self._fail("decode_error", f"malformed {kind.decode()}: part {payload[:60]!r}")
+            self._fail(ErrorClass.decode_error, f"malformed {kind.decode()}: part {payload[:60]!r}")
             return
         if kind == b"0" or kind == b"g":
             if not isinstance(value, str):
-                self._fail("decode_error", f"{kind.decode()}: part is not a string")
+                self._fail(ErrorClass.decode_error, f"{kind.decode()}: part is not a string")
             elif value:
                 self._text(value, reasoning=kind == b"g")
         elif kind == b"3":
-            self._fail("stream_error", f"error part: {str(value)[:200]}")
+            self._fail(ErrorClass.stream_error, f"error part: {str(value)[:200]}")
         elif kind in (b"d", b"e") and isinstance(value, dict):
             usage = value.get("usage") or {}
             if isinstance(usage, dict):
@@ -261,7 +263,7 @@ class StreamDecoder:
         elif line.startswith(b":") or line.startswith((b"event:", b"id:", b"retry:")):
             return
         else:
-            self._fail("decode_error", f"not an SSE line: {line[:60]!r}")
+            self._fail(ErrorClass.decode_error, f"not an SSE line: {line[:60]!r}")
 
     def _dispatch(self) -> None:
         payload = b"\n".join(self._data)
@@ -276,16 +278,16 @@ class StreamDecoder:
                 self.detected = "aisdk-data-sse"
             self._aisdk_part(payload[:1], payload[2:])
         else:
-            self._fail("decode_error", f"unknown SSE payload {payload[:60]!r}")
+            self._fail(ErrorClass.decode_error, f"unknown SSE payload {payload[:60]!r}")
 
     def _json_event(self, payload: bytes) -> None:
         try:
             obj = json.loads(payload)
         except ValueError:
-            self._fail("decode_error", f"malformed JSON chunk {payload[:60]!r}")
+            self._fail(ErrorClass.decode_error, f"malformed JSON chunk {payload[:60]!r}")
             return
         if not isinstance(obj, dict):
-            self._fail("decode_error", "chunk is not a JSON object")
+            self._fail(ErrorClass.decode_error, "chunk is not a JSON object")
             return
         kind = obj.get("type")
         if isinstance(kind, str) and "choices" not in obj and self.detected != "openai":
@@ -300,12 +302,12 @@ class StreamDecoder:
         if kind == "text-delta" or kind == "reasoning-delta":
             delta = obj.get("delta")
             if not isinstance(delta, str):
-                self._fail("decode_error", f"{kind} part without a string delta")
+                self._fail(ErrorClass.decode_error, f"{kind} part without a string delta")
             elif delta:
                 self._text(delta, reasoning=kind == "reasoning-delta")
         elif kind in _UI_FAILED:
             text = obj.get("errorText") or obj.get("reason") or kind
-            self._fail("stream_error", f"{kind} part: {str(text)[:200]}")
+            self._fail(ErrorClass.stream_error, f"{kind} part: {str(text)[:200]}")
         elif kind in _UI_TERMINAL:
             self.done = True
             meta = obj.get("messageMetadata")
@@ -323,7 +325,7 @@ class StreamDecoder:
         self.detected = "openai"
         if "error" in obj:
             err = obj["error"]
-            self._fail("stream_error", str(err.get("message", err) if isinstance(err, dict) else err)[:200])
+            self._fail(ErrorClass.stream_error, str(err.get("message", err) if isinstance(err, dict) else err)[:200])
             return
         usage = obj.get("usage")
         if isinstance(usage, dict):
@@ -333,7 +335,7 @@ class StreamDecoder:
                 self.usage_prompt = usage["prompt_tokens"]
         choices = obj.get("choices") or ()
         if not isinstance(choices, (list, tuple)):
-            self._fail("decode_error", f"choices is not a list: {str(choices)[:60]}")
+            self._fail(ErrorClass.decode_error, f"choices is not a list: {str(choices)[:60]}")
             return
         for choice in choices:
             if isinstance(choice, dict) and choice.get("finish_reason"):

@@ -18,6 +18,7 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from bench.load.decode import StreamDecoder
+from bench.schema import ErrorClass
 
 READ_SIZE = 256 * 1024
 HEAD_BYTES = 256  # of a body, kept in the record of a failed request
@@ -122,22 +123,22 @@ def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
     low = message.lower()
     issue = model_issue(body) if status == 400 and isinstance(obj, dict) else None
     if status in (401, 403):
-        cls = "unauthorized"
+        cls = ErrorClass.unauthorized
     elif status == 429:
-        cls = "rate_limited"
+        cls = ErrorClass.rate_limited
     elif status >= 500:
-        cls = "server_error"
+        cls = ErrorClass.server_error
     elif issue is not None:
-        cls = "invalid_model"
+        cls = ErrorClass.invalid_model
         message = f"{message} {issue[0]}".strip()
     elif status == 400 and "invalid model" in low:
-        cls = "invalid_model"
+        cls = ErrorClass.invalid_model
     elif status == 400 and "not available anymore" in low:
-        cls = "retired_model"
+        cls = ErrorClass.retired_model
     elif status == 404 and "model" in low:
-        cls = "invalid_model"
+        cls = ErrorClass.invalid_model
     else:
-        cls = "bad_request"
+        cls = ErrorClass.bad_request
     return cls, f"{status} {message}".strip()[:300]
 
 
@@ -184,11 +185,11 @@ def stream_request(
         try:
             reused = _connect(o, client)
         except GreenletExit:
-            o.error, o.t_end = "cancelled", now()
+            o.error, o.t_end = ErrorClass.cancelled, now()
             raise
         except (OSError, TimeoutError) as exc:
             o.t_start = o.t_end = now()
-            o.error, o.detail = "connect_error", f"{type(exc).__name__}: {exc}"[:300]
+            o.error, o.detail = ErrorClass.connect_error, f"{type(exc).__name__}: {exc}"[:300]
             return o
         o.t_start = t0 = now()
         first_deadline = t0 + int(timeouts.first_chunk * 1e9)
@@ -196,13 +197,17 @@ def stream_request(
         try:
             resp = client.request("POST", path, body=body, headers=headers)
         except GreenletExit:
-            o.error, o.t_end = "cancelled", now()
+            o.error, o.t_end = ErrorClass.cancelled, now()
             raise
         except TimeoutError:
             o.t_end = now()
             waited = (o.t_end - t0) / 1e9
             # the connection is open (see _connect): a timeout here is the server not answering
-            o.error = "timeout_first_chunk" if waited >= timeouts.first_chunk * 0.99 or o.t_connect else "connect_error"
+            o.error = (
+                ErrorClass.timeout_first_chunk
+                if waited >= timeouts.first_chunk * 0.99 or o.t_connect
+                else ErrorClass.connect_error
+            )
             o.detail = f"no response after {waited:.2f} s"
             return o
         except (OSError, HTTPParseError) as exc:
@@ -215,7 +220,7 @@ def stream_request(
                 continue
             o.t_end = now()
             o.error, o.detail = (
-                ("truncated" if isinstance(exc, HTTPParseError) else "connect_error"),
+                (ErrorClass.truncated if isinstance(exc, HTTPParseError) else ErrorClass.connect_error),
                 f"{type(exc).__name__}: {exc}"[:300],
             )
             return o
@@ -238,7 +243,7 @@ def stream_request(
             return o
         _read_body(o, resp, dec, timeouts, first_deadline, total_deadline)
     except GreenletExit:
-        o.error, o.t_end = "cancelled", now()
+        o.error, o.t_end = ErrorClass.cancelled, now()
         _discard(resp)
         raise
     return o
@@ -270,27 +275,35 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
         t = now()
         limit = min(last_part + stall_ns if last_part else first_deadline, total_deadline) - t
         if limit <= 0:
-            o.error = "timeout_total" if t >= total_deadline else ("stall" if last_part else "timeout_first_chunk")
+            o.error = (
+                ErrorClass.timeout_total
+                if t >= total_deadline
+                else (ErrorClass.stall if last_part else ErrorClass.timeout_first_chunk)
+            )
             break
         sock.settimeout(limit / 1e9)
         try:
             data = sock.recv(READ_SIZE)
         except TimeoutError:
             t = now()
-            o.error = "timeout_total" if t >= total_deadline - 1_000_000 else ("stall" if last_part else "timeout_first_chunk")
+            o.error = (
+                ErrorClass.timeout_total
+                if t >= total_deadline - 1_000_000
+                else (ErrorClass.stall if last_part else ErrorClass.timeout_first_chunk)
+            )
             break
         except OSError as exc:
-            o.error, o.detail = "truncated", f"{type(exc).__name__}: {exc}"[:300]
+            o.error, o.detail = ErrorClass.truncated, f"{type(exc).__name__}: {exc}"[:300]
             break
         ts = now()
         if not data:
-            o.error, o.detail = "truncated", "connection closed before the closing chunk"
+            o.error, o.detail = ErrorClass.truncated, "connection closed before the closing chunk"
             break
         o.bytes_in += len(data)
         try:
             resp.feed(data)
         except HTTPParseError as exc:
-            o.error, o.detail = "decode_error", f"bad HTTP framing: {exc}"[:300]
+            o.error, o.detail = ErrorClass.decode_error, f"bad HTTP framing: {exc}"[:300]
             break
         if buf:
             chunk = bytes(buf)
@@ -304,12 +317,12 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
                 last_part = ts
     o.t_end = ts if not o.error else now()
     if o.error:
-        if o.error in ("stall", "timeout_first_chunk", "timeout_total") and not o.detail:
+        if o.error in (ErrorClass.stall, ErrorClass.timeout_first_chunk, ErrorClass.timeout_total) and not o.detail:
             o.detail = (
                 "the stream did not end in time"
-                if o.error == "timeout_total"
+                if o.error == ErrorClass.timeout_total
                 else f"no content part for {timeouts.stall:g} s"
-                if o.error == "stall"
+                if o.error == ErrorClass.stall
                 else "no content part in time"
             )
         _discard(resp)

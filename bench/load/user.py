@@ -25,6 +25,7 @@ from bench.load.arrivals import Arrival
 from bench.load.clock import wall
 from bench.load.stream import Outcome, stream_request
 from bench.records import IDX, RequestContext, build_row, silent_at_end
+from bench.schema import ErrorClass
 
 
 @dataclass
@@ -242,7 +243,7 @@ class ChatUser(User):
                 self._record(o, ctx)
             raise
         except Exception as exc:  # noqa: BLE001 (nothing may leave a request without its record)
-            o.error, o.detail = "internal_error", f"{type(exc).__name__}: {exc}"[:300]
+            o.error, o.detail = ErrorClass.internal_error, f"{type(exc).__name__}: {exc}"[:300]
             o.t_end = monotonic_ns()
             if ctx is None:
                 ctx = RequestContext(
@@ -272,7 +273,9 @@ class ChatUser(User):
         try:
             dec = o.decoder
             reply = (
-                "" if dec is None or o.error == "internal_error" else (dec.visible_text() if s.history == "visible" else dec.text)
+                ""
+                if dec is None or o.error == ErrorClass.internal_error
+                else (dec.visible_text() if s.history == "visible" else dec.text)
             )
             counted = str(row[IDX["token_source"]]).startswith("tokenizer:") and dec is not None and reply == dec.text
         except Exception:  # noqa: BLE001
@@ -286,7 +289,7 @@ class ChatUser(User):
         """Consecutive instant failures wait 20 ms, 40 ms, ... up to 1 s before the next request, so a
         broken target is not hammered thousands of times a second (4,444 req/s of connect_error
         were seen); a success or a slower failure resets it. The wait is think time, not latency."""
-        if o.error is None or o.error == "cancelled" or (o.t_end - o.t_start) > self.FAST_FAILURE_NS:
+        if o.error is None or o.error == ErrorClass.cancelled or (o.t_end - o.t_start) > self.FAST_FAILURE_NS:
             self._fast_failures = 0
             return
         self._fast_failures = getattr(self, "_fast_failures", 0) + 1
@@ -295,12 +298,12 @@ class ChatUser(User):
 
     def _record(self, o: Outcome, ctx: RequestContext) -> list:
         if o.error is None and o.decoder is not None and not o.decoder.texts:
-            o.error, o.detail = "truncated", "the stream ended with no content part"
+            o.error, o.detail = ErrorClass.truncated, "the stream ended with no content part"
         if o.t_start == 0 and o.t_end:
             o.t_start = o.t_end  # cancelled while still connecting: no wait of the host's uptime
         dead = silent_at_end(o)
         if dead:
-            o.error, o.detail = "stall", dead
+            o.error, o.detail = ErrorClass.stall, dead
         try:
             row = build_row(o, ctx, self.s.count_tokens)
         except Exception as exc:  # noqa: BLE001 (what was observed could not be turned into a row: keep the request)
@@ -308,13 +311,13 @@ class ChatUser(User):
                 t_start=o.t_start,
                 t_end=o.t_end or monotonic_ns(),
                 status=o.status,
-                error="internal_error",
+                error=ErrorClass.internal_error,
                 detail=f"record: {type(exc).__name__}: {exc}"[:300],
             )
             o.error = bare.error
             row = build_row(bare, ctx, None)
         failed = o.error is not None
-        self.collector.add(row, failed and o.error != "cancelled")
+        self.collector.add(row, failed and o.error != ErrorClass.cancelled)
         if o.error == "cancelled":
             return row  # cut off by the run's end: kept in the records, not a failure of the target
         fire = self.environment.events.request.fire

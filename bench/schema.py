@@ -1,0 +1,117 @@
+"""What the stages hand each other and write to disk, declared once; imports no stage.
+
+Two contracts live here:
+
+* ``ErrorClass``: every outcome a request record can carry (METRICS.md, "Error classes"), as a
+  ``StrEnum`` so a record still holds the plain string (Parquet, msgpack and JSON unchanged) while
+  code names a member, not a literal spelled out in a dozen files. The groupings readers need
+  (``NOT_LIVE``: says nothing about the target; ``TIMEOUTS``; ``KEEPS_FIRST_PART``) are derived
+  from the members' declarations, and a test holds the enum against METRICS.md.
+* ``RunMeta``: ``run.json``, a versioned pydantic model. Every writer (``bench run``, plain
+  Locust's folder, capacity levels) goes through ``analysis.results.write_run_json``, which
+  validates here; readers accept every older folder (``schema`` absent is version 1).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RUN_SCHEMA = 2  # run.json: 1 (no "schema" key) up to 2026-12-01; 2 adds "schema" and validates on write
+
+
+class ErrorClass(StrEnum):
+    """One class per failed (or not measured) request; the value is what the record stores."""
+
+    invalid_model = "invalid_model"  # 400: invalid model or publisher (a ZodError on the route's params)
+    retired_model = "retired_model"  # 400: "Service not available anymore."
+    bad_request = "bad_request"  # other 4xx from validation
+    unauthorized = "unauthorized"  # 401/403
+    rate_limited = "rate_limited"  # 429
+    server_error = "server_error"  # 5xx
+    connect_error = "connect_error"
+    timeout_first_chunk = "timeout_first_chunk"
+    stall = "stall"  # no content part for longer than the stall timeout, or a dead stream at the run's end
+    timeout_total = "timeout_total"
+    truncated = "truncated"  # the body ended before its proper end
+    stream_error = "stream_error"  # an error part inside the stream
+    decode_error = "decode_error"  # bytes that are not the protocol
+    internal_error = "internal_error"  # the harness itself raised: kept with the exception, never lost
+    cancelled = "cancelled"  # cut off by the run's end
+    not_sent = "not_sent"  # an open-loop arrival or trace row that was due and never sent
+    worker_lost = "worker_lost"  # in flight on a worker that died
+
+    @property
+    def live(self) -> bool:
+        """Says something about the target: counts in error rates."""
+        return self not in _NOT_LIVE
+
+    @property
+    def timeout(self) -> bool:
+        return self in _TIMEOUTS
+
+    @property
+    def keeps_first_part(self) -> bool:
+        """A request of this class may have delivered its first part (its TTFC is real)."""
+        return self in _KEEPS_FIRST_PART
+
+
+_NOT_LIVE = frozenset({ErrorClass.cancelled, ErrorClass.not_sent, ErrorClass.worker_lost})
+_TIMEOUTS = frozenset({ErrorClass.timeout_first_chunk, ErrorClass.stall, ErrorClass.timeout_total})
+_KEEPS_FIRST_PART = frozenset(
+    {
+        ErrorClass.stall,
+        ErrorClass.timeout_total,
+        ErrorClass.truncated,
+        ErrorClass.stream_error,
+        ErrorClass.decode_error,
+        ErrorClass.cancelled,
+        ErrorClass.internal_error,
+    }
+)
+# plain strings for readers that filter columns (pandas ``isin``, Arrow): the one list they all use
+NOT_LIVE: tuple[str, ...] = tuple(sorted(e.value for e in _NOT_LIVE))
+TIMEOUTS: tuple[str, ...] = tuple(sorted(e.value for e in _TIMEOUTS))
+
+
+def error_class(text: str | None) -> ErrorClass | None:
+    """The class of a stored error string; ``None`` for a success. Unknown strings raise ``ValueError``."""
+    return None if text is None else ErrorClass(text)
+
+
+class ScenarioRef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+
+
+class RunMeta(BaseModel):
+    """``run.json``. The keys every reader relies on are typed; the rest (target, load, route,
+    collector, environment, ...) are kept as written (``extra="allow"``) and grow without a bump."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    schema_version: int = Field(RUN_SCHEMA, alias="schema")
+    run_id: str
+    started: float | None = None
+    ended: float | None = None
+    duration_s: float | None = None
+    interrupted: bool = False
+    host: str | None = None
+    scenario: ScenarioRef | None = None
+    models: list[str] | None = None
+    slos: list[str] = Field(default_factory=list)  # the SLOs this run is judged by (--slo, else the scenario's)
+    warmup_s: float = Field(0.0, ge=0)
+    warnings: list[str] = Field(default_factory=list)
+    collector: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json")
+
+    @classmethod
+    def read(cls, data: dict[str, Any]) -> RunMeta:
+        """A run.json of any version (older ones have no ``schema``: version 1)."""
+        return cls.model_validate({"schema": 1, **data})

@@ -1,0 +1,137 @@
+"""The typed contracts of bench/schema.py: error classes against METRICS.md and the code, run.json's
+version and its one writer, a folder of the previous release still read, the SLOs a run records."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import FAST, bench_cmd, bench_env
+from pydantic import ValidationError
+
+from bench.schema import NOT_LIVE, RUN_SCHEMA, ErrorClass, RunMeta
+
+ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).parent / "data"
+
+
+def bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(bench_cmd(*args), capture_output=True, text=True, timeout=timeout, env=bench_env())
+
+
+def test_error_classes_are_the_ones_metrics_md_defines():
+    text = (ROOT / "docs" / "METRICS.md").read_text()
+    section = text[text.index("## Error classes") :]
+    section = section[: section.index("\n## ", 5)] if "\n## " in section[5:] else section
+    named = set(re.findall(r"`([a-z_]+)`", section))
+    members = {e.value for e in ErrorClass}
+    assert members <= named, members - named  # each class the code records is defined for the reader
+    assert {n for n in named if n.endswith(("_error", "_model", "_limited", "_request"))} <= members | {"error_rate"}
+    assert set(NOT_LIVE) == {"cancelled", "not_sent", "worker_lost"}
+    assert not ErrorClass.cancelled.live and ErrorClass.stall.live and ErrorClass.stall.timeout
+
+
+def test_no_error_class_is_spelled_out_as_a_literal_in_the_code():
+    """Producers name an ErrorClass member: a typo in a literal would be a new, silent class."""
+    literal = re.compile(r'''(\.error\s*=\s*|error\s*=\s*|_fail\(\s*|\bcls\s*=\s*)"([a-z_]+)"''')
+    found = []
+    for path in (ROOT / "bench").rglob("*.py"):
+        if path.name == "schema.py" or "target" in path.parts:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for m in literal.finditer(line):
+                if m.group(2) in {e.value for e in ErrorClass}:
+                    found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, found
+
+
+def test_run_json_has_a_schema_version_and_one_validating_writer(tmp_path):
+    from bench.analysis.results import read_run_json, write_run_json
+
+    write_run_json(tmp_path, {"run_id": "r1", "slos": ["ttfc_ms:p95<=1000"], "warmup_s": 2.0, "extra": {"kept": True}})
+    raw = json.loads((tmp_path / "run.json").read_text())
+    assert raw["schema"] == RUN_SCHEMA == 2 and raw["extra"] == {"kept": True} and raw["slos"] == ["ttfc_ms:p95<=1000"]
+    assert read_run_json(tmp_path)["schema"] == 2
+    with pytest.raises(ValidationError):  # a wrong type fails at the writer, not in some reader later
+        write_run_json(tmp_path, {"run_id": "r1", "warmup_s": "two"})
+    with pytest.raises(ValidationError):
+        write_run_json(tmp_path, {"slos": []})  # no run id
+
+
+def test_a_folder_written_by_the_previous_release_is_read(tmp_path):
+    """tests/data/previous-release/run: written by commit COMMIT's own `bench run` (make.sh beside it)."""
+    from bench.analysis.results import read_run_json
+
+    run = tmp_path / "old"
+    shutil.copytree(DATA / "previous-release" / "run", run)
+    meta = read_run_json(run)
+    assert "schema" not in json.loads((run / "run.json").read_text()) and meta["schema"] == 1
+    assert RunMeta.read(json.loads((run / "run.json").read_text())).schema_version == 1
+    r = bench("report", str(run))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["models"] and all(m["requests"] > 0 for m in summary["models"].values())
+    for cmd in (
+        ("compare", str(run), str(run), "--out", str(tmp_path / "cmp")),
+        ("history", str(tmp_path), "--out", str(tmp_path / "h")),
+    ):
+        r = bench(*cmd)
+        assert r.returncode in (0, 3) and "Traceback" not in r.stderr, (cmd, r.stderr[-2000:])
+
+
+def test_slo_given_to_run_is_the_one_recorded_and_a_bad_one_refused_before_load(tmp_path):
+    r = bench("run", "--out", str(tmp_path / "bad"), "--slo", "ttfc_ms:p95<=fast", "-t", "3s")
+    assert r.returncode == 2 and "SLO" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+    r = bench(
+        "run",
+        "--out",
+        str(tmp_path / "ok"),
+        "--target-profiles",
+        FAST,
+        "--scenario",
+        str(DATA / "one-turn.yaml"),
+        "-t",
+        "3s",
+        "--warmup",
+        "0",
+        "-u",
+        "2",
+        "--slo",
+        "ttfc_ms:p95<=777",
+        "-q",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = next(p for p in (tmp_path / "ok").iterdir() if p.is_dir() and not p.is_symlink())
+    assert json.loads((run / "run.json").read_text())["slos"] == ["ttfc_ms:p95<=777"]
+    assert json.loads((run / "summary.json").read_text())["slos"] == ["ttfc_ms:p95<=777"]
+
+
+def test_capacity_levels_record_the_slos_the_sweep_judged(tmp_path):
+    """`bench report` on a level folder judges the sweep's --slo, not the scenario's."""
+    r = bench(
+        "capacity",
+        "--scenario",
+        str(DATA / "one-turn.yaml"),
+        "--target-profiles",
+        FAST,
+        "--levels",
+        "2",
+        "--level-duration",
+        "3s",
+        "--level-warmup",
+        "1",
+        "--slo",
+        "ttfc_ms:p95<=555",
+        "--out",
+        str(tmp_path),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    levels = list(tmp_path.rglob("run.json"))
+    assert levels, list(tmp_path.rglob("*"))
+    for meta in levels:
+        assert json.loads(meta.read_text())["slos"] == ["ttfc_ms:p95<=555"], meta
