@@ -69,7 +69,7 @@ def design_effect(hit: np.ndarray, clusters: np.ndarray | None) -> float:
     sums = np.bincount(inv, weights=hit.astype(float), minlength=g)
     resid = sums - p * sizes
     var = g / (g - 1) * float(np.sum(resid * resid)) / (n * n)
-    return max(1.0, var / (p * (1 - p) / n))
+    return max(1.0, float(var / (p * (1 - p) / n)))
 
 
 def _ranks(n_eff: float, q: float, alpha: float) -> tuple[float, float]:

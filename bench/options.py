@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.errors import InputError
 from bench.load.route import Credentials, RouteConfig, check_models, check_template, credentials_from, parse_headers
@@ -17,6 +19,9 @@ from bench.load.stream import Timeouts
 from bench.optiontable import add_arguments  # noqa: F401  (the locustfile registers them through here)
 from bench.scenario import Scenario, load_scenario
 from bench.secrets import refuse_url_credentials
+
+if TYPE_CHECKING:
+    from bench.workload.setup import Workload
 
 
 @dataclass
@@ -37,12 +42,12 @@ class Settings:
     seed: int
     run_id: str
     run_dir: Path
-    count_tokens: object = None
+    count_tokens: Callable[[str], int] | None = None
     rng: random.Random = field(default_factory=random.Random)
     headers: dict[str, str] = field(default_factory=dict)  # --header: extra request headers (values may be secrets)
     history: str = "visible"  # what a turn sends back of earlier replies: visible text, or reasoning too
-    tls: object = None
-    workload: object = None  # bench.workload.setup.Workload: a trace, synthetic prompts, or the scenario alone
+    tls: Tls | None = None
+    workload: Workload | None = None  # bench.workload.setup.Workload: a trace, synthetic prompts, or the scenario alone
 
 
 def new_run_id() -> str:

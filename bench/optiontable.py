@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ import click
 
 from bench.load.decode import PROTOCOLS
 
+F = typing.TypeVar("F", bound=Callable[..., Any])
 LOCUST, RUN, CAPACITY = "locust", "run", "capacity"
 LOAD = frozenset({LOCUST, RUN, CAPACITY})  # what the measuring users read: everywhere
 HARNESS = frozenset({RUN, CAPACITY})  # what bench run / capacity do around Locust
@@ -32,7 +34,7 @@ class Opt:
     choices: tuple[str, ...] | None = None
     flag: bool = False  # a switch (store_true)
     multiple: bool = False  # repeatable
-    where: frozenset = LOAD
+    where: frozenset[str] = LOAD
     hidden: bool = False
     path: bool = False  # a file the child must find from another working directory
 
@@ -56,7 +58,8 @@ def opt(
     """One option: a ``RunOptions`` field carrying its ``Opt`` (name and type come from the field)."""
     spec = Opt("", flags, help, default, str, choices, flag, multiple, where, hidden, path)
     if multiple:
-        return field(default_factory=lambda d=default: list(d or []), metadata={"opt": spec})
+        items: list[str] = list(default or [])
+        return field(default_factory=items.copy, metadata={"opt": spec})
     return field(default=bool(default) if flag else default, metadata={"opt": spec})
 
 
@@ -367,7 +370,7 @@ OPTIONS: list[Opt] = _options()
 BY_NAME = {o.name: o for o in OPTIONS}
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``locust`` options on Locust's own parser (group "bench")."""
     g = parser.add_argument_group("bench (streaming chat replay)")
     for o in OPTIONS:
@@ -390,10 +393,10 @@ def add_arguments(parser) -> None:
             )
 
 
-def click_options(command: str, skip: tuple[str, ...] = ()):
+def click_options(command: str, skip: tuple[str, ...] = ()) -> Callable[[F], F]:
     """A decorator adding the options of ``command`` (in table order) to a click command."""
 
-    def deco(f):
+    def deco(f: F) -> F:
         for o in reversed(OPTIONS):
             if command not in o.where or o.hidden or o.name in skip:
                 continue
@@ -412,7 +415,7 @@ def click_options(command: str, skip: tuple[str, ...] = ()):
     return deco
 
 
-def locust_argv(o) -> list[str]:
+def locust_argv(o: RunOptions) -> list[str]:
     """The child's argv for every ``locust`` option that ``o`` sets (defaults left out)."""
     from pathlib import Path
 

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -39,8 +40,15 @@ from bench.schema import ErrorClass
 from bench.secrets import redact, refuse_url_credentials, remember
 from bench.units import parse_duration
 
+if TYPE_CHECKING:
+    from bench.load.route import RouteConfig
+    from bench.workload.setup import Workload
 
-def _validate(o: RunOptions) -> tuple[float, list[str], object, object]:
+
+_INTERRUPTED_BY = {"signal": "SIGINT"}  # which signal stopped the last run (run.json "interrupted_by")
+
+
+def _validate(o: RunOptions) -> tuple[float, list[str], Workload, RouteConfig]:
     """Everything checked before any target starts: (seconds, models, workload, route)."""
     if o.users < 1:
         raise InputError(f"--users must be at least 1, got {o.users}")
@@ -329,7 +337,7 @@ def run(o: RunOptions) -> Path:
         **environment_info(),
     }
     if interrupted:
-        meta["interrupted_by"] = getattr(_run_locust, "signal", "SIGINT")
+        meta["interrupted_by"] = _INTERRUPTED_BY["signal"]
         meta["planned_duration_s"] = seconds
         meta["duration_s"] = round(ended - started, 1)
         meta["warnings"].insert(
@@ -386,10 +394,10 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
     interrupted = decided = False
 
     def _term(signum, frame):  # SIGTERM (CI cancelling a job) is handled like Ctrl-C: keep the records
-        _run_locust.signal = "SIGTERM"
+        _INTERRUPTED_BY["signal"] = "SIGTERM"
         raise KeyboardInterrupt
 
-    _run_locust.signal = "SIGINT"
+    _INTERRUPTED_BY["signal"] = "SIGINT"
 
     previous = signal.signal(signal.SIGTERM, _term)
     # Ctrl-C too, whatever this process inherited: a shell starts background jobs with SIGINT ignored,

@@ -14,12 +14,35 @@ Two contracts live here:
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 RUN_SCHEMA = 2  # run.json: 1 (no "schema" key) up to 2026-12-01; 2 adds "schema" and validates on write
+RUN_JSON = "run.json"
+TIMING_FILE = "timing.jsonl"  # every load-generating process's scheduling lag (bench.load.collect writes it)
+
+
+def default_warmup(run_s: float, ramp_s: float) -> float:
+    """Seconds excluded from headline numbers when none are given: the ramp-up plus one second.
+
+    At most a third of the run, so a short run still measures something. ``bench run`` and a
+    plain Locust run use this one rule (the ramp from -u/-r, or as observed when a web UI or
+    a shape started the users).
+    """
+    return round(max(0.0, min(run_s / 3, ramp_s + 1.0)), 3)
+
+
+def read_run_json(run_dir: Path | str) -> dict[str, Any]:
+    """run.json of any version as a dict (``schema`` filled in: 1 for folders written before it existed)."""
+    path = Path(run_dir) / RUN_JSON
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {"schema": 1, **data} if isinstance(data, dict) else {}
 
 
 class ErrorClass(StrEnum):

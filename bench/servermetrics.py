@@ -88,7 +88,7 @@ class Scraper:
 def load(run_dir: Path) -> pd.DataFrame:
     """Long table: t (wall s), series, value."""
     path = Path(run_dir) / FILE
-    rows = []
+    rows: list[tuple[float, str, float]] = []
     if path.is_file():
         for line in path.read_text().splitlines():
             try:

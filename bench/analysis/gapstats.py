@@ -132,7 +132,7 @@ def summarize(
                 key = keys[:n] if n <= chunk else np.empty(n, dtype=np.int64)
                 group = ids[:n] if n <= chunk else np.empty(n, dtype=np.int64)
                 f.seek(int(starts[i]) * 4)
-                if f.readinto(memoryview(vals).cast("B")) != n * 4:
+                if f.readinto(memoryview(vals.data).cast("B")) != n * 4:
                     raise ValueError(f"{path}: ends before the gaps of its records (truncated file?)")
                 one = int(lab[0]) if (lab == lab[0]).all() else None
                 if one is None:
@@ -195,7 +195,7 @@ def sample(
             j = int(np.searchsorted(where, first + buf.size, side="left"))
             span = buf[: int(where[j - 1]) - first + 1]
             f.seek(first * 4)
-            if f.readinto(memoryview(span).cast("B")) != span.size * 4:
+            if f.readinto(memoryview(span.data).cast("B")) != span.size * 4:
                 raise ValueError(f"{path}: ends before the gaps of its records (truncated file?)")
             out[i:j] = span[where[i:j] - first]
             i = j

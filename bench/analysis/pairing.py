@@ -8,6 +8,7 @@ by the report's ranking section and by ``bench models`` (``decisions/models.py``
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,10 +50,10 @@ def compare_frame(df: pd.DataFrame) -> dict:
     """Ranking and pairwise differences of the models in these (measured) records."""
     keyed = per_key(df)
     models = sorted(str(m) for m in keyed["model"].unique())
-    ranking = []
+    ranking: list[dict[str, Any]] = []
     for m in models:
         g = keyed[keyed["model"] == m]
-        row = {"model": m, "pairs": int(len(g))}
+        row: dict[str, Any] = {"model": m, "pairs": int(len(g))}
         for metric in METRICS:
             v = g[metric].dropna().to_numpy()
             row[metric] = float(np.median(v)) if v.size else None

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from bench.metrics import CATALOGUE
 from bench.records import COLUMNS, SpoolCheck, read_spool
-from bench.schema import RUN_SCHEMA, RunMeta
+from bench.schema import RUN_SCHEMA, RunMeta, default_warmup, read_run_json  # noqa: F401  (re-exported for readers)
 from bench.secrets import redact
 
 _TYPES = {
@@ -104,7 +104,7 @@ def gap_stats(gaps: list[bytes]) -> dict[str, np.ndarray]:
 def rows_to_table(rows: list[list], gaps_path: Path) -> pa.Table:
     """Rows -> table; their gap blobs -> one flat file at ``gaps_path``."""
     sch = schema()
-    cols = list(zip(*rows)) if rows else [[] for _ in COLUMNS]
+    cols: list[tuple] = list(zip(*rows)) if rows else [() for _ in COLUMNS]
     arrays = {c: pa.array(list(cols[i]), type=sch.field(c).type) for i, c in enumerate(COLUMNS) if c != "gaps_us"}
     blobs = list(cols[COLUMNS.index("gaps_us")])
     counts = np.fromiter((len(g) // 4 for g in blobs), dtype=np.int64, count=len(blobs))
@@ -161,16 +161,6 @@ def delivery(collector: dict, records: int) -> tuple[dict, list[str]]:
     return fields, warnings
 
 
-def default_warmup(run_s: float, ramp_s: float) -> float:
-    """Seconds excluded from headline numbers when none are given: the ramp-up plus one second.
-
-    At most a third of the run, so a short run still measures something. ``bench run`` and a
-    plain Locust run use this one rule (the ramp from -u/-r, or as observed when a web UI or
-    a shape started the users).
-    """
-    return round(max(0.0, min(run_s / 3, ramp_s + 1.0)), 3)
-
-
 def latest_calibration(out: Path) -> dict | None:
     """The newest ``bench calibrate`` result under ``out``, if any, for ``bench run``'s load warning."""
     found = sorted(Path(out).glob("calibration-*/calibration.json"))
@@ -221,15 +211,6 @@ def write_run_json(run_dir: Path, meta: dict) -> Path:
     checked = RunMeta.model_validate({**meta, "schema": RUN_SCHEMA}).model_dump(by_alias=True)
     path.write_text(redact(json.dumps(checked, indent=2, default=str)))
     return path
-
-
-def read_run_json(run_dir: Path) -> dict:
-    """run.json of any version as a dict (``schema`` filled in: 1 for folders written before it existed)."""
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text())
-    return {"schema": 1, **data} if isinstance(data, dict) else {}
 
 
 def ensure_records(run_dir: Path) -> None:

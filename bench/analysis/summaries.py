@@ -7,6 +7,7 @@ never from buckets. Headline numbers exclude the warm-up and requests cut off by
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -267,7 +268,7 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     waits = waiting(df)
     not_sent_wait = df.loc[(err == ErrorClass.not_sent).to_numpy(), "intended_delay_ms"]
     streamed = df.loc[wire_m & (df["chunks"].fillna(0) > 0).to_numpy(), "output_tokens"]
-    out = {
+    out: dict[str, Any] = {
         "requests": n_live,
         "ok": n_ok,
         "errors": n_live - n_ok,
@@ -330,7 +331,7 @@ def slo_verdicts(summary: dict, slos: list[Slo], samples: dict | None = None, ce
     out = []
     samples, censored = samples or {}, censored or {}
     for s in slos:
-        entry = {"slo": s.text, "censored": 0}
+        entry: dict[str, Any] = {"slo": s.text, "censored": 0}
         if s.metric in summary and isinstance(summary[s.metric], dict):
             st = summary[s.metric]
             observed, n = st.get(s.stat), int(st.get("n") or 0)
@@ -362,7 +363,7 @@ def requested_lengths(ok: pd.DataFrame) -> dict | None:
     successful requests that asked for one, with where the achieved counts came from."""
     if "requested_input_tokens" not in ok or "requested_tokens" not in ok:
         return None
-    out = {}
+    out: dict[str, Any] = {}
     for key, asked, got in (
         ("input", "requested_input_tokens", "prompt_tokens"),
         ("output", "requested_tokens", "output_tokens"),

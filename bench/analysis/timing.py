@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-TIMING_FILE = "timing.jsonl"
+from bench.schema import TIMING_FILE  # noqa: F401  (declared with the run folder's other contracts)
+
 SLO_SHARE = 0.10  # lag p99 above this share of the tightest first-part latency SLO: untrusted
 TTFC_SHARE = 0.25  # ... or above this share of the lowest per-model TTFC p50
 

@@ -207,8 +207,9 @@ def _chart(levels: list[Level], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     x = [lv.parts_per_s for lv in levels]
-    ax.plot(x, [lv.err_p50 for lv in levels], marker="o", label="TTFC error p50")
-    ax.plot(x, [lv.err_p99 for lv in levels], marker="o", label="TTFC error p99")
+    nan = float("nan")  # a level without a figure is a gap in the line
+    ax.plot(x, [nan if lv.err_p50 is None else lv.err_p50 for lv in levels], marker="o", label="TTFC error p50")
+    ax.plot(x, [nan if lv.err_p99 is None else lv.err_p99 for lv in levels], marker="o", label="TTFC error p99")
     for lv in levels:
         ax.annotate(f"{lv.streams}", (lv.parts_per_s, lv.err_p99 or 0), textcoords="offset points", xytext=(3, 5), fontsize=8)
     ax.set(

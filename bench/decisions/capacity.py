@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -99,7 +100,7 @@ def _slo_intervals(g: pd.DataFrame, slos: list[Slo]) -> dict[str, list[float]]:
     from bench import intervals as iv
     from bench.analysis.summaries import metric_samples
 
-    out = {}
+    out: dict[str, Any] = {}
     for slo in slos:
         if slo.stat.startswith("p") and slo.stat[1:].replace(".", "").isdigit() and slo.metric != "gaps_ms":
             v = metric_samples(g, slo.metric)
@@ -122,14 +123,14 @@ def _observed(row: pd.Series, slo: Slo) -> float | None:
 
 def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
     """Per model: capacity (interpolated), bounds, the SLO that limits it, and the knee."""
-    out = {}
+    out: dict[str, Any] = {}
     for model, g in levels.groupby("model"):
         g = g.sort_values("level").reset_index(drop=True)
         judged = [_judgement(r) for _, r in g.iterrows()]
         first_bad = next((i for i, j in enumerate(judged) if j == "missed"), None)
         end = len(g) if first_bad is None else first_bad
         last_ok = next((i for i in range(end - 1, -1, -1) if judged[i] == "ok"), None)
-        res = {
+        res: dict[str, Any] = {
             "last_passing_level": None,
             "first_failing_level": None,
             "capacity": None,
@@ -237,7 +238,7 @@ def _knee(g: pd.DataFrame) -> float | None:
 
 def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, think_s: float, mode: str) -> dict:
     """Little's law: L = lambda * W, per replica and for the population."""
-    out = {}
+    out: dict[str, Any] = {}
     for model, c in cap.items():
         if not c["capacity"]:
             out[model] = None
@@ -252,7 +253,7 @@ def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, th
         else:
             concurrent = c["capacity"]
             conv_per_s = concurrent / w_conv if w_conv else None
-        res = {
+        res: dict[str, Any] = {
             "conversation_seconds": w_conv,
             "concurrent_conversations_per_replica": concurrent,
             "conversations_per_s_per_replica": conv_per_s,

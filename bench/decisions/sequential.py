@@ -58,7 +58,7 @@ class Sequential:
         from bench.decisions.compare import NotComparable, compare_runs
         from bench.records import read_spool
 
-        rows = []
+        rows: list[list] = []
         for spool in sorted(run_dir.glob("*.spool")):
             try:
                 rows.extend(read_spool(spool))

@@ -10,8 +10,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from time import monotonic_ns
+from typing import TYPE_CHECKING
 
 import gevent
+
+if TYPE_CHECKING:
+    from bench.scenario import Conversation
+    from bench.workload.trace import TraceRow
 from gevent.queue import Queue
 
 
@@ -22,9 +27,9 @@ class Arrival:
 
     due: int  # monotonic ns
     seq: int
-    conversation: object
+    conversation: Conversation | None
     model: str
-    row: object = None  # a trace row (bench.workload.trace.TraceRow): one turn of a trace's conversation
+    row: TraceRow | None = None  # a trace row (bench.workload.trace.TraceRow): one turn of a trace's conversation
 
 
 class Schedule:

@@ -18,17 +18,22 @@ import os
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from time import monotonic_ns
+from typing import TYPE_CHECKING
 
 import gevent
 import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.analysis.timing import TIMING_FILE
 from bench.load.clock import WorkerClock, clock_warnings, wall
 from bench.load.drop import load_drop
 from bench.records import IDX, Spool, lost_row, not_sent_row, start_notice
+from bench.schema import TIMING_FILE, default_warmup
+
+if TYPE_CHECKING:
+    from bench.load.arrivals import Schedule
 
 FLUSH_INTERVAL = 1.0
 FINAL_WAIT = 20.0
@@ -95,13 +100,17 @@ class KernelTimer:
 class Collector:
     """One per process. ``add`` is all the measuring greenlets call."""
 
+    # turns a finished plain-Locust folder's spool into requests.parquet and run.json: the next stage
+    # (bench.analysis.results.ensure_records), wired in by the locustfile so load/ never imports analysis/
+    finalize: Callable[[Path], None] | None = None
+
     def __init__(self, environment, run_dir: Path) -> None:
         self.env = environment
         self.run_dir = Path(run_dir)
         self.rows: list[list] = []
         self.pending: list[list] = []  # rows not yet written to the spool (a full disk keeps them here)
         self.write_failing_since: float | None = None
-        self.arrivals = None  # open loop: this process's arrival schedule
+        self.arrivals: Schedule | None = None  # open loop: this process's arrival schedule
         self.offered = 0
         self.not_sent = 0
         self.lag: array = array("I")  # scheduling lag of the probe, microseconds, since the last flush
@@ -110,7 +119,7 @@ class Collector:
         self.errors = 0
         self.done = 0
         self.worker_id = f"local-{os.getpid()}"
-        self.spool = None
+        self.spool: Spool | None = None
         self.workers: dict[str, dict] = {}
         self.warnings: list[str] = []
         self.cpu_max = 0.0
@@ -296,7 +305,8 @@ class Collector:
         lag, self.lag = self.lag, array("I")
         cpu = self.cpu_samples[-1] if self.cpu_samples else None
         offered = self.arrivals.offered if self.arrivals is not None else None
-        trace = self.arrivals.info() if hasattr(self.arrivals, "info") else None  # a trace replay: its clock origin and progress
+        info = getattr(self.arrivals, "info", None)
+        trace = info() if info is not None else None  # a trace replay: its clock origin and progress
         if self.is_worker:
             data = {
                 "w": self.worker_id,
@@ -334,19 +344,19 @@ class Collector:
         self.pending.extend(rows)
         if not self.pending:
             return
+        spool = self.spool
+        assert spool is not None, "_write runs only where a spool was opened (a worker or a local run)"
         try:
-            self.spool.write(self.pending)
+            spool.write(self.pending)
         except OSError as exc:
             now = time.monotonic()
             if self.write_failing_since is None:
                 self.write_failing_since = now
-                self.warnings.append(
-                    f"writing records to {self.spool.path} failed ({exc}); {len(self.pending)} rows kept, retrying"
-                )
+                self.warnings.append(f"writing records to {spool.path} failed ({exc}); {len(self.pending)} rows kept, retrying")
             if now - self.write_failing_since > WRITE_GIVE_UP and not getattr(self, "_gave_up", False):
                 self._gave_up = True
                 msg = (
-                    f"records could not be written to {self.spool.path} for {WRITE_GIVE_UP:.0f} s ({exc}); "
+                    f"records could not be written to {spool.path} for {WRITE_GIVE_UP:.0f} s ({exc}); "
                     f"the run was stopped with {len(self.pending)} records in memory"
                 )
                 self.warnings.append(msg)
@@ -410,7 +420,7 @@ class Collector:
             done = sum(w["received"] for w in self.workers.values())
             sent = sum(w["sent"] for w in self.workers.values())
         else:
-            done, sent = self.spool.rows + len(self.rows), self.sent
+            done, sent = (self.spool.rows if self.spool is not None else 0) + len(self.rows), self.sent
         errors = sum(w.get("errors", 0) for w in self.workers.values()) if self.is_master else self.errors
         # the busiest load generator's CPU: in a distributed run the workers', not the master's
         cpu = max([self.cpu_max] + [w.get("cpu_max") or 0.0 for w in self.workers.values()]) if self.is_master else self.cpu_max
@@ -469,10 +479,11 @@ class Collector:
         self.write_summary()
         if os.environ.get("BENCH_CHILD") == "1":
             return
+        if Collector.finalize is None:  # the stage after this one was not wired in (see the root locustfile.py)
+            sys.stderr.write(f"bench: records in {self.run_dir}/; bench report {self.run_dir} finalizes them\n")
+            return
         try:  # plain Locust: the folder is complete now; the report is one command away
-            from bench.analysis.results import ensure_records
-
-            ensure_records(self.run_dir)
+            Collector.finalize(self.run_dir)
             sys.stderr.write(
                 f"bench: run folder {self.run_dir}/ (requests.parquet, run.json); "
                 f"build the report with: bench report {self.run_dir}\n"
@@ -485,8 +496,6 @@ class Collector:
 
     def _warmup(self, ended: float) -> tuple[float, str]:
         """The warm-up this run excludes, by the rule ``bench run`` uses (see ``default_warmup``)."""
-        from bench.analysis.results import default_warmup
-
         opts = self.env.parsed_options
         given = getattr(opts, "warmup", None)
         if given is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from bench.schema import ErrorClass
 
@@ -295,7 +296,7 @@ class StreamDecoder:
         else:
             self._openai_chunk(obj)
 
-    def _ui_part(self, kind: str, obj: dict) -> None:
+    def _ui_part(self, kind: str, obj: dict[str, Any]) -> None:
         """One part of the AI SDK 5 UI message stream."""
         self.saw_openai = True  # it ends with a finish part or [DONE]; without either it was cut off
         self.detected = "ui-message-stream"
@@ -320,7 +321,7 @@ class StreamDecoder:
         # start, start-step, text-start/-end, reasoning-start/-end, finish-step, source-*, file, data-*,
         # tool-*, message-metadata and any part type added later carry no reply text
 
-    def _openai_chunk(self, obj: dict) -> None:
+    def _openai_chunk(self, obj: dict[str, Any]) -> None:
         self.saw_openai = True
         self.detected = "openai"
         if "error" in obj:

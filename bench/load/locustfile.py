@@ -9,12 +9,13 @@ from __future__ import annotations
 import gc
 import random
 import sys
+from pathlib import Path
 
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.errors import InputError
-from bench.load.arrivals import Arrivals
+from bench.load.arrivals import Arrivals, Schedule
 from bench.load.collect import Collector
 from bench.load.user import ChatUser, load_state
 from bench.options import add_arguments, new_run_id, settings_from
@@ -46,7 +47,7 @@ def _init(environment, **kw) -> None:
         run_dir = state.settings.run_dir
     else:
         run_dir = None
-    state.collector = Collector(environment, run_dir or ".")
+    state.collector = Collector(environment, Path(run_dir or "."))
     if not isinstance(environment.runner, WorkerRunner):
         from bench.load.live import install
 
@@ -71,6 +72,7 @@ def _test_start(environment, **kw) -> None:
         # the master's options arrive with the spawn message; build settings from them now
         state.settings = settings_from(environment.parsed_options)
     s = state.settings
+    assert s is not None and state.collector is not None, "built in _init (local, master) or just above (worker)"
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's sight: shorter full-collection pauses mid-run
     if s.load_mode == "open" and state.arrivals is None:
@@ -78,6 +80,7 @@ def _test_start(environment, **kw) -> None:
         if isinstance(runner, WorkerRunner):
             workers = max(1, getattr(environment.parsed_options, "arrival_split", 1) or 1)
             index = max(0, runner.worker_index)
+        arrivals: Schedule
         if s.workload is not None and s.workload.trace is not None:
             from bench.workload.replay import TraceArrivals, rows_for_worker
 
@@ -108,7 +111,7 @@ def _trace_finished(environment) -> None:
 
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        runner.send_message("bench_trace_done", runner.client_id)
+        runner.send_message("bench_trace_done", runner.client_id)  # type: ignore[arg-type]  # Locust sends any msgpack value
     else:
         gevent.spawn_later(0.2, runner.quit)  # after this turn's record is handed to the collector
 

@@ -227,7 +227,7 @@ def stream_request(
         break
     o.t_headers = now()
     o.status = resp.status_code
-    o.content_type = resp.get("content-type") or ""
+    o.content_type = str(resp.get("content-type") or "")
     if not dec.detected and resp.get("x-vercel-ai-ui-message-stream"):
         dec.detected = "ui-message-stream"
     try:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import itertools
 import random
+import ssl
 import uuid
 from dataclasses import dataclass
 from time import monotonic_ns
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 import gevent
@@ -27,16 +29,22 @@ from bench.load.stream import Outcome, stream_request
 from bench.records import IDX, RequestContext, build_row, silent_at_end
 from bench.schema import ErrorClass
 
+if TYPE_CHECKING:
+    from bench.load.arrivals import Schedule
+    from bench.load.collect import Collector
+    from bench.options import Settings
+    from bench.workload.replay import TraceArrivals
+
 
 @dataclass
 class LoadState:
     """What the users of one load-generating process share, kept on Locust's ``Environment``
     (``environment.bench``): the validated settings, the record collector, the open-loop arrivals."""
 
-    settings: object = None
-    collector: object = None
-    arrivals: object = None
-    ssl_context: object = None
+    settings: Settings | None = None
+    collector: Collector | None = None
+    arrivals: Schedule | None = None
+    ssl_context: ssl.SSLContext | None = None
 
     def ssl_context_factory(self, **kw):
         """One SSL context for every user of the process (creating one costs about 20 ms of CPU)."""
@@ -65,9 +73,10 @@ class ChatUser(User):
     def __init__(self, environment) -> None:
         super().__init__(environment)
         self.state = load_state(environment)
-        s = self.state.settings
-        self.s = s
-        self.collector = self.state.collector
+        s, collector = self.state.settings, self.state.collector
+        assert s is not None and collector is not None, "the locustfile's init listener sets these before any user starts"
+        self.s: Settings = s
+        self.collector: Collector = collector
         # the same seed, worker and user index give the same conversations, models and think times
         self.index = next(ChatUser._index)
         worker = getattr(environment.runner, "worker_index", 0) if environment.runner is not None else 0
@@ -75,17 +84,18 @@ class ChatUser(User):
         self.rng = random.Random(f"{s.seed}:{self.worker_index}:{self.index}")  # conversation and model choices
         self.conversations = 0
         self._tokens: dict[str, int] = {}  # prompt token counts of user messages, with a tokenizer
-        tls = {}
-        if self.host.startswith("https:"):  # one SSL context per process, shared by every user
-            tls = {"ssl_context_factory": self.state.ssl_context_factory, "insecure": s.tls.insecure}
+        host = self.host or ""  # Locust refuses to start users without one
+        tls: dict[str, object] = {}
+        if host.startswith("https:"):  # one SSL context per process, shared by every user
+            tls = {"ssl_context_factory": self.state.ssl_context_factory, "insecure": s.tls is not None and s.tls.insecure}
         self.client = HTTPClient.from_url(
-            self.host,
+            host,
             concurrency=1,
             connection_timeout=s.timeouts.connect,
             network_timeout=s.timeouts.first_chunk,
             **tls,
         )
-        self.base_path = urlsplit(self.host).path.rstrip("/")  # a deployment mounted under a prefix
+        self.base_path: str = urlsplit(host).path.rstrip("/")  # a deployment mounted under a prefix
         self._n = 0
         self.user_id = self.worker_index * 100_000 + self.index  # the same user in every run of the same seed
 
@@ -103,11 +113,13 @@ class ChatUser(User):
         s = self.s
         arrival: Arrival | None = None
         if s.load_mode == "open":
+            assert self.state.arrivals is not None, "open loop: the schedule starts before the users"
             arrival = self.state.arrivals.queue.get()
             if arrival.row is not None:
                 self._trace_turn(arrival)
                 return
             conv, model = arrival.conversation, arrival.model
+            assert conv is not None, "an arrival without a trace row carries its conversation"
         else:
             conv = self.rng.choices(s.scenario.conversations, weights=[c.weight for c in s.scenario.conversations])[0]
             model = self.rng.choices(s.models, weights=s.model_weights)[0]
@@ -152,7 +164,8 @@ class ChatUser(User):
 
     def _trace_turn(self, a: Arrival) -> None:
         """One row of a trace: this turn of its conversation, after the turns before it (live history)."""
-        s, row, replay = self.s, a.row, self.state.arrivals
+        s, row, replay = self.s, a.row, cast("TraceArrivals", self.state.arrivals)
+        assert row is not None
         st = replay.state(row.conversation)
         try:
             count = s.count_tokens
@@ -160,7 +173,11 @@ class ChatUser(User):
                 history = [dict(m) for m in row.messages]
                 tokens = [count(m["content"]) for m in history] if count is not None else []
             else:
-                text = row.prompt if row.prompt is not None else s.workload.maker.prompt(row.input_tokens, row.row)
+                if row.prompt is not None:
+                    text = row.prompt
+                else:  # a row with only a length: the workload's prompt maker writes it (checked when the trace was read)
+                    assert s.workload is not None and s.workload.maker is not None and row.input_tokens is not None
+                    text = s.workload.maker.prompt(row.input_tokens, row.row)
                 history = st.history + [{"role": "user", "content": text}]
                 tokens = st.tokens + [self._count(text)] if count is not None else []  # earlier turns counted once
             reply, reply_tokens, _ = self._send(
@@ -186,6 +203,7 @@ class ChatUser(User):
     def _count(self, text: str) -> int:
         n = self._tokens.get(text)
         if n is None:
+            assert self.s.count_tokens is not None, "only called with a tokenizer loaded"
             n = self._tokens[text] = self.s.count_tokens(text)
         return n
 

@@ -185,7 +185,7 @@ class UIFramer(Framer):
         super().__init__(sse=True, finish_part=True)
         self.keepalive_every = keepalive_every
         self.parts = 0
-        self.mode = None  # None, "reasoning" or "text": the part block that is open
+        self.mode: str | None = None  # None, "reasoning" or "text": the part block that is open
 
     @staticmethod
     def _event(obj: dict) -> bytes:
@@ -554,7 +554,7 @@ class Target:
         """A silence between content parts, bare or padded with bytes that carry no content
         (data parts, keep-alive comments, a part trickled byte by byte): a client must time the
         stall from the last content part, not from the last byte."""
-        end = time.monotonic() + faults.stall_s
+        end = time.monotonic() + (faults.stall_s or 0.0)
         if faults.trickle_s:
             data = framer.text(" trickled")
             for k in range(len(data)):

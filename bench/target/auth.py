@@ -6,6 +6,7 @@ expired or forged tokens sees the same 401 it would see from the deployment.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jwt
@@ -21,7 +22,7 @@ class AuthConfig:
     secret: str | None = None
     cookie_name: str = SESSION_COOKIE
 
-    def check(self, authorization: str | None, cookies: dict[str, str]) -> bool:
+    def check(self, authorization: str | None, cookies: Mapping[str, str]) -> bool:
         if self.mode == "none":
             return True
         token = None

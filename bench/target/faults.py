@@ -59,7 +59,7 @@ class FaultPlan:
 
     def apply(self, name: str, param: float | None) -> None:
         default = FAULT_KINDS[name][0] if name in FAULT_KINDS else None
-        v = default if param is None else param
+        v: float = (default or 0.0) if param is None else param  # an override (ttft_ms, ...) always has its parameter
         self.names.append(name)
         if name == "500":
             self.status = 500

@@ -41,7 +41,7 @@ class ProfileFields(BaseModel):
 class ProfileFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    defaults: ProfileFields = ProfileFields()
+    defaults: ProfileFields = Field(default_factory=lambda: ProfileFields.model_validate({}))
     models: dict[str, ProfileFields] = {}
     retired: list[str] | None = None
 

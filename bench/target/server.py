@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -69,7 +70,7 @@ def serve(
     try:  # uvloop roughly halves the event loop's cost per streamed part; asyncio works too
         import uvloop
 
-        runner = uvloop.run
+        runner: Callable[..., None] = uvloop.run
     except ImportError:
         runner = asyncio.run
     runner(_serve(Target(config), host, port, truth_file, tls_context(*tls) if tls else None))
@@ -118,7 +119,7 @@ class TargetProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._log is not subprocess.DEVNULL:
+        if not isinstance(self._log, int):
             self._log.close()
 
     def __enter__(self) -> TargetProcess:

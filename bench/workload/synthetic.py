@@ -138,7 +138,9 @@ def synthetic_pool(dist: LengthDist, out_dist: LengthDist | None, maker: PromptM
         tokens = dist.draw(rng)
         out = out_dist.draw(rng) if out_dist is not None else None
         name = f"synthetic-{i:03d}"
-        convs.append(Conversation(name=name, tags=["synthetic"], turns=[Turn(user=maker.prompt(tokens, f"pool:{i}"))]))
+        convs.append(
+            Conversation(name=name, tags=["synthetic"], weight=1.0, turns=[Turn(user=maker.prompt(tokens, f"pool:{i}"))])
+        )
         requested[name] = (tokens, out)
     return convs, requested
 

@@ -225,7 +225,9 @@ def load_trace(path: str | Path) -> Trace:
         raise InputError(f"{path}: the trace has no rows")
     raw.sort(key=lambda x: (x[0], x[1]))
     t0 = raw[0][0]
-    rows, turns, last = [], {}, {}
+    rows: list[TraceRow] = []
+    turns: dict[str, int] = {}
+    last: dict[str, int] = {}
     for t, n, where, conv, turn, model, prompt, msgs, inp, out in raw:
         k = turns.get(conv, 0)
         if turn is not None:
@@ -250,8 +252,8 @@ def trace_from_run(run_dir: Path, out: Path) -> int:
     """
     import pandas as pd
 
-    from bench.analysis.results import read_run_json
     from bench.records import CHARS_PER_TOKEN
+    from bench.schema import read_run_json
 
     run_dir = Path(run_dir)
     if not (run_dir / "requests.parquet").is_file():
@@ -358,6 +360,6 @@ def bursty_trace(path: Path, n: int = 1000, span: float = 25.0, seed: int = 5) -
                 break
             used.add(j)
             rows.append({"t": round(float(times[j]), 6), "conversation_id": conv, "turn": turn, "prompt": f"Follow-up {turn}."})
-    rows.sort(key=lambda r: r["t"])
+    rows.sort(key=lambda r: float(r["t"]))  # type: ignore[arg-type]
     Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
