@@ -46,8 +46,22 @@ class Settings:
     rng: random.Random = field(default_factory=random.Random)
     headers: dict[str, str] = field(default_factory=dict)  # --header: extra request headers (values may be secrets)
     history: str = "visible"  # what a turn sends back of earlier replies: visible text, or reasoning too
+    cache_salt: str | None = None  # --cache-salt: None (none), the run's nonce (run) or "" (request: one per request)
     tls: Tls | None = None
     workload: Workload | None = None  # bench.workload.setup.Workload: a trace, synthetic prompts, or the scenario alone
+
+
+def cache_salt(mode: str, run_id: str) -> str | None:
+    """The nonce ``--cache-salt`` puts in front of each conversation's first user message: ``None``
+    for none, one per run (from the run id, so every worker of a run sends the same), ``""`` for a
+    fresh one per request (the user makes it)."""
+    import hashlib
+
+    if mode == "none":
+        return None
+    if mode == "request":
+        return ""
+    return hashlib.sha256(run_id.encode()).hexdigest()[:10]
 
 
 def new_run_id() -> str:
@@ -258,6 +272,7 @@ def settings_from(opts) -> Settings:
         credentials=creds,
         headers=extra_headers,
         history=opts.history,
+        cache_salt=cache_salt(opts.cache_salt, run_id),
         tls=tls_from(opts),
         timeouts=Timeouts(opts.connect_timeout, opts.first_chunk_timeout, opts.stall_timeout, opts.total_timeout),
         protocol=opts.protocol,

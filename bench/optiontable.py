@@ -197,6 +197,15 @@ class RunOptions:
         "visible",
         choices=("visible", "full"),
     )
+    cache_salt: str = opt(
+        ("--cache-salt",),
+        "Keep a server's prefix cache from carrying over: none (the scenario's bytes exactly), run (one "
+        "short nonce per run at the start of each conversation's first user message: turns of a "
+        "conversation still share their prefix, two runs do not) or request (a nonce per request: no "
+        "prefix shared beyond what the app itself prepends).",
+        "none",
+        choices=("none", "run", "request"),
+    )
     max_tokens: int = opt(
         ("--max-tokens",), "Bound every reply (OpenAI route: max_tokens in the body; overrides the scenario's max_tokens).", 0
     )

@@ -33,7 +33,7 @@ from bench.analysis.results import (
 from bench.errors import InputError, PreflightError
 from bench.launch import embedded_target, locust_command, pinning
 from bench.load.route import Credentials, credential_candidates, parse_headers
-from bench.options import check_values, new_run_id, route_and_models, tls_from
+from bench.options import cache_salt, check_values, new_run_id, route_and_models, tls_from
 from bench.optiontable import RunOptions, locust_argv
 from bench.scenario import load_scenario, resolve_path
 from bench.schema import ErrorClass
@@ -322,6 +322,8 @@ def run(o: RunOptions) -> Path:
             "chat_id": o.chat_id,
             "template": o.route_template or None,
             "history": o.history,
+            # what keeps a prefix cache from carrying over between runs, and the run's nonce
+            "cache_salt": {"mode": o.cache_salt, "salt": cache_salt(o.cache_salt, run_id) or None},
             "max_tokens": route.max_tokens or None,  # the value used (flag or scenario)
             "ignore_eos": o.ignore_eos,
             "headers": sorted(parse_headers(o.header)),  # names only: values may be secrets

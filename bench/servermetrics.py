@@ -129,3 +129,32 @@ def summary(run_dir: Path, t_from: float | None = None, t_to: float | None = Non
     if t_to is not None:
         table = table[table.index <= t_to]
     return {c: {"mean": float(table[c].mean()), "max": float(table[c].max())} for c in table.columns if table[c].notna().any()}
+
+
+# Prefix caches: vLLM counts prompt tokens looked up and found (``vllm:prefix_cache_queries_total``,
+# ``vllm:prefix_cache_hits_total``; the reference target's ``bench_prefix_cache_*``); older vLLM and
+# SGLang publish a ratio (``vllm:gpu_prefix_cache_hit_rate``, ``sglang:cache_hit_rate``).
+CACHE_QUERIES = re.compile(r"prefix_cache_queries(?:_total)?$")
+CACHE_HITS = re.compile(r"prefix_cache_hits(?:_total)?$")
+CACHE_RATE = re.compile(r"(?:prefix_cache_hit_rate|cache_hit_rate)$")
+
+
+def prefix_cache(run_dir: Path) -> dict | None:
+    """The run's prefix-cache hit rate from the server's own counters (the change over the run), or
+    the mean of its ratio gauge; ``None`` when the server publishes neither."""
+    df = load(run_dir)
+    if df.empty:
+        return None
+    name = df["series"].str.replace(r"\{.*\}$", "", regex=True)
+    per_scrape = {k: df[name.str.contains(p)].groupby("t")["value"].sum() for k, p in (("q", CACHE_QUERIES), ("h", CACHE_HITS))}
+    q, h = per_scrape["q"], per_scrape["h"]
+    if len(q) >= 2 and len(h) >= 2:
+        dq, dh = float(q.iloc[-1] - q.iloc[0]), float(h.iloc[-1] - h.iloc[0])
+        if dq > 0:
+            return {"hit_rate": dh / dq, "queried_tokens": dq, "hit_tokens": dh, "source": "counters"}
+        return None
+    rate = df[name.str.contains(CACHE_RATE)]
+    if len(rate):
+        v = float(rate.groupby("t")["value"].mean().mean())
+        return {"hit_rate": v / 100 if v > 1 else v, "source": "gauge"}
+    return None

@@ -18,7 +18,8 @@
 # Environment: HOST, BASELINE (default baselines/main), OUT (default results/ci), BASELINE_DURATION
 # (5m), MAX_DURATION (20m), DECIDE_EVERY (20), UNTIL_DECIDED (1), DURATION, SCENARIO (default),
 # SEED (1), USERS (12), TOLERANCE_FILE (default: the built-in tolerances), UNDECIDED (exit3),
-# BUILD_ID (the run's id; default: a time stamp), and credentials as for bench run (BENCH_COOKIE, ...).
+# BUILD_ID (the run's id; default: a time stamp), CACHE_SALT (run: each run's conversations start with a
+# nonce of their own, so a candidate never reads the prefix cache its baseline warmed), and credentials as for bench run (BENCH_COOKIE, ...).
 set -euo pipefail
 
 OUT=${OUT:-results/ci}
@@ -26,7 +27,7 @@ BASELINE=${BASELINE:-baselines/main}
 RUN_ID=${BUILD_ID:-build-$(date -u +%Y%m%d-%H%M%S)}
 MAX_DURATION=${MAX_DURATION:-20m}
 args=(--scenario "${SCENARIO:-default}" --seed "${SEED:-1}" -u "${USERS:-12}" -r "${USERS:-12}"
-      --out "$OUT" --run-id "$RUN_ID" -q --junit "$OUT/$RUN_ID/slo-junit.xml")
+      --cache-salt "${CACHE_SALT:-run}" --out "$OUT" --run-id "$RUN_ID" -q --junit "$OUT/$RUN_ID/slo-junit.xml")
 [ -n "${HOST:-}" ] && args+=(--host "$HOST")
 [ -n "${TARGET_PROFILES:-}" ] && args+=(--target-profiles "$TARGET_PROFILES")
 tol=()

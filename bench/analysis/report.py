@@ -30,6 +30,7 @@ from bench.analysis.summaries import (
 from bench.analysis.timing import uncertainty, untrusted_reason
 from bench.metrics import label
 from bench.schema import ErrorClass
+from bench.servermetrics import prefix_cache
 from bench.servermetrics import summary as server_summary
 from bench.slo import parse_slo
 
@@ -91,6 +92,8 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
         "warnings": warnings,
         "timing": timing,
         "server": server_summary(run_dir, t_from),
+        "prefix_cache": prefix_cache(run_dir),  # the server's own hit rate over the run, where it publishes one
+        "cache_salt": ((meta.get("route") or {}).get("cache_salt") or {"mode": "none"}).get("mode"),
         "offered": offered,
         "not_sent": not_sent,
         "min_samples": MIN_SAMPLES,
@@ -227,6 +230,12 @@ def markdown(summary: dict) -> str:
     for w in summary["warnings"]:
         if not w.startswith("Numbers not trustworthy"):
             out += [f"> ⚠️ {w}", ""]
+    if summary.get("prefix_cache"):
+        pc = summary["prefix_cache"]
+        out += [
+            f"Server prefix cache: {pc['hit_rate']:.1%} of prompt tokens hit ({pc['source']}); --cache-salt {summary.get('cache_salt', 'none')}.",
+            "",
+        ]
     if summary["models"] and not summary["ok_requests"]:
         out += (
             ["**No request succeeded.** Failures:", ""]

@@ -412,7 +412,36 @@ def compare_runs(
         raise NotComparable("no model has enough successful requests in both runs: " + "; ".join(x["reason"] for x in skipped))
     out = summarize(rows, skipped, base_dir, cand_dir, tolerances)
     out["alpha"] = alpha
+    out["prefix_cache"], out["warnings"] = cache_warnings(base_dir, cand_dir)
     return out
+
+
+CACHE_RATE_POINTS = 5.0  # hit rates this many points apart: the runs did not see the same cache
+
+
+def cache_warnings(base_dir: Path, cand_dir: Path) -> tuple[dict, list[str]]:
+    """What a server's prefix cache may have done to the comparison: both runs' hit rates (where the
+    server publishes them) and whether the candidate replayed the baseline's exact prompts."""
+    from bench.servermetrics import prefix_cache
+
+    rates = {"baseline": prefix_cache(base_dir), "candidate": prefix_cache(cand_dir)}
+    warnings = []
+    pb, pc = rates["baseline"], rates["candidate"]
+    rb, rc = (pb["hit_rate"] if pb else None), (pc["hit_rate"] if pc else None)
+    if rb is not None and rc is not None and abs(rc - rb) * 100 > CACHE_RATE_POINTS:
+        warnings.append(
+            f"prefix cache hit rate {rb:.0%} in the baseline, {rc:.0%} in the candidate: the runs did not see the same "
+            "cache, and TTFC differences may be the cache's, not the build's (--cache-salt run on both, or restart the server)"
+        )
+    metas = [read_run_json(d) for d in (base_dir, cand_dir)]
+    modes = [((m.get("route") or {}).get("cache_salt") or {}).get("mode", "none") for m in metas]
+    embedded = all((m.get("target") or {}).get("embedded") for m in metas)  # a fresh target each run: no cache carried over
+    if modes == ["none", "none"] and not embedded and metas[0].get("host") == metas[1].get("host"):
+        warnings.append(
+            "both runs sent the scenario's exact prompts (--cache-salt none): against a server with a prefix cache "
+            "the later run reads what the earlier one warmed; --cache-salt run gives each run prefixes of its own"
+        )
+    return rates, warnings
 
 
 def summarize(rows: list[Row], skipped: list[dict], base_dir: Path, cand_dir: Path, tolerances: list[Tolerance]) -> dict:
@@ -521,6 +550,7 @@ def markdown(result: dict) -> str:
         "",
         f"baseline `{Path(result['baseline']).name}` → candidate `{Path(result['candidate']).name}`",
         "",
+        *[f"> ⚠️ {w}\n" for w in result.get("warnings", [])],
         "| model | metric | baseline | candidate | diff [95% CI] | rel | n (eff.) | tolerance | verdict | why |",
         "|---|---|---:|---:|---|---:|---:|---|---|---|",
     ]

@@ -121,6 +121,20 @@ def parse_headers(items: list[str]) -> dict[str, str]:
     return out
 
 
+SALT_FORMAT = "[{salt}] "  # in front of the first user message: short, and plain text any template passes on
+
+
+def salted(messages: list[dict[str, str]], salt: str) -> list[dict[str, str]]:
+    """The messages with ``salt`` in front of the first user message (a copy; the history kept for
+    later turns stays unsalted, so a run's salt is added the same way to every turn)."""
+    out = list(messages)
+    for i, m in enumerate(out):
+        if m.get("role") == "user":
+            out[i] = {**m, "content": SALT_FORMAT.format(salt=salt) + m["content"]}
+            break
+    return out
+
+
 class Credentials:
     """Produces the auth header or cookie for each request; never exposes its secret in repr."""
 

@@ -25,6 +25,7 @@ from locust import User, constant, task
 
 from bench.load.arrivals import Arrival
 from bench.load.clock import wall
+from bench.load.route import salted
 from bench.load.stream import Outcome, stream_request
 from bench.records import IDX, RequestContext, build_row, silent_at_end
 from bench.schema import ErrorClass
@@ -251,6 +252,8 @@ class ChatUser(User):
                 requested_input_tokens=input_tokens,
             )
             self.collector.count_sent(ctx)
+            if s.cache_salt is not None:  # --cache-salt run | request
+                history = salted(history, s.cache_salt or rid.replace("-", "")[:10])
             body = s.route.body(model, history, limit or 0)
             headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
             headers.update(s.credentials.headers())

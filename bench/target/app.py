@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bench.target.auth import AuthConfig
+from bench.target.cache import PrefixCache
 from bench.target.engine import ModelEngine, Plan, make_plan
 from bench.target.faults import FAULT_HEADER, FaultPlan, FaultShares, parse_header
 from bench.target.profiles import Profiles, load_profiles
@@ -35,6 +36,8 @@ INVALID_MODEL = {
 CONTENT_TYPES = {"plain": "text/plain; charset=utf-8", "event-stream": "text/event-stream"}
 BAD_BODY = "Bad Request. Invalid body(message | messages)."
 _INT = re.compile(r"^-?\d+$")
+
+SALT = re.compile(r"^\[[0-9a-f]{10}\] ")  # bench.load.route.SALT_FORMAT: the harness's --cache-salt nonce
 
 
 @dataclass
@@ -80,6 +83,8 @@ class Truth:
     queue_wait_ms: float = 0.0
     outcome: str = ""
     text_crc: int = 0  # CRC-32 of the reply text sent, so a client can prove it decoded every character
+    cached_tokens: int = 0  # prompt tokens the prefix cache had seen (bench/target/cache.py)
+    first_user_head: str = ""  # the first 24 characters of the first user message (a --cache-salt nonce shows here)
 
 
 def _error(
@@ -301,6 +306,7 @@ class Target:
         self.app.router.add_get("/_bench/stats", self.stats)
         self.app.router.add_get("/metrics", self.metrics)
         self.tokens_total: dict[str, int] = {}
+        self.prefix_cache = PrefixCache()
 
     # --- control plane -------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
@@ -323,6 +329,7 @@ class Target:
         lines += [f'bench_requests_waiting{{model="{m}"}} {e.queued}' for m, e in self.engines.items()]
         lines += ["# HELP bench_generation_tokens_total Tokens streamed.", "# TYPE bench_generation_tokens_total counter"]
         lines += [f'bench_generation_tokens_total{{model="{m}"}} {self.tokens_total.get(m, 0)}' for m in self.engines]
+        lines += self.prefix_cache.prometheus(list(self.engines))
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
     async def get_truth(self, request: web.Request) -> web.Response:
@@ -505,8 +512,20 @@ class Target:
         )
 
     # --- streaming, shared by both routes ------------------------------------------------
-    def _plan(self, model: str, messages: list, faults: FaultPlan) -> Plan:
-        key = json.dumps(messages[-1:], sort_keys=True) + str(len(messages))
+    def _plan(self, model: str, messages: list, faults: FaultPlan, truth: Truth | None = None) -> Plan:
+        cached, _ = self.prefix_cache.lookup(model, messages)
+        if truth is not None:
+            truth.cached_tokens = cached
+            first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
+            truth.first_user_head = str(first.get("content", ""))[:24] if first else ""
+        # the reply is drawn from the last message; a --cache-salt nonce in front of it changes no answer
+        last = [
+            {**m, "content": SALT.sub("", m["content"], count=1)}
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
+            else m
+            for m in messages[-1:]
+        ]
+        key = json.dumps(last, sort_keys=True) + str(len(messages))
         prompt_chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
         return make_plan(self.engines[model].profile, self.config.seed, key, prompt_chars, faults.tokens)
 
@@ -518,7 +537,7 @@ class Target:
             truth.status, truth.outcome = 429, "fault:429"
             return _error(429, "Too Many Requests", {"Retry-After": str(int(faults.retry_after))})
         engine = self.engines[model]
-        plan = self._plan(model, messages, faults)
+        plan = self._plan(model, messages, faults, truth)
         truth.prompt_tokens = plan.prompt_tokens
         rng = random.Random(self.rng.random())
         t_queue = time.monotonic_ns()
