@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment
 
+from bench.analysis import delivery
 from bench.analysis.page import environment, num
 from bench.analysis.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
 from bench.analysis.runfolder import Run, open_run
@@ -37,6 +38,22 @@ from bench.slo import parse_slo
 METRICS_URL = "METRICS.md"  # copied into the run folder beside report.html
 METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "METRICS.md"
 CPU_UNTRUSTED = 90.0
+
+
+def stream_delivery(measured: pd.DataFrame, models: dict) -> dict:
+    """Per request, whether its stream arrived as written (``bench.analysis.delivery``); the counts
+    go into each model's summary, the run's evidence is returned."""
+    store = measured.attrs.get("gaps")
+    if store is None or measured.empty:
+        return {"counts": {}, "judged": 0}
+    shape = delivery.read_shape(store.path, store.starts, store.lengths)
+    pos = measured.index.to_numpy()
+    mine = {k: v[pos] for k, v in shape.items()}
+    v = delivery.verdicts(mine, measured["error"].isna().to_numpy())
+    for model, rows in measured.groupby("model", observed=True).indices.items():
+        if model in models:
+            models[model]["delivery"] = delivery.summary({k: a[rows] for k, a in mine.items()}, v[rows])["counts"]
+    return delivery.summary(mine, v)
 
 
 def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, dict]:
@@ -73,6 +90,9 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
     ):
         reasons.append(f"the generator could not send what it offered (offered {offered}, sent {offered - not_sent})")
     warnings.extend(protocol_warnings(measured))
+    delivery_summary = stream_delivery(measured, models)
+    if (w := delivery.warning(delivery_summary)) is not None:
+        warnings.append(w)
     untrusted = bool(reasons)
     if untrusted:
         warnings.insert(
@@ -92,7 +112,8 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
         "warnings": warnings,
         "timing": timing,
         "server": server_summary(run_dir, t_from),
-        "prefix_cache": prefix_cache(run_dir),  # the server's own hit rate over the run, where it publishes one
+        "prefix_cache": prefix_cache(run_dir),
+        "delivery": delivery_summary,  # the server's own hit rate over the run, where it publishes one
         "cache_salt": ((meta.get("route") or {}).get("cache_salt") or {"mode": "none"}).get("mode"),
         "offered": offered,
         "not_sent": not_sent,

@@ -1,0 +1,83 @@
+"""What reaches the user: a relay that holds the stream (a buffering proxy) between the harness and
+the target is flagged ``buffered``; one that passes bytes through is not (bench/analysis/delivery.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SECRET, bench_cmd, bench_env
+from relay import Relay
+
+from bench.analysis.delivery import Delivery, read_shape, verdicts
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_read_shape_counts_parts_per_read_from_zero_gaps(tmp_path):
+    """Gaps of 0 us join parts of one read: [5 parts in one read] and [1 part per read]."""
+    path = tmp_path / "gaps.u32"
+    a = [0, 0, 0, 0, 20_000, 0, 0, 0, 0]  # 10 parts: two reads of 5
+    b = [20_000] * 9  # 10 parts, 10 reads
+    np.array(a + b, dtype="<u4").tofile(path)
+    shape = read_shape(path, np.array([0, 9]), np.array([9, 9]))
+    assert list(shape["reads"]) == [2, 10] and list(shape["parts"]) == [10, 10]
+    assert shape["in4"][0] == 1.0 and shape["in2"][1] == 0.0
+    assert shape["read_interval_ms"][0] == pytest.approx(20.0) and shape["read_interval_ms"][1] == pytest.approx(20.0)
+    v = verdicts(shape, np.array([True, True]))
+    assert list(v) == [Delivery.buffered, Delivery.smooth]
+    assert list(verdicts(shape, np.array([False, True]))) == [Delivery.short, Delivery.smooth]  # failed: not judged
+
+
+def _run_through(relay_url: str, out: Path) -> dict:
+    r = subprocess.run(
+        bench_cmd(
+            "run",
+            "--host",
+            relay_url,
+            "--auth",
+            "jwt",
+            "--scenario",
+            str(DATA / "one-turn.yaml"),
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "5s",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+            "-q",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
+    return {"summary": json.loads((run / "summary.json").read_text()), "md": (run / "summary.md").read_text()}
+
+
+@pytest.mark.parametrize("hold_s", [0.0, 0.2], ids=["pass-through", "buffering-200ms"])
+def test_a_buffering_relay_is_flagged_and_a_pass_through_one_is_not(tmp_path, hold_s):
+    from bench.target import TargetProcess
+
+    with TargetProcess(["--profiles", str(DATA / "delivery-profiles.yaml")], secret=SECRET) as target:
+        port = int(target.url.rsplit(":", 1)[1])
+        with Relay(port, hold_s=hold_s) as relay:
+            got = _run_through(relay.url, tmp_path / "out")
+    d = got["summary"]["delivery"]
+    assert d["judged"] >= 20, d
+    share = d["counts"]["buffered"] / d["judged"]
+    if hold_s:
+        assert share >= 0.95, d
+        assert "stream delivery" in got["md"] and "buffered" in got["md"]
+    else:
+        assert share < 0.01, d
+        assert "stream delivery" not in got["md"]
