@@ -227,6 +227,23 @@ def test_cancelled_in_flight(target):
     assert o.error == "cancelled" and o.t_end > 0 and o.stamps  # kept what it saw
 
 
+def test_geventhttpclient_private_parts_exist(target):
+    """The attributes bench/load/ghc.py reads are there on this geventhttpclient, on a real response."""
+    from bench.load import ghc
+
+    c = client_for(target.url)
+    pool = ghc.pool_of(c)
+    assert isinstance(ghc.kept_alive(pool), list)
+    path, body = RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS)
+    h = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=3", "Content-Type": "application/json"}
+    resp = c.request("POST", path, body=body, headers=h)
+    assert isinstance(ghc.body_buffer(resp), bytearray) and ghc.raw_socket(resp) is not None
+    sock, _ = ghc.detach(resp)
+    assert sock is not None and ghc.raw_socket(resp) is None
+    sock.close()
+    c.close()
+
+
 def test_connection_reused_after_clean_stream_and_dropped_after_error(target):
     c = client_for(target.url)
     path, body = RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS)

@@ -17,6 +17,7 @@ from gevent import GreenletExit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
+from bench.load import ghc
 from bench.load.decode import StreamDecoder
 from bench.schema import ErrorClass
 
@@ -144,10 +145,7 @@ def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
 
 def _discard(resp) -> None:
     """Close a connection whose response did not end cleanly, so the pool never reuses it."""
-    sock, pool = resp._sock, getattr(resp, "_pool", None)
-    resp._sock = None
-    if hasattr(resp, "_pool"):
-        resp._pool = None
+    sock, pool = ghc.detach(resp)
     if sock is not None:
         if pool is not None:
             pool.release_socket(sock)
@@ -161,8 +159,8 @@ def _connect(o: Outcome, client: HTTPClient) -> bool:
     to the request that follows. A kept-alive socket the server has closed meanwhile (Node's 5 s
     idle timeout) is found dead here, not inside the request: 61 of 91 such reconnects were timed
     in TTFC before. Returns True when a kept-alive connection is reused."""
-    pool = client._connection_pool
-    queued = list(pool._socket_queue.queue)
+    pool = ghc.pool_of(client)
+    queued = ghc.kept_alive(pool)
     t = monotonic_ns()
     sock = pool.get_socket()  # checks the kept-alive one for liveness, or connects
     reused = any(sock is q for q in queued)
@@ -254,8 +252,8 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
     data parts or a byte-by-byte trickle between parts do not reset it."""
     now = monotonic_ns
     stamps = o.stamps
-    buf = resp._body_buffer
-    sock = resp._sock
+    buf = ghc.body_buffer(resp)
+    sock = ghc.raw_socket(resp)
     stall_ns = int(timeouts.stall * 1e9)
     last_part = 0  # time of the read that completed the latest content part; 0 before the first
     ts = o.t_headers
