@@ -23,6 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.figures import bare, emit, measure  # noqa: E402
 
 CHILD = """
 import sys, time
@@ -68,7 +69,15 @@ def main() -> None:
             print(r.stderr[-3000:])
             sys.exit(1)
         _, took, mb = line.split()
+        wall, pss, _ = measure([sys.executable, "-c", CHILD, str(tmp / "base"), str(tmp / "cand"), str(tmp / "out2")])
+        bare_s, bare_pss = bare(tmp / "base", tmp / "cand")
         print(f"bench compare, 2 x {a.records:,} records: {float(took):.1f} s, peak RSS {float(mb):,.0f} MB")
+        print(
+            f"bench compare: {wall:.1f} s, {pss:,.0f} MB (whole process, imports included) against the bare pass over both runs "
+            f"{bare_s:.1f} s, {bare_pss:,.0f} MB: {wall / bare_s:.2f}x the time, {pss / bare_pss:.2f}x the memory (goal: 3x)"
+        )
+        emit(f"compare_{a.records}_s", wall, "s", bare_s)
+        emit(f"compare_{a.records}_pss_mb", pss, "MB", bare_pss)
     finally:
         shutil.rmtree(tmp)
 

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.decisions.calibrate import MODEL, SCENARIO, measure_level  # noqa: E402
 from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
+from benchmarks.figures import emit  # noqa: E402
 
 
 def reference(url: str, streams: int, seconds: float, pin: str | None) -> dict:
@@ -55,7 +56,10 @@ def main() -> None:
     ap.add_argument("--interval-ms", type=float, default=33.0)
     ap.add_argument("--parts", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="One level of 100 streams, 6 s, once (a smoke run).")
     a = ap.parse_args()
+    if a.quick:
+        a.streams, a.seconds, a.repeat = "100", 6.0, 1
     work = Path(tempfile.mkdtemp(prefix="gencap-"))
     (work / "profiles.yaml").write_text(fixed_schedule_profile(a.parts, a.interval_ms, model=MODEL))
     (work / "calibration.yaml").write_text(SCENARIO)
@@ -79,6 +83,9 @@ def main() -> None:
             h_pps, h_cpu = med([h.parts_per_s for h in hs]), med([h.cpu_p50 or 0 for h in hs])
             r_pps, r_cpu = med([r["parts_per_s"] for r in rs]), med([r["cpu"] for r in rs])
             ratio = (h_cpu / h_pps) / (r_cpu / r_pps) if h_pps and r_pps and r_cpu else float("nan")
+            h_us, r_us = (1e4 * h_cpu / h_pps if h_pps else float("nan")), (1e4 * r_cpu / r_pps if r_pps else float("nan"))
+            emit(f"generator_{n}_cpu_us_per_part", h_us, "us", r_us, "against the aiohttp reference client, same target")
+            emit(f"generator_{n}_err_p99_ms", med([h.err_p99 for h in hs]), "ms", med([r["err_p99"] for r in rs]))
             print(
                 f"{n:>7} | {h_pps:>15,.0f} {h_cpu:>4.0f}% {med([h.err_p50 for h in hs]):>7.2f}  {med([h.err_p99 for h in hs]):>7.2f}  | "
                 f"{r_pps:>17,.0f} {r_cpu:>4.0f}% {med([r['err_p50'] for r in rs]):>7.2f}  {med([r['err_p99'] for r in rs]):>7.2f}  | {ratio:.2f}x"

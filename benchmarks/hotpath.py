@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.launch import fixed_schedule_profile, target_for_measuring  # noqa: E402
 from bench.load.route import RouteConfig  # noqa: E402
 from bench.load.stream import Outcome, Timeouts, stream_request  # noqa: E402
+from benchmarks.figures import emit  # noqa: E402
 
 MODEL = "calib/model"
 
@@ -82,6 +83,8 @@ def main() -> None:
         f"CPU per part {1e6 * cpu / max(parts, 1):.1f} us  per read {1e6 * cpu / max(reads, 1):.1f} us  "
         f"TTFC error p50 {np.percentile(err, 50):.2f} ms p99 {np.percentile(err, 99):.2f} ms  (requests {len(outs)})"
     )
+    emit(f"hotpath_{a.streams}_cpu_us_per_part", 1e6 * cpu / max(parts, 1), "us")
+    emit(f"hotpath_{a.streams}_err_p99_ms", float(np.percentile(err, 99)), "ms")
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.analysis.results import GAP_COLUMNS, schema, write_records  # noqa: E402
+from benchmarks.figures import bare, emit, measure  # noqa: E402
 
 
 def synth(n: int, run_dir: Path, seed: int = 1) -> None:
@@ -129,28 +129,20 @@ def main() -> None:
     size = (run_dir / "requests.parquet").stat().st_size / 1e6
     print(f"synthetic run: {a.records:,} records, {size:.0f} MB Parquet, made in {time.monotonic() - t:.1f} s")
     for i in range(a.repeat):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-        )
-        peak_pss = 0.0
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:  # whole tree's PSS: shared pages counted once, split between sharers
-            try:
-                tree = [ps] + ps.children(recursive=True)
-                peak_pss = max(peak_pss, sum(p.memory_full_info().pss for p in tree) / 2**20)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
-            time.sleep(0.1)
-        stdout, stderr = proc.communicate()
-        if proc.returncode:
-            print(stderr[-3000:])
-            sys.exit(1)
+        took, peak_pss, stdout = measure([sys.executable, "-c", CHILD, str(run_dir)])
         imp, build, rss_kb, child_kb = stdout.split()
+        bare_s, bare_pss = bare(run_dir)
         print(f"report {i + 1}: peak memory of the whole process tree (PSS) {peak_pss:,.0f} MB")
         print(
             f"report {i + 1}: build {float(build):.1f} s (+ {float(imp):.1f} s of imports), peak RSS {int(rss_kb) / 1024:,.0f} MB "
             f"(chart renderer, a forked child sharing the parent's pages: {int(child_kb) / 1024:,.0f} MB)"
         )
+        print(
+            f"report {i + 1}: {took:.1f} s, {peak_pss:,.0f} MB against the bare pass's {bare_s:.1f} s, {bare_pss:,.0f} MB: "
+            f"{took / bare_s:.2f}x the time, {peak_pss / bare_pss:.2f}x the memory (goal: 3x, 2x)"
+        )
+        emit(f"report_{a.records}_s", took, "s", bare_s)
+        emit(f"report_{a.records}_pss_mb", peak_pss, "MB", bare_pss)
     shutil.rmtree(run_dir.parent)
 
 
