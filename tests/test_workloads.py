@@ -390,7 +390,9 @@ def _trace(path: Path, n: int, gap: float, convs: int) -> Path:
 
 def test_trace_cut_short_records_every_due_row(tmp_path):
     """Two users for 30 one-second streams due within 3 s: the run ends with rows queued for a user
-    (not_sent) and streams in flight (cancelled); every row that came due is a record, once."""
+    (not_sent) and streams in flight (cancelled); every row that came due is a record, once. The trace
+    clock starts once the users run (on a busy CI machine that took over a second): rows due after
+    the run's end were never due, so the rows recorded are the first k, each once."""
     trace = _trace(tmp_path / "t.jsonl", 30, 0.1, 30)
     r = bench(
         "run",
@@ -411,7 +413,8 @@ def test_trace_cut_short_records_every_due_row(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet")
-    assert sorted(df["trace_row"]) == list(range(1, 31))  # all due before the end, none twice
+    rows = sorted(df["trace_row"])
+    assert rows == list(range(1, len(rows) + 1)) and len(rows) >= 20, rows  # every row due, in order, none twice
     errors = df["error"].value_counts()
     assert errors.get("not_sent", 0) > 10 and errors.get("cancelled", 0) >= 1, errors
     sent = df[df["error"] != "not_sent"]

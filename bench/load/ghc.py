@@ -40,3 +40,16 @@ def pool_of(client: Any) -> Any:
 def kept_alive(pool: Any) -> list[Any]:
     """The idle sockets the pool would hand out next."""
     return list(pool._socket_queue.queue)
+
+
+def plain_reader(sock: Any) -> tuple[Any, Any, Any] | None:
+    """(hub, readiness watcher, raw non-blocking socket) of a plain gevent TCP socket, for the read
+    loop's wait-then-recv path; ``None`` for TLS (an SSL socket may hold decrypted bytes its file
+    descriptor does not show as readable, so it keeps gevent's own ``recv``)."""
+    import ssl
+
+    from gevent.ssl import SSLSocket
+
+    if isinstance(sock, (SSLSocket, ssl.SSLSocket)) or not hasattr(sock, "_read_event") or not hasattr(sock, "_sock"):
+        return None
+    return sock.hub, sock._read_event, sock._sock

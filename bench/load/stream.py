@@ -19,6 +19,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from bench.load import ghc
 from bench.load.decode import StreamDecoder
+from bench.load.watchdog import WATCHDOG, Deadline
 from bench.schema import ErrorClass
 
 READ_SIZE = 256 * 1024
@@ -267,52 +268,73 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
             stamps.append(ts)
             stamps.append(n)
             last_part = ts
-    while not resp.message_complete and not dec.error:
-        if sock is None:
-            break
-        t = now()
-        limit = min(last_part + stall_ns if last_part else first_deadline, total_deadline) - t
-        if limit <= 0:
-            o.error = (
-                ErrorClass.timeout_total
-                if t >= total_deadline
-                else (ErrorClass.stall if last_part else ErrorClass.timeout_first_chunk)
-            )
-            break
-        sock.settimeout(limit / 1e9)
-        try:
-            data = sock.recv(READ_SIZE)
-        except TimeoutError:
+    fast = ghc.plain_reader(sock) if sock is not None else None
+    if fast is not None:
+        hub, io, raw = fast
+        deadline = Deadline()
+        WATCHDOG.arm(deadline)
+    try:
+        while not resp.message_complete and not dec.error:
+            if sock is None:
+                break
             t = now()
-            o.error = (
-                ErrorClass.timeout_total
-                if t >= total_deadline - 1_000_000
-                else (ErrorClass.stall if last_part else ErrorClass.timeout_first_chunk)
-            )
-            break
-        except OSError as exc:
-            o.error, o.detail = ErrorClass.truncated, f"{type(exc).__name__}: {exc}"[:300]
-            break
-        ts = now()
-        if not data:
-            o.error, o.detail = ErrorClass.truncated, "connection closed before the closing chunk"
-            break
-        o.bytes_in += len(data)
-        try:
-            resp.feed(data)
-        except HTTPParseError as exc:
-            o.error, o.detail = ErrorClass.decode_error, f"bad HTTP framing: {exc}"[:300]
-            break
-        if buf:
-            chunk = bytes(buf)
-            del buf[:]
-            if not o.head:
-                o.head = chunk[:HEAD_BYTES]
-            n = dec.feed(chunk)
-            if n:
-                stamps.append(ts)
-                stamps.append(n)
-                last_part = ts
+            limit = min(last_part + stall_ns if last_part else first_deadline, total_deadline) - t
+            if limit <= 0:
+                o.error = (
+                    ErrorClass.timeout_total
+                    if t >= total_deadline
+                    else (ErrorClass.stall if last_part else ErrorClass.timeout_first_chunk)
+                )
+                break
+            try:
+                if fast is not None:  # plain TCP: wait for readiness (no timer per read), then one recv
+                    deadline.at = t + limit
+                    deadline.waiting = True
+                    try:
+                        hub.wait(io)
+                    finally:
+                        deadline.waiting = False
+                    try:
+                        data = raw.recv(READ_SIZE)
+                    except BlockingIOError:
+                        continue  # readiness without bytes (rare): wait again
+                else:
+                    sock.settimeout(limit / 1e9)
+                    data = sock.recv(READ_SIZE)
+            except TimeoutError:
+                t = now()
+                o.error = (
+                    ErrorClass.timeout_total
+                    if t >= total_deadline - 1_000_000
+                    else (ErrorClass.stall if last_part else ErrorClass.timeout_first_chunk)
+                )
+                break
+            except OSError as exc:
+                o.error, o.detail = ErrorClass.truncated, f"{type(exc).__name__}: {exc}"[:300]
+                break
+            ts = now()
+            if not data:
+                o.error, o.detail = ErrorClass.truncated, "connection closed before the closing chunk"
+                break
+            o.bytes_in += len(data)
+            try:
+                resp.feed(data)
+            except HTTPParseError as exc:
+                o.error, o.detail = ErrorClass.decode_error, f"bad HTTP framing: {exc}"[:300]
+                break
+            if buf:
+                chunk = bytes(buf)
+                del buf[:]
+                if not o.head:
+                    o.head = chunk[:HEAD_BYTES]
+                n = dec.feed(chunk)
+                if n:
+                    stamps.append(ts)
+                    stamps.append(n)
+                    last_part = ts
+    finally:
+        if fast is not None:
+            WATCHDOG.disarm(deadline)
     o.t_end = ts if not o.error else now()
     if o.error:
         if o.error in (ErrorClass.stall, ErrorClass.timeout_first_chunk, ErrorClass.timeout_total) and not o.detail:
