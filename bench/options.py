@@ -46,9 +46,42 @@ class Settings:
     rng: random.Random = field(default_factory=random.Random)
     headers: dict[str, str] = field(default_factory=dict)  # --header: extra request headers (values may be secrets)
     history: str = "visible"  # what a turn sends back of earlier replies: visible text, or reasoning too
+    backend: Backend | None = None  # --backend: the model server behind the route, paired turn by turn
     cache_salt: str | None = None  # --cache-salt: None (none), the run's nonce (run) or "" (request: one per request)
     tls: Tls | None = None
     workload: Workload | None = None  # bench.workload.setup.Workload: a trace, synthetic prompts, or the scenario alone
+
+
+@dataclass(frozen=True)
+class Backend:
+    """--backend: where the model server behind the route is, and how to speak to it."""
+
+    url: str
+    share: float
+    headers: dict[str, str]
+    models: dict[str, str]  # route model id -> the id the backend serves
+
+    def model(self, route_model: str) -> str:
+        return self.models.get(route_model, route_model)
+
+
+def backend_from(opts) -> Backend | None:
+    url = getattr(opts, "backend", "") or ""
+    if not url:
+        return None
+    refuse_url_credentials(url)
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"--backend {url}: expected an http:// or https:// base URL of an OpenAI-compatible server")
+    share = float(opts.backend_share)
+    if not 0 < share <= 1:
+        raise InputError(f"--backend-share {share:g}: expected a share in (0, 1]")
+    models = {}
+    for item in filter(None, (x.strip() for x in (opts.backend_models or "").split(","))):
+        route_id, sep, backend_id = item.partition("=")
+        if not sep or not route_id or not backend_id:
+            raise InputError(f"--backend-models {item!r}: expected ROUTE_ID=BACKEND_ID")
+        models[route_id.strip()] = backend_id.strip()
+    return Backend(url.rstrip("/"), share, parse_headers(opts.backend_header), models)
 
 
 def cache_salt(mode: str, run_id: str) -> str | None:
@@ -273,6 +306,7 @@ def settings_from(opts) -> Settings:
         headers=extra_headers,
         history=opts.history,
         cache_salt=cache_salt(opts.cache_salt, run_id),
+        backend=backend_from(opts),
         tls=tls_from(opts),
         timeouts=Timeouts(opts.connect_timeout, opts.first_chunk_timeout, opts.stall_timeout, opts.total_timeout),
         protocol=opts.protocol,

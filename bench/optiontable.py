@@ -197,6 +197,26 @@ class RunOptions:
         "visible",
         choices=("visible", "full"),
     )
+    backend: str = opt(
+        ("--backend",),
+        "Also send each turn straight to the model server behind the route (an OpenAI-compatible base URL, "
+        "e.g. http://vllm:8000): paired with the route's request, in alternating order, recorded apart "
+        '(backend/ in the run folder); the report\'s "what the route adds" is their difference.',
+        "",
+    )
+    backend_share: float = opt(
+        ("--backend-share",), "--backend: the share of turns that get a paired backend request (1 = every turn).", 1.0
+    )
+    backend_models: str = opt(
+        ("--backend-models",),
+        "--backend: model ids the server behind the route serves, as ROUTE_ID=BACKEND_ID[,...] (default: the same id).",
+        "",
+    )
+    backend_header: list[str] = opt(
+        ("--backend-header",),
+        "--backend: a request header for the model server, repeatable ('Authorization: @env:HF_TOKEN' reads a secret).",
+        multiple=True,
+    )
     cache_salt: str = opt(
         ("--cache-salt",),
         "Keep a server's prefix cache from carrying over: none (the scenario's bytes exactly), run (one "

@@ -57,6 +57,8 @@ DETAIL_COLUMNS = [
     "trace_row",
     "requested_input_tokens",
     "retry_ms",
+    "path",  # route (the app's chat route) or backend (--backend: the same turn sent to the model server)
+    "pair_id",  # --backend: the route and backend requests of one turn share it
 ]
 # what was known before the request, the per-request metrics of the catalogue (bench.metrics), then the details
 COLUMNS: list[str] = CONTEXT_COLUMNS + REQUEST_METRICS + DETAIL_COLUMNS
@@ -90,6 +92,8 @@ class RequestContext:
     requested_tokens: int | None = None  # the reply bound asked for (max_tokens), to hold against what came
     trace_row: int | None = None  # the row of the replayed trace (--trace) this request is
     requested_input_tokens: int | None = None  # the prompt length asked for (--input-tokens, a trace's input_tokens)
+    path: str = "route"
+    pair_id: str | None = None
 
 
 def _ms(a: int, b: int) -> float:
@@ -229,6 +233,8 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
         c.trace_row,
         c.requested_input_tokens,
         o.retry_ms,
+        c.path,
+        c.pair_id,
     ]
 
 

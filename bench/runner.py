@@ -323,6 +323,7 @@ def run(o: RunOptions) -> Path:
             "template": o.route_template or None,
             "history": o.history,
             # what keeps a prefix cache from carrying over between runs, and the run's nonce
+            "backend": {"url": o.backend, "share": o.backend_share, "models": o.backend_models or None} if o.backend else None,
             "cache_salt": {"mode": o.cache_salt, "salt": cache_salt(o.cache_salt, run_id) or None},
             "max_tokens": route.max_tokens or None,  # the value used (flag or scenario)
             "ignore_eos": o.ignore_eos,

@@ -15,6 +15,8 @@ import pandas as pd
 from jinja2 import Environment
 
 from bench.analysis import delivery
+from bench.analysis.overhead import markdown as overhead_markdown
+from bench.analysis.overhead import route_overhead
 from bench.analysis.page import environment, num
 from bench.analysis.results import NOT_SENT_UNTRUSTED, NOT_SENT_WAIT_S, read_run_json
 from bench.analysis.runfolder import Run, open_run
@@ -113,7 +115,8 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
         "timing": timing,
         "server": server_summary(run_dir, t_from),
         "prefix_cache": prefix_cache(run_dir),
-        "delivery": delivery_summary,  # the server's own hit rate over the run, where it publishes one
+        "delivery": delivery_summary,
+        "route_overhead": route_overhead(run_dir, measured),  # the server's own hit rate over the run, where it publishes one
         "cache_salt": ((meta.get("route") or {}).get("cache_salt") or {"mode": "none"}).get("mode"),
         "offered": offered,
         "not_sent": not_sent,
@@ -251,6 +254,7 @@ def markdown(summary: dict) -> str:
     for w in summary["warnings"]:
         if not w.startswith("Numbers not trustworthy"):
             out += [f"> ⚠️ {w}", ""]
+    out += overhead_markdown(summary.get("route_overhead"))
     if summary.get("prefix_cache"):
         pc = summary["prefix_cache"]
         out += [

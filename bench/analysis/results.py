@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.metrics import CATALOGUE
-from bench.records import COLUMNS, SpoolCheck, read_spool
+from bench.records import COLUMNS, IDX, SpoolCheck, read_spool
 from bench.schema import RUN_SCHEMA, RunMeta, default_warmup, read_run_json  # noqa: F401  (re-exported for readers)
 from bench.secrets import redact
 
@@ -53,6 +53,8 @@ _TYPES = {
     "body_head": pa.string(),
     "requested_tokens": pa.int64(),
     "trace_row": pa.int64(),
+    "path": pa.string(),
+    "pair_id": pa.string(),
     "requested_input_tokens": pa.int64(),
     "retry_ms": pa.float64(),
     **{m.name: getattr(pa, m.parquet)() for m in CATALOGUE if m.scope == "request"},  # the catalogue's metric columns
@@ -119,6 +121,9 @@ def rows_to_table(rows: list[list], gaps_path: Path) -> pa.Table:
     return pa.table({f.name: arrays[f.name] for f in sch}, schema=sch)
 
 
+BACKEND_DIR = "backend"  # --backend: the model server's requests, a run folder's records of their own
+
+
 def finalize_records(run_dir: Path, warnings: list[str] | None = None) -> int:
     """Spool(s) -> requests.parquet + gaps.u32. Returns the number of records; what a damaged
     spool lost is appended to ``warnings``."""
@@ -132,8 +137,16 @@ def finalize_records(run_dir: Path, warnings: list[str] | None = None) -> int:
     width = len(COLUMNS)
     if any(len(r) != width for r in rows):  # rows of an older version: columns added since are empty
         rows = [r[:width] + [None] * (width - len(r)) for r in rows]
+    # --backend: the model server's own requests go to a folder of their own, so every reader of
+    # requests.parquet sees the route's requests only (analysis/overhead.py pairs the two)
+    path = IDX["path"]
+    backend = [r for r in rows if r[path] == "backend"]
+    if backend:
+        rows = [r for r in rows if r[path] != "backend"]
+        (run_dir / BACKEND_DIR).mkdir(exist_ok=True)
+        write_records(rows_to_table(backend, run_dir / BACKEND_DIR / GAPS_FILE), run_dir / BACKEND_DIR / "requests.parquet")
     write_records(rows_to_table(rows, run_dir / GAPS_FILE), run_dir / "requests.parquet")
-    return len(rows)
+    return len(rows) + len(backend)
 
 
 def write_records(table: pa.Table, path: Path) -> None:

@@ -56,6 +56,7 @@ READ_COLS = [
     "requested_tokens",
     "requested_input_tokens",
     "trace_row",
+    "pair_id",
 ]
 from bench.records import NOT_LIVE  # noqa: E402,F401  (cut off, never sent, lost with a worker: not failures of the target)
 

@@ -25,7 +25,7 @@ from locust import User, constant, task
 
 from bench.load.arrivals import Arrival
 from bench.load.clock import wall
-from bench.load.route import salted
+from bench.load.route import RouteConfig, salted
 from bench.load.stream import Outcome, stream_request
 from bench.records import IDX, RequestContext, build_row, silent_at_end
 from bench.schema import ErrorClass
@@ -33,7 +33,7 @@ from bench.schema import ErrorClass
 if TYPE_CHECKING:
     from bench.load.arrivals import Schedule
     from bench.load.collect import Collector
-    from bench.options import Settings
+    from bench.options import Backend, Settings
     from bench.workload.replay import TraceArrivals
 
 
@@ -59,6 +59,18 @@ def load_state(environment) -> LoadState:
     if state is None:
         state = environment.bench = LoadState()
     return state
+
+
+@dataclass
+class Via:
+    """Where a request goes: the app's route, or (--backend) the model server behind it."""
+
+    path: str  # route | backend: the record's ``path``
+    client: HTTPClient
+    base_path: str
+    route: RouteConfig
+    protocol: str
+    backend: Backend | None  # the backend's headers and model ids; None for the route
 
 
 class StreamFailure(Exception):
@@ -98,6 +110,21 @@ class ChatUser(User):
         )
         self.base_path: str = urlsplit(host).path.rstrip("/")  # a deployment mounted under a prefix
         self._n = 0
+        self.route_via = Via("route", self.client, self.base_path, s.route, s.protocol, None)
+        self.backend_via: Via | None = None
+        if s.backend is not None:  # a second connection, to the model server behind the route
+            b = s.backend
+            bclient = HTTPClient.from_url(
+                b.url,
+                concurrency=1,
+                connection_timeout=s.timeouts.connect,
+                network_timeout=s.timeouts.first_chunk,
+                **(tls if b.url.startswith("https:") else {}),
+            )
+            broute = RouteConfig(kind="openai", max_tokens=s.route.max_tokens, ignore_eos=s.route.ignore_eos)
+            self.backend_via = Via("backend", bclient, urlsplit(b.url).path.rstrip("/"), broute, "openai", b)
+        self._pairs = 0
+        self._pair_rng = random.Random(f"{s.seed}:{self.worker_index}:{self.index}:pairs")
         self.user_id = self.worker_index * 100_000 + self.index  # the same user in every run of the same seed
 
     def on_start(self) -> None:
@@ -108,6 +135,26 @@ class ChatUser(User):
 
     def on_stop(self) -> None:
         self.client.close()
+        if self.backend_via is not None:
+            self.backend_via.client.close()
+
+    def _turn(self, *args, **kw) -> tuple[str, int | None, bool]:
+        """One turn: the route's request, and with --backend (for its share of turns) the same
+        messages straight to the model server, the two in alternating order and sharing a pair id.
+        The conversation goes on with the route's reply."""
+        b = self.backend_via
+        if b is None or self._pair_rng.random() >= self.s.backend.share:  # type: ignore[union-attr]
+            return self._send(*args, **kw)
+        pair = uuid.uuid4().hex
+        self._pairs += 1
+        route_kw, backend_kw = {**kw, "pair_id": pair}, {**kw, "pair_id": pair, "via": b}
+        if self._pairs % 2:
+            out = self._send(*args, **route_kw)
+            self._send(*args, **backend_kw)
+        else:
+            self._send(*args, **backend_kw)
+            out = self._send(*args, **route_kw)
+        return out
 
     @task
     def conversation(self) -> None:
@@ -147,7 +194,7 @@ class ChatUser(User):
             if s.count_tokens is not None:
                 tokens.append(self._count(turn.user))
             requested = s.workload.requested.get(conv.name) if s.workload is not None else None
-            reply, reply_tokens, ok = self._send(
+            reply, reply_tokens, ok = self._turn(
                 model, history, tokens, conv.name, ",".join(conv.tags), conv_id, turn_no, t_intended, *(requested or (None, None))
             )
             if reply:
@@ -181,7 +228,7 @@ class ChatUser(User):
                     text = s.workload.maker.prompt(row.input_tokens, row.row)
                 history = st.history + [{"role": "user", "content": text}]
                 tokens = st.tokens + [self._count(text)] if count is not None else []  # earlier turns counted once
-            reply, reply_tokens, _ = self._send(
+            reply, reply_tokens, _ = self._turn(
                 a.model,
                 history,
                 tokens,
@@ -221,16 +268,20 @@ class ChatUser(User):
         input_tokens=None,
         output_tokens=None,
         trace_row=None,
+        pair_id: str | None = None,
+        via: Via | None = None,
     ) -> tuple[str, int | None, bool]:
         """One request, always ending in exactly one record: whatever raises on the way (a bug, a
         server's shape no check foresaw) becomes an ``internal_error`` record with the exception."""
         s = self.s
+        via = via or self.route_via
+        route = via.route
         self._n += 1
         rid = str(uuid.uuid4())  # servers such as llama.cpp's refuse an X-Request-ID that is not a UUID
         o = Outcome()
         ctx = None
         try:
-            limit = output_tokens or s.route.max_tokens or None
+            limit = output_tokens or route.max_tokens or None
             ctx = RequestContext(
                 run_id=s.run_id,
                 request_id=rid,
@@ -245,20 +296,26 @@ class ChatUser(User):
                 t_wall_start=wall(),
                 prompt_chars=sum(len(m["content"]) for m in history),
                 prompt_messages=len(history),
-                protocol=s.protocol,
+                protocol=via.protocol,
                 prompt_tokens=sum(tokens) if tokens else None,
-                requested_tokens=limit if s.route.kind == "openai" else None,
+                requested_tokens=limit if route.kind == "openai" else None,
                 trace_row=trace_row,
                 requested_input_tokens=input_tokens,
+                path=via.path,
+                pair_id=pair_id,
             )
             self.collector.count_sent(ctx)
             if s.cache_salt is not None:  # --cache-salt run | request
                 history = salted(history, s.cache_salt or rid.replace("-", "")[:10])
-            body = s.route.body(model, history, limit or 0)
+            sent_model = via.backend.model(model) if via.backend is not None else model
+            body = route.body(sent_model, history, limit or 0)
             headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
-            headers.update(s.credentials.headers())
-            headers.update(s.headers)
-            stream_request(o, self.client, self.base_path + s.route.path(model), body, headers, s.timeouts, s.protocol)
+            if via.backend is None:
+                headers.update(s.credentials.headers())
+                headers.update(s.headers)
+            else:
+                headers.update(via.backend.headers)
+            stream_request(o, via.client, via.base_path + route.path(sent_model), body, headers, s.timeouts, via.protocol)
         except GreenletExit:
             if ctx is not None:
                 self._record(o, ctx)
@@ -286,6 +343,8 @@ class ChatUser(User):
                     requested_tokens=None,
                     trace_row=trace_row,
                     requested_input_tokens=input_tokens,
+                    path=via.path,
+                    pair_id=pair_id,
                 )
                 self.collector.count_sent(ctx)
             if o.t_start == 0:
@@ -344,7 +403,7 @@ class ChatUser(User):
         fire = self.environment.events.request.fire
         e2e = (o.t_end - o.t_start) / 1e6 if o.t_end else 0.0
         fire(
-            request_type="CHAT",
+            request_type="CHAT" if ctx.path == "route" else "BACKEND",
             name=ctx.model,
             response_time=e2e,
             response_length=o.bytes_in,

@@ -55,6 +55,10 @@ class TargetConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     max_messages: int = 1000
     truth_limit: int = 1_000_000
+    # the app in front of a model server (as Neptun calls Hugging Face): the route streams what the
+    # upstream's OpenAI-compatible /v1/chat/completions streams, after app_overhead_ms of its own work
+    upstream: str | None = None
+    app_overhead_ms: float = 0.0
 
     def resolved_content_type(self) -> str:
         key = self.content_type or ("plain" if self.flavor == "deployed" else "event-stream")  # ui-stream: SSE
@@ -381,7 +385,57 @@ class Target:
             framer: Framer = UIFramer()
         else:
             framer = Framer(self.config.framing == "sse", self.config.finish_part)
+        if self.config.upstream:
+            return await self._proxy(request, truth, model, messages, framer)
         return await self._stream(request, truth, model, messages, faults, framer, self.content_type)
+
+    async def _proxy(self, request: web.Request, truth: Truth, model: str, messages: list, framer: Framer) -> web.StreamResponse:
+        """The route as the app serves it: its own work first (session, persistence, prompt building:
+        ``app_overhead_ms``), then the upstream's stream re-framed part by part."""
+        import aiohttp
+
+        if self.config.app_overhead_ms:
+            await asyncio.sleep(self.config.app_overhead_ms / 1000)
+        if getattr(self, "_session", None) is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=300))
+        url = str(self.config.upstream).rstrip("/") + "/v1/chat/completions"
+        body = {"model": model, "messages": messages, "stream": True}
+        async with self._session.post(url, json=body, headers={"X-Request-ID": truth.request_id + "-up"}) as up:
+            if up.status != 200:
+                truth.status, truth.outcome = 502, f"upstream:{up.status}"
+                return _error(500, "Server Error", detail=f"upstream answered {up.status}")
+            resp = web.StreamResponse(status=200, headers={"Content-Type": self.content_type, "Cache-Control": "no-cache"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            truth.headers_ns, truth.status = time.monotonic_ns(), 200
+            start = framer.start()
+            if start:
+                await resp.write(start)
+            async for line in up.content:
+                if not line.startswith(b"data: "):
+                    continue
+                payload = line[6:].strip()
+                if payload == b"[DONE]":
+                    break
+                try:
+                    chunk = json.loads(payload)
+                    text = (chunk["choices"][0].get("delta") or {}).get("content")
+                except (ValueError, KeyError, IndexError, TypeError):
+                    continue
+                if not text:
+                    continue
+                await resp.write(framer.text(text))
+                now = time.monotonic_ns()
+                truth.first_ns = truth.first_ns or now
+                truth.last_ns = now
+                truth.parts += 1
+                truth.text_crc = zlib.crc32(text.encode(), truth.text_crc)
+            finish = framer.finish(0, truth.parts)
+            if finish:
+                await resp.write(finish)
+            truth.outcome = "ok"
+            await resp.write_eof()
+            return resp
 
     async def _route_checks(self, request: web.Request, model: str):
         deployed = self.config.flavor == "deployed"  # the app's latest code (see shared spec: neptun-route-facts)

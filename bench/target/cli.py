@@ -58,6 +58,19 @@ from bench.secrets import read_secret
     default=None,
     help="Write the server's per-request truth here (JSON lines) when it stops.",
 )
+@click.option(
+    "--upstream",
+    default=None,
+    help="Serve the chat route in front of this OpenAI-compatible model server (another bench target, vLLM): "
+    "the route streams what URL/v1/chat/completions streams, as the app calls Hugging Face.",
+)
+@click.option(
+    "--app-overhead-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="With --upstream: the app's own work before it calls the model (session, persistence, prompt building).",
+)
 @click.option("--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=int, help="Larger bodies get 413.")
 @click.option(
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, help="Serve HTTPS: PEM certificate (chain)."
@@ -79,6 +92,8 @@ def target(
     max_body_bytes,
     tls_cert,
     tls_key,
+    upstream,
+    app_overhead_ms,
 ) -> None:
     """Serve the reference target: the chat route, exactly, on a simulated inference engine.
 
@@ -115,6 +130,8 @@ def target(
         seed=seed,
         faults=faults,
         max_body_bytes=max_body_bytes,
+        upstream=upstream,
+        app_overhead_ms=app_overhead_ms,
     )
     if bool(tls_cert) != bool(tls_key):
         raise InputError("--tls-cert and --tls-key go together")
