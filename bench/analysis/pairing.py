@@ -65,9 +65,8 @@ def compare_frame(df: pd.DataFrame) -> dict:
     for r in ranking:
         r["token_source"] = sources.get(r["model"])
     for a, b in combinations(models, 2):
-        ga = keyed[keyed["model"] == a].set_index(["conversation", "turn"])
-        gb = keyed[keyed["model"] == b].set_index(["conversation", "turn"])
-        both = ga.join(gb, lsuffix="_a", rsuffix="_b", how="inner")
+        ga, gb = keyed[keyed["model"] == a], keyed[keyed["model"] == b]
+        both = ga.merge(gb, on=["conversation", "turn"], how="inner", suffixes=("_a", "_b"))
         entry = {"a": a, "b": b, "pairs": int(len(both))}
         for metric, better in METRICS.items():
             d = (both[f"{metric}_b"] - both[f"{metric}_a"]).dropna().to_numpy()
