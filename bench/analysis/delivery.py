@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.analysis.gapstats import CHUNK, _chunks
+from bench.analysis.gapstats import CHUNK, row_chunks
 
 MIN_PARTS = 8
 BUFFERED_SHARE = 0.8  # of parts in reads of >= BUFFERED_READ parts
@@ -60,7 +60,7 @@ def read_shape(path: Path, starts: np.ndarray, lengths: np.ndarray, chunk: int =
     if not n_rows or not path.is_file() or not int(lengths.sum()):
         return out
     with open(path, "rb", buffering=0) as f:
-        for i, j in _chunks(starts, lengths, chunk):
+        for i, j in row_chunks(starts, lengths, chunk):
             lens = lengths[i:j]
             n = int(lens.sum())
             if n == 0:

@@ -81,7 +81,7 @@ class _Counts:
         return GapSummary(stats, cdf)
 
 
-def _chunks(starts: np.ndarray, lengths: np.ndarray, chunk: int):
+def row_chunks(starts: np.ndarray, lengths: np.ndarray, chunk: int):
     """Row ranges [i, j) whose gaps are about ``chunk`` long (one long row may exceed it)."""
     ends = starts + lengths
     i, n = 0, len(lengths)
@@ -123,7 +123,7 @@ def summarize(
         keys = np.empty(chunk, dtype=np.int64)
         ids = np.empty(chunk, dtype=np.int64)
         with open(path, "rb", buffering=0) as f:
-            for i, j in _chunks(starts, lengths, chunk):
+            for i, j in row_chunks(starts, lengths, chunk):
                 lab, lens = labels[i:j], lengths[i:j]
                 n = int(lens.sum())
                 if n == 0 or (lab == groups).all():
@@ -249,7 +249,7 @@ def arrival_histogram(
         path = Path(path)
         gaps = np.memmap(path, dtype="<u4", mode="r") if path.is_file() and path.stat().st_size else np.empty(0, "<u4")
         lens = lengths[split]
-        for i, j in _chunks(np.concatenate(([0], np.cumsum(lens)[:-1])), lens, chunk):
+        for i, j in row_chunks(np.concatenate(([0], np.cumsum(lens)[:-1])), lens, chunk):
             rows, ln = split[i:j], lens[i:j]
             n = int(ln.sum())
             base = np.repeat(np.concatenate(([0], np.cumsum(ln)[:-1])), ln)
