@@ -73,7 +73,7 @@ def test_a_buffering_relay_is_flagged_and_a_pass_through_one_is_not(tmp_path, ho
         with Relay(port, hold_s=hold_s) as relay:
             got = _run_through(relay.url, tmp_path / "out")
     d = got["summary"]["delivery"]
-    assert d["judged"] >= 20, d
+    assert d["judged"] >= 12, d  # 4 users, 5 s: about 20 held streams, 27 passed through
     share = d["counts"]["buffered"] / d["judged"]
     if hold_s:
         assert share >= 0.95, d
