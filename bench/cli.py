@@ -159,7 +159,14 @@ def report(run_dir, warmup) -> None:
     show_default=True,
     help="What an undecided gate exits with: 3 (default), 0 (pass: the old behaviour) or 1 (fail).",
 )
-def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit, undecided) -> None:
+@click.option(
+    "--noise-from",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="A folder of earlier runs of this scenario (repeats of the baseline build, or unchanged builds): widen "
+    "each interval by the statistic's run-to-run spread among them (3 runs or more; TTFC, TPOT, E2E percentiles).",
+)
+def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit, undecided, noise_from) -> None:
     """Latency regression gate: compare a candidate run with a baseline run.
 
     Per model and metric: the statistic, a distribution-free 95% interval of its change and a
@@ -199,7 +206,9 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit,
         alpha, note = sequential_alpha(Path(baseline), Path(candidate))
         if note:
             click.echo(note)
-        result = compare_runs(Path(baseline), Path(candidate), tols, warmup, runs, alpha=alpha)
+        result = compare_runs(
+            Path(baseline), Path(candidate), tols, warmup, runs, alpha=alpha, noise_from=Path(noise_from) if noise_from else None
+        )
     except NotComparable as exc:
         click.echo(f"cannot compare: {exc}", err=True)
         sys.exit(2)

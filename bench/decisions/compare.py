@@ -336,6 +336,7 @@ def compare_runs(
     warmup: float | None = None,
     runs: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     alpha: float = iv.ALPHA,
+    noise_from: Path | None = None,
 ) -> dict:
     """The gate's verdict per model and tolerance; ``runs``: ``measured_runs`` already loaded.
 
@@ -349,6 +350,15 @@ def compare_runs(
         )
     rows: list[Row] = []
     skipped: list[dict] = []
+    sds: dict[tuple[str, str, str], float] = {}
+    noise_note = ""
+    if noise_from is not None:
+        from bench.decisions import noise
+
+        digest = (read_run_json(cand_dir).get("scenario") or {}).get("sha256")
+        ids = {str(read_run_json(d).get("run_id", Path(d).name)) for d in (base_dir, cand_dir)}
+        sds, n_runs = noise.between_run_sd(noise_from, digest, ids)
+        noise_note = noise.describe(sds, n_runs, noise_from)
     gap_stats = sorted({t.stat for t in tolerances if t.metric == "gaps_ms"})
     gaps_b = {s: gap_samples(db, s, 0) for s in gap_stats}
     gaps_c = {s: gap_samples(dc, s, 1) for s in gap_stats}
@@ -379,6 +389,13 @@ def compare_runs(
             if min(a.values.size, b.values.size) < MIN_SAMPLES:
                 continue  # e.g. TTFV for a model that does not reason
             j = judge_row(a, b, tol, alpha)
+            sd = sds.get((model, tol.metric, tol.stat))
+            if sd:
+                from bench.decisions.noise import widen
+
+                j["ci_low"], j["ci_high"] = widen(j["diff"], j["ci_low"], j["ci_high"], sd)
+                j["verdict"], j["reason"], j["allowed"] = _verdict(tol, j["baseline"], j["diff"], j["ci_low"], j["ci_high"])
+                j["reason"] += f"; widened by run-to-run spread (sd {sd:.2f})"
             more, more_s = more_needed(j, tol, b, rate_c.get(model))
             if more == -1:
                 j["reason"] += "; the baseline is too short to decide this (rerun it longer: bench plan BASELINE)"
@@ -413,6 +430,9 @@ def compare_runs(
     out = summarize(rows, skipped, base_dir, cand_dir, tolerances)
     out["alpha"] = alpha
     out["prefix_cache"], out["warnings"] = cache_warnings(base_dir, cand_dir)
+    out["noise"] = {"note": noise_note, "sd": {"|".join(k): v for k, v in sds.items()}} if noise_from is not None else None
+    if noise_note:
+        out["warnings"].append(noise_note)
     return out
 
 
