@@ -19,7 +19,8 @@
 # (5m), MAX_DURATION (20m), DECIDE_EVERY (20), UNTIL_DECIDED (1), DURATION, SCENARIO (default),
 # SEED (1), USERS (12), TOLERANCE_FILE (default: the built-in tolerances), UNDECIDED (exit3),
 # BUILD_ID (the run's id; default: a time stamp), CACHE_SALT (run: each run's conversations start with a
-# nonce of their own, so a candidate never reads the prefix cache its baseline warmed), and credentials as for bench run (BENCH_COOKIE, ...).
+# nonce of their own, so a candidate never reads the prefix cache its baseline warmed), NOISE_FROM (a folder
+# of repeat runs of the baseline build: the gate widens its intervals by their run-to-run spread), and credentials as for bench run (BENCH_COOKIE, ...).
 set -euo pipefail
 
 OUT=${OUT:-results/ci}
@@ -53,6 +54,8 @@ fi
 run_dir="$OUT/$RUN_ID"
 
 gate=(--junit "$run_dir/gate-junit.xml" --out "$run_dir/compare" --undecided "${UNDECIDED:-exit3}" "${tol[@]}")
+# NOISE_FROM: a folder of repeat runs of the baseline build (3+): intervals widened by their run-to-run spread
+[ -n "${NOISE_FROM:-}" ] && gate+=(--noise-from "$NOISE_FROM")
 status=0
 bench compare "$BASELINE" "$run_dir" "${gate[@]}" || status=$?
 bench history "$OUT" --out "$OUT/history" >/dev/null || true
