@@ -111,6 +111,36 @@ def test_slo_given_to_run_is_the_one_recorded_and_a_bad_one_refused_before_load(
     assert json.loads((run / "summary.json").read_text())["slos"] == ["ttfc_ms:p95<=777"]
 
 
+def test_run_json_records_the_max_tokens_used_from_the_scenario(tmp_path):
+    """max_tokens: 8 in the scenario and no flag: every request asked for 8, and run.json says 8 (it said null)."""
+    scenario = tmp_path / "bounded.yaml"
+    scenario.write_text((DATA / "one-turn.yaml").read_text() + "max_tokens: 8\n")
+    r = bench(
+        "run",
+        "--out",
+        str(tmp_path / "out"),
+        "--target-profiles",
+        FAST,
+        "--scenario",
+        str(scenario),
+        "-t",
+        "2s",
+        "-u",
+        "1",
+        "--route",
+        "openai",
+        "--no-report",
+        "-q",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = next(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
+    assert json.loads((run / "run.json").read_text())["route"]["max_tokens"] == 8
+    import pandas as pd
+
+    asked = pd.read_parquet(run / "requests.parquet")["requested_tokens"].dropna()
+    assert len(asked) and (asked == 8).all()
+
+
 def test_capacity_levels_record_the_slos_the_sweep_judged(tmp_path):
     """`bench report` on a level folder judges the sweep's --slo, not the scenario's."""
     r = bench(

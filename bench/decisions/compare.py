@@ -267,7 +267,9 @@ def request_sample(df: pd.DataFrame, metric: str) -> Sample:
     err = df["error"]
     rows = err.isna() | (err == ErrorClass.cancelled) if metric in FIRST_PART else err.isna()
     sel = df.loc[rows, [metric, "conversation_id", "t_wall_start"]].dropna(subset=[metric])
-    clusters = (sel["conversation_id"].astype(str).to_numpy(), _windows(sel["t_wall_start"].to_numpy(dtype=float)))
+    # integer codes: np.unique over an object array of ids compares Python strings (seconds at 10^6 requests)
+    conv = pd.factorize(sel["conversation_id"], use_na_sentinel=False)[0]
+    clusters = (conv, _windows(sel["t_wall_start"].to_numpy(dtype=float)))
     return Sample(sel[metric].to_numpy(dtype=float), clusters, requests=len(sel))
 
 
