@@ -81,3 +81,21 @@ def test_a_buffering_relay_is_flagged_and_a_pass_through_one_is_not(tmp_path, ho
     else:
         assert share < 0.01, d
         assert "stream delivery" not in got["md"]
+
+
+def test_a_large_run_is_judged_from_a_seeded_sample_and_says_so(tmp_path, monkeypatch):
+    """Beyond delivery.SAMPLE judged requests the report reads a sample's gaps only; the shares hold."""
+    from synth import row, write_run
+
+    from bench.analysis import delivery
+    from bench.analysis.report import build_summary
+
+    # 0.1 us rounds to a 0 us gap: all 12 parts in one read
+    rows = [row("m/a", 30.0, t=i * 0.01, chunks=12, gap_ms=0.0001 if i % 4 == 0 else 20.0) for i in range(400)]
+    run = write_run(tmp_path / "run", rows)
+    monkeypatch.setattr(delivery, "SAMPLE", 100)
+    summary, _ = build_summary(run)
+    d = summary["delivery"]
+    assert d["sampled"] == 100 and d["judged"] == 100
+    assert 0.1 < d["buffered_share"] < 0.4, d  # a quarter of the requests arrived in one read
+    assert summary["models"]["m/a"]["delivery"]["buffered"] == d["counts"]["buffered"]

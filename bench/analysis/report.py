@@ -43,19 +43,31 @@ CPU_UNTRUSTED = 90.0
 
 
 def stream_delivery(measured: pd.DataFrame, models: dict) -> dict:
-    """Per request, whether its stream arrived as written (``bench.analysis.delivery``); the counts
-    go into each model's summary, the run's evidence is returned."""
+    """Per request, whether its stream arrived as written (``bench.analysis.delivery``): the counts go
+    into each model's summary, the run's evidence is returned. Requests too short or failed are
+    ``short``; beyond ``delivery.SAMPLE`` judged requests, a seeded sample of them is read."""
+    import numpy as np
+
     store = measured.attrs.get("gaps")
     if store is None or measured.empty:
         return {"counts": {}, "judged": 0}
-    shape = delivery.read_shape(store.path, store.starts, store.lengths)
     pos = measured.index.to_numpy()
-    mine = {k: v[pos] for k, v in shape.items()}
-    v = delivery.verdicts(mine, measured["error"].isna().to_numpy())
-    for model, rows in measured.groupby("model", observed=True).indices.items():
-        if model in models:
-            models[model]["delivery"] = delivery.summary({k: a[rows] for k, a in mine.items()}, v[rows])["counts"]
-    return delivery.summary(mine, v)
+    ok = measured["error"].isna().to_numpy() & (store.lengths[pos] + 1 >= delivery.MIN_PARTS)
+    judge = pos[ok]
+    sampled = judge.size > delivery.SAMPLE
+    if sampled:
+        judge = np.sort(np.random.default_rng(0).choice(judge, delivery.SAMPLE, replace=False))
+    judge = np.sort(judge)
+    shape = delivery.sampled_shape(store, judge)  # rows in the order given: sorted
+    v = delivery.verdicts(shape, np.ones(judge.size, bool))
+    model_of = measured["model"].astype(str).loc[judge].to_numpy()  # the index holds each record's position
+    for model in models:
+        mine = v[model_of == model]
+        models[model]["delivery"] = {d.value: int((mine == d.value).sum()) for d in delivery.Delivery}
+    out = delivery.summary(shape, v)
+    out["counts"]["short"] = int(len(measured) - ok.sum())
+    out["sampled"] = int(judge.size) if sampled else None
+    return out
 
 
 def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, dict]:
