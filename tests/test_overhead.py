@@ -88,3 +88,24 @@ def test_route_overhead_is_measured_from_paired_turns(tmp_path):
     assert app["ttfc_ms"]["low"] > hop["ttfc_ms"]["high"] and 0.2 < app["ttfc_share"] < 0.8, (app, hop)
     # what the app adds is before the first part: the gaps between parts are the model's own
     assert abs(app["gap_p50_ms"]["median"]) < 3.0 and abs(hop["gap_p50_ms"]["median"]) < 3.0, (app, hop)
+
+
+def test_no_successful_pair_says_so_instead_of_leaving_the_section_out(tmp_path):
+    """--backend given, every backend request failed: the summary says there is no answer, and why."""
+    from synth import row, write_run
+
+    from bench.analysis.overhead import markdown, route_overhead
+    from bench.analysis.runfolder import open_run
+    from bench.records import IDX
+
+    route_rows = [row("m/a", 30.0, t=i) for i in range(10)]
+    back_rows = [row("m/a", None, t=i, error="connect_error") for i in range(10)]
+    for k, (a, b) in enumerate(zip(route_rows, back_rows)):
+        a[IDX["pair_id"]] = b[IDX["pair_id"]] = f"p{k}"
+        a[IDX["path"]], b[IDX["path"]] = "route", "backend"
+    run = write_run(tmp_path / "run", route_rows)
+    write_run(run / "backend", back_rows)
+    o = route_overhead(run, open_run(run).measured)
+    assert o is not None and o["models"] == {} and o["backend_failed"] == 10
+    text = "\n".join(markdown(o))
+    assert "no answer" in text and "10 failed" in text

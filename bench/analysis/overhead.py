@@ -61,8 +61,16 @@ def route_overhead(run_dir: Path, route: pd.DataFrame) -> dict | None:
 
 
 def markdown(o: dict | None) -> list[str]:
-    if not o or not o["models"]:
+    if not o:
         return []
+    if not o["models"]:  # --backend was given: say why there is no answer, never leave the section out
+        return [
+            "#### What the route adds: no answer",
+            "",
+            f"No turn has both its route and backend request successful ({o['backend_requests']} backend requests, "
+            f"{o['backend_failed']} failed): nothing to pair.",
+            "",
+        ]
     lines = [
         "#### What the route adds (route minus model server, paired turns; median [95 % CI], ms)",
         "",

@@ -280,9 +280,9 @@ class ChatUser(User):
         rid = str(uuid.uuid4())  # servers such as llama.cpp's refuse an X-Request-ID that is not a UUID
         o = Outcome()
         ctx = None
-        try:
-            limit = output_tokens or route.max_tokens or None
-            ctx = RequestContext(
+
+        def context(prompt_chars: int, prompt_tokens: int | None, requested: int | None) -> RequestContext:
+            return RequestContext(
                 run_id=s.run_id,
                 request_id=rid,
                 worker=self.collector.worker_id,
@@ -294,15 +294,23 @@ class ChatUser(User):
                 tags=tags,
                 t_intended=t_intended,
                 t_wall_start=wall(),
-                prompt_chars=sum(len(m["content"]) for m in history),
+                prompt_chars=prompt_chars,
                 prompt_messages=len(history),
                 protocol=via.protocol,
-                prompt_tokens=sum(tokens) if tokens else None,
-                requested_tokens=limit if route.kind == "openai" else None,
+                prompt_tokens=prompt_tokens,
+                requested_tokens=requested,
                 trace_row=trace_row,
                 requested_input_tokens=input_tokens,
                 path=via.path,
                 pair_id=pair_id,
+            )
+
+        try:
+            limit = output_tokens or route.max_tokens or None
+            ctx = context(
+                sum(len(m["content"]) for m in history),
+                sum(tokens) if tokens else None,
+                limit if route.kind == "openai" else None,
             )
             self.collector.count_sent(ctx)
             if s.cache_salt is not None:  # --cache-salt run | request
@@ -324,28 +332,7 @@ class ChatUser(User):
             o.error, o.detail = ErrorClass.internal_error, f"{type(exc).__name__}: {exc}"[:300]
             o.t_end = monotonic_ns()
             if ctx is None:
-                ctx = RequestContext(
-                    run_id=s.run_id,
-                    request_id=rid,
-                    worker=self.collector.worker_id,
-                    user=self.user_id,
-                    conversation_id=conv_id,
-                    conversation=name,
-                    turn=turn_no,
-                    model=model,
-                    tags=tags,
-                    t_intended=t_intended,
-                    t_wall_start=wall(),
-                    prompt_chars=0,
-                    prompt_messages=len(history),
-                    protocol=s.protocol,
-                    prompt_tokens=None,
-                    requested_tokens=None,
-                    trace_row=trace_row,
-                    requested_input_tokens=input_tokens,
-                    path=via.path,
-                    pair_id=pair_id,
-                )
+                ctx = context(0, None, None)  # the context itself raised: what is known without it
                 self.collector.count_sent(ctx)
             if o.t_start == 0:
                 o.t_start = o.t_end
