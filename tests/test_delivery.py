@@ -99,3 +99,16 @@ def test_a_large_run_is_judged_from_a_seeded_sample_and_says_so(tmp_path, monkey
     assert d["sampled"] == 100 and d["judged"] == 100
     assert 0.1 < d["buffered_share"] < 0.4, d  # a quarter of the requests arrived in one read
     assert summary["models"]["m/a"]["delivery"]["buffered"] == d["counts"]["buffered"]
+
+
+def test_no_success_and_streams_cut_off_are_not_judged_and_raise_no_warning(tmp_path):
+    """Failed requests and streams still in flight at the end are 'short' (not judged), never 'smooth'."""
+    from synth import row, write_run
+
+    from bench.analysis.report import build_summary
+
+    rows = [row("m/a", 30.0, t=i * 0.1, chunks=12, error="cancelled" if i % 2 else "server_error") for i in range(40)]
+    summary, _ = build_summary(write_run(tmp_path / "run", rows))
+    d = summary["delivery"]
+    assert d["judged"] == 0 and d["counts"]["short"] == 40 and d["counts"]["smooth"] == 0, d
+    assert not any("stream delivery" in w for w in summary["warnings"])

@@ -109,3 +109,22 @@ def test_no_successful_pair_says_so_instead_of_leaving_the_section_out(tmp_path)
     assert o is not None and o["models"] == {} and o["backend_failed"] == 10
     text = "\n".join(markdown(o))
     assert "no answer" in text and "10 failed" in text
+
+
+def test_few_pairs_get_no_interval_and_say_so(tmp_path):
+    from synth import row, write_run
+
+    from bench.analysis.overhead import markdown, route_overhead
+    from bench.analysis.runfolder import open_run
+    from bench.records import IDX
+
+    route_rows = [row("m/a", 40.0, t=i) for i in range(3)]
+    back_rows = [row("m/a", 30.0, t=i) for i in range(3)]
+    for k, (a, b) in enumerate(zip(route_rows, back_rows)):
+        a[IDX["pair_id"]] = b[IDX["pair_id"]] = f"p{k}"
+    run = write_run(tmp_path / "run", route_rows)
+    write_run(run / "backend", back_rows)
+    o = route_overhead(run, open_run(run).measured)
+    m = o["models"]["m/a"]
+    assert m["pairs"] == 3 and m["ttfc_ms"]["median"] == 10.0 and m["ttfc_ms"]["low"] is None
+    assert "too few pairs for an interval" in "\n".join(markdown(o))
