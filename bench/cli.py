@@ -312,7 +312,16 @@ def models(run_dir, warmup) -> None:
     default=0,
     show_default=True,
     type=click.IntRange(0),
-    help="Extra rounds that bisect between the last passing and first failing level.",
+    help="Extra rounds: bisect between the last passing and first failing level, and run again, twice as long, a "
+    "level bounding the capacity whose SLO verdict is undecided at 95 %.",
+)
+@click.option(
+    "--recheck",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Rounds that run again a level that missed an SLO a heavier level met (verdicts not monotonic in load); "
+    "a contradiction that stands leaves the capacity undecided.",
 )
 @click.option(
     "--population", default=None, type=int, help="Users to plan for (with --conversations-per-user-hour and --headroom)."
@@ -320,9 +329,13 @@ def models(run_dir, warmup) -> None:
 @click.option("--conversations-per-user-hour", default=2.0, show_default=True, type=float)
 @click.option("--headroom", default="30%", show_default=True, help="Spare capacity to keep, e.g. 30%.")
 def capacity(
-    levels, level_duration, level_warmup, slos, adaptive, population, conversations_per_user_hour, headroom, **kw
+    levels, level_duration, level_warmup, slos, adaptive, recheck, population, conversations_per_user_hour, headroom, **kw
 ) -> None:
     """Sweep load levels and find, per model, the highest load that meets every SLO.
+
+    Exit codes: 0 a capacity (or a bound) for every model; 3 undecided (a model with too few finished
+    requests at every level, or levels whose verdicts contradict each other); 130 / 143 interrupted
+    (Ctrl-C / SIGTERM: the plan of the finished levels is written); 2 bad input.
 
     \b
     Examples:
@@ -351,6 +364,7 @@ def capacity(
             level_warmup=level_warmup,
             slos=list(slos),
             adaptive=adaptive,
+            recheck=recheck,
             population=population,
             conversations_per_user_hour=conversations_per_user_hour,
             headroom=room,
@@ -358,6 +372,18 @@ def capacity(
     )
     click.echo((out / "capacity.md").read_text())
     click.echo(f"capacity report: {out / 'capacity.html'}")
+    import json
+
+    result = json.loads((out / "capacity.json").read_text())
+    outcome = result.get("outcome")
+    if outcome == "interrupted":
+        by = result["interrupted"]["signal"]
+        click.echo(f"interrupted ({by}): the plan above is from the finished levels only", err=True)
+        sys.exit(143 if by == "SIGTERM" else 130)
+    if outcome == "undecided":
+        undecided = [f"{m}: {c['bound']}" for m, c in result["capacity"].items() if c["capacity"] is None]
+        click.echo("capacity undecided: " + ("; ".join(undecided) or "no level finished"), err=True)
+        sys.exit(3)
 
 
 @main.command(context_settings={"max_content_width": 100})

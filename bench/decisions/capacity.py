@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class CapacityOptions:
     level_warmup: float = 5.0
     slos: list[str] = field(default_factory=list)
     adaptive: int = 0
+    recheck: int = 1
     population: int | None = None
     conversations_per_user_hour: float = 2.0
     headroom: float = 0.3
@@ -54,18 +56,32 @@ def parse_levels(text: str) -> list[float]:
     return levels
 
 
-def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> list[dict]:
+def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float, attempt: int = 1) -> list[dict]:
+    from bench.analysis.report import CPU_UNTRUSTED
     from bench.analysis.runfolder import open_run
+    from bench.analysis.timing import uncertainty, untrusted_reason
     from bench.servermetrics import summary as server_summary
 
-    measured = open_run(run_dir, warmup).measured
-    server = server_summary(run_dir, float(measured["t_wall_start"].min())) if len(measured) else None
+    run = open_run(run_dir, warmup)
+    measured = run.measured
+    t_from = float(measured["t_wall_start"].min()) if len(measured) else None
+    server = server_summary(run_dir, t_from) if t_from is not None else None
+    cpu = float((run.meta.get("collector") or {}).get("cpu_max") or 0.0)
+    bounds = [x.value for x in slos if x.metric in ("ttfc_ms", "ttfv_ms", "ttfb_ms") and x.op in ("<=", "<")]
     rows = []
     for model, g in measured.groupby("model"):
         s = model_summary(g, slos)
+        # a level at which the generator fell behind (its own scheduling lag, or its CPU) says nothing about the
+        # server: a miss there is not evidence (seen: one level after a heavy one missed at 2.3 s p95, lag p99 8 ms)
+        untrusted = untrusted_reason(uncertainty(run_dir, t_from), bounds, [s["ttfc_ms"]["p50"]])
+        if cpu >= CPU_UNTRUSTED:
+            untrusted = f"the load generator's CPU reached {cpu:.0f}%"
         row = {
             "model": model,
             "level": level,
+            "attempt": attempt,
+            "interrupted": bool(run.meta.get("interrupted")),
+            "untrusted": untrusted,
             "requests": s["requests"],
             "ok": s["ok"],
             "error_rate": s["error_rate"],
@@ -90,6 +106,7 @@ def _level_row(run_dir: Path, level: float, slos: list[Slo], warmup: float) -> l
         row["slo_observed"] = {v["slo"]: v["observed"] for v in verdicts}
         row["slo_status"] = {v["slo"]: v["status"] for v in verdicts}
         row["slo_censored"] = {v["slo"]: v.get("censored", 0) for v in verdicts}
+        row["slo_undecided"] = _undecided_slos(row, slos)
         rows.append(row)
     return rows
 
@@ -110,6 +127,20 @@ def _slo_intervals(g: pd.DataFrame, slos: list[Slo]) -> dict[str, list[float]]:
     return out
 
 
+def _undecided_slos(row: dict, slos: list[Slo]) -> list[str]:
+    """The SLOs this level cannot decide at 95 %: too few finished requests, or a percentile whose
+    interval holds the bound (met or missed by chance). ``--adaptive`` runs such a level again, longer."""
+    out = []
+    for slo in slos:
+        status = (row.get("slo_status") or {}).get(slo.text)
+        ci = (row.get("slo_ci") or {}).get(slo.text)
+        if status == "too few":
+            out.append(slo.text)
+        elif ci and status in ("met", "missed") and ci[0] <= slo.value <= ci[1]:
+            out.append(slo.text)
+    return out
+
+
 def _crossing(level_p: float, level_f: float, value: float, vp: float, vf: float) -> float:
     if vf == vp:
         return level_p
@@ -124,12 +155,13 @@ def _observed(row: pd.Series, slo: Slo) -> float | None:
 def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
     """Per model: capacity (interpolated), bounds, the SLO that limits it, and the knee."""
     out: dict[str, Any] = {}
-    for model, g in levels.groupby("model"):
-        g = g.sort_values("level").reset_index(drop=True)
+    for model, every in levels.groupby("model"):
+        g = _latest_attempts(every)
         judged = [_judgement(r) for _, r in g.iterrows()]
         first_bad = next((i for i, j in enumerate(judged) if j == "missed"), None)
         end = len(g) if first_bad is None else first_bad
         last_ok = next((i for i in range(end - 1, -1, -1) if judged[i] == "ok"), None)
+        met_above = [] if first_bad is None else [i for i in range(first_bad + 1, len(g)) if judged[i] == "ok"]
         res: dict[str, Any] = {
             "last_passing_level": None,
             "first_failing_level": None,
@@ -137,8 +169,28 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
             "limited_by": None,
             "bound": None,
             "unjudged_levels": [float(g["level"].iloc[i]) for i, j in enumerate(judged) if j == "unjudged"],
+            "untrusted_levels": {
+                f"{float(g['level'].iloc[i]):g}": g["untrusted"].iloc[i]
+                for i in range(len(g))
+                if "untrusted" in g and isinstance(g["untrusted"].iloc[i], str)
+            },
+            "rechecked": _rechecked(every),
+            "limit_reached": first_bad is not None,
         }
-        if first_bad is None:
+        if met_above:
+            # verdicts not monotonic in load: a level missed while a heavier one met. Neither reading is the capacity;
+            # the sweep runs the missed level again (--recheck) and, if the contradiction stands, says so
+            missed = [float(g["level"].iloc[i]) for i, j in enumerate(judged) if j == "missed" and i < met_above[-1]]
+            heavier = [float(g["level"].iloc[i]) for i in met_above]
+            res.update(
+                bound=(
+                    f"undecided: verdicts not monotonic in load (missed at {', '.join(f'{x:g}' for x in missed)}; "
+                    f"met at the heavier {', '.join(f'{x:g}' for x in heavier)})"
+                ),
+                contradiction={"missed": missed, "met_above": heavier},
+                limited_by=_failing(g.iloc[first_bad]),
+            )
+        elif first_bad is None:
             # no level missed: the highest level that met every SLO is a lower bound; a level above it with
             # too few finished requests to judge is neither a pass nor a failure (it is named, not counted)
             if last_ok is None:
@@ -197,24 +249,52 @@ def find_capacity(levels: pd.DataFrame, slos: list[Slo]) -> dict:
                 res.update(capacity=cap, limited_by=limit, bound=bound)
             else:  # failed without a value to interpolate on: too few finished requests, or no sample at all
                 res.update(capacity=float(p["level"]), limited_by=_failing(f), bound="at least")
-        res["knee"] = _knee(g)
+        res["knee"], res["knee_floor_level"] = _knee(g)
         out[model] = res
     return out
 
 
-def _judgement(row: pd.Series) -> str:
+def _latest_attempts(g: pd.DataFrame) -> pd.DataFrame:
+    """One row per level: its latest finished attempt (a recheck or a longer rerun replaces the first), never an
+    interrupted one; sorted by level."""
+    g = g.copy()
+    if "attempt" not in g:
+        g["attempt"] = 1
+    if "interrupted" in g:
+        g = g[~g["interrupted"].fillna(False).astype(bool)]
+    g = g.sort_values(["level", "attempt"]).drop_duplicates("level", keep="last")
+    return g.reset_index(drop=True)
+
+
+def _rechecked(g: pd.DataFrame) -> dict[str, list[str]]:
+    """Levels run more than once, with each attempt's verdict in run order."""
+    if "attempt" not in g or g["attempt"].max() <= 1:
+        return {}
+    out: dict[str, list[str]] = {}
+    for level, rows in g.sort_values("attempt").groupby("level"):
+        if len(rows) > 1:
+            out[f"{float(level):g}"] = [_judgement(r) for _, r in rows.iterrows()]
+    return out
+
+
+def _judgement(row: pd.Series | dict) -> str:
     """A level's verdict: "ok" (every SLO met), "missed" (one was missed: waits already past a bound
-    count), or "unjudged" (too few finished requests to say either way)."""
+    count), or "unjudged" (too few finished requests to say either way, or a miss at a level where the
+    load generator itself fell behind: that is no evidence about the server)."""
     if row["slo_ok"]:
         return "ok"
     status = row.get("slo_status") or {}
-    return "unjudged" if status and "missed" not in status.values() else "missed"
+    if status and "missed" not in status.values():
+        return "unjudged"
+    return "unjudged" if isinstance(row.get("untrusted"), str) else "missed"
 
 
 def _failing(row: pd.Series) -> str:
     """Why a level failed, in words: the SLOs it missed, or too few finished requests to judge."""
     status = row.get("slo_status") or {}
     missed = [k for k, v in status.items() if v == "missed"]
+    if missed and isinstance(row.get("untrusted"), str):
+        return f"{', '.join(missed)} missed while {row['untrusted'].split(':')[0]} (not judged)"
     if missed:
         return ", ".join(missed)
     few = [k for k, v in status.items() if v == "too few"]
@@ -222,18 +302,25 @@ def _failing(row: pd.Series) -> str:
     return f"too few finished requests ({row.get('ok', 0)} < {MIN_SAMPLES}) to judge {', '.join(few)}{waiting}" if few else "–"
 
 
-def _knee(g: pd.DataFrame) -> float | None:
+def _knee(g: pd.DataFrame) -> tuple[float | None, float | None]:
+    """Where TTFC p50 first passes KNEE_FACTOR x its p50 at the lowest level run (with its level).
+
+    The floor is one level's reading, named in the plan: with level 1 in a closed-loop sweep it is the
+    unloaded TTFC and does not move with the level set (a minimum over all levels did: 1.4 on levels
+    1,2,4,8 and 4.3 on 4..8 against the same server)."""
     v = g["ttfc_ms_p50"].astype(float)
-    if v.isna().all():
-        return None
-    floor = v.min()
-    for i in range(1, len(g)):
+    known = v.notna()
+    if not known.any():
+        return None, None
+    first = int(known.to_numpy().argmax())
+    floor, floor_level = float(v.iloc[first]), float(g["level"].iloc[first])
+    for i in range(first + 1, len(g)):
         if v.iloc[i] > KNEE_FACTOR * floor:
             a, b = v.iloc[i - 1], v.iloc[i]
             la, lb = g["level"].iloc[i - 1], g["level"].iloc[i]
             frac = (KNEE_FACTOR * floor - a) / (b - a) if b != a else 0.0
-            return float(la + min(max(frac, 0.0), 1.0) * (lb - la))
-    return None
+            return float(la + min(max(frac, 0.0), 1.0) * (lb - la)), floor_level
+    return None, floor_level
 
 
 def people(cap: dict, levels: pd.DataFrame, o: CapacityOptions, turns: float, think_s: float, mode: str) -> dict:
@@ -308,21 +395,7 @@ def sweep(o: CapacityOptions) -> Path:
             target, secret = embedded_target(o.run, log=out / "target.log")
             os.environ["BENCH_JWT_SECRET"] = secret
             base = replace(base, host=target.url, auth="jwt", server_metrics=o.run.server_metrics or target.url + "/metrics")
-        rows: list[dict] = []
-        todo = list(o.levels)
-        done: set[float] = set()
-        rounds = 0
-        while todo:
-            level = todo.pop(0)
-            if level in done:
-                continue
-            done.add(level)
-            r = _one_level(base, level, slos, o.level_warmup)
-            click.echo(f"level {level:g}: " + "  ".join(_brief(x) for x in r), err=True)
-            rows.extend(r)
-            if not todo and rounds < o.adaptive:
-                rounds += 1
-                todo = _refine(pd.DataFrame(rows), slos, done, whole=o.run.load_mode != "open")
+        rows, interrupted = _run_levels(o, base, slos, seconds)
     finally:
         if target is not None:
             target.stop()
@@ -331,14 +404,14 @@ def sweep(o: CapacityOptions) -> Path:
         else:
             os.environ["BENCH_JWT_SECRET"] = saved_env
     levels = pd.DataFrame(rows)
-    cap = find_capacity(levels, slos)
+    cap = find_capacity(levels, slos) if len(levels) else {}
     turns = sum(len(c.turns) * c.weight for c in scenario.conversations) / sum(c.weight for c in scenario.conversations)
     result = {
         "sweep": sweep_id,
         "mode": o.run.load_mode,
         "slos": [s.text for s in slos],
         "min_samples": MIN_SAMPLES,
-        "levels": levels.drop(columns=["slo_observed", "slo_censored"]).to_dict(orient="records"),
+        "levels": levels.drop(columns=["slo_observed", "slo_censored"], errors="ignore").to_dict(orient="records"),
         "capacity": cap,
         "people": people(cap, levels, o, turns, scenario.mean_think_s(), o.run.load_mode),
         "scenario": scenario.name,
@@ -346,30 +419,177 @@ def sweep(o: CapacityOptions) -> Path:
         "think_mean_s": scenario.mean_think_s(),
     }
     measured_s = seconds - o.level_warmup
-    slow = levels[(levels["e2e_mean_ms"].fillna(0) / 1000.0) * 2 > measured_s]
+    slow = levels[(levels["e2e_mean_ms"].fillna(0) / 1000.0) * 2 > measured_s] if len(levels) else levels
     result["warnings"] = [
         f"level {r['level']:g} ({r['model'].split('/')[-1]}): a typical request took {r['e2e_mean_ms'] / 1000:.1f} s, "
         f"more than half of the {measured_s:g} s measured per level; lengthen --level-duration"
         for _, r in slow.iterrows()
     ]
+    result["warnings"] += _plan_warnings(cap, o.levels)
+    if interrupted:
+        result["interrupted"] = interrupted
+        level = interrupted["during_level"]
+        finished = sorted({float(x["level"]) for x in rows if not x["interrupted"]})
+        result["warnings"].insert(
+            0,
+            f"interrupted ({interrupted['signal']}) "
+            + ("before the first level" if level is None else f"during level {level:g}")
+            + f": this plan is from the {len(finished)} finished level(s) ({', '.join(f'{x:g}' for x in finished) or 'none'}); "
+            "what the interrupted level measured is listed, not judged",
+        )
+    result["outcome"] = _outcome(cap, interrupted)
     write_outputs(result, levels, out, slos)
     return out
 
 
-def _one_level(base: RunOptions, level: float, slos: list[Slo], warmup: float) -> list[dict]:
+_INTERRUPTED: dict[str, str | None] = {"by": None}
+
+
+def _sigterm(signum: int, frame: object) -> None:  # CI cancelling the job: like Ctrl-C, the plan of what finished
+    _INTERRUPTED["by"] = "SIGTERM"
+    raise KeyboardInterrupt
+
+
+def _run_levels(o: CapacityOptions, base: RunOptions, slos: list[Slo], seconds: float) -> tuple[list[dict], dict | None]:
+    """Run the sweep's levels in order, then the rechecks of contradicted levels (``--recheck``), then
+    ``--adaptive`` rounds: bisection midpoints, and a longer rerun of each level bounding the capacity
+    whose SLO verdict its samples cannot decide. Ctrl-C or SIGTERM ends it with what finished."""
+    rows: list[dict] = []
+    todo: list[tuple[float, int, float]] = [(x, 1, seconds) for x in o.levels]  # (level, attempt, seconds)
+    attempts: dict[float, int] = {}
+    rounds = rechecks = 0
+    level: float | None = None
+    _INTERRUPTED["by"] = None
+    previous_term = signal.signal(signal.SIGTERM, _sigterm)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        while True:
+            if not todo:
+                frame = pd.DataFrame(rows)
+                again = _contradicted(frame, slos) if rechecks < o.recheck and len(frame) else []
+                if again:
+                    rechecks += 1
+                    click.echo(
+                        f"level {', '.join(f'{x:g}' for x in again)} missed an SLO that a heavier level met: "
+                        "running it again (--recheck)",
+                        err=True,
+                    )
+                    todo = [(x, attempts[x] + 1, seconds) for x in again]
+                elif rounds < o.adaptive and len(frame):
+                    rounds += 1
+                    todo = [(x, 1, seconds) for x in _refine(frame, slos, set(attempts), whole=o.run.load_mode != "open")]
+                    # a level that bounds the capacity but cannot decide its SLO at 95 % gets twice the time
+                    todo += [(x, attempts[x] + 1, 2 * seconds) for x in _undecided_bounds(frame, slos, attempts)]
+            if not todo:
+                break
+            level, attempt, secs = todo.pop(0)
+            if attempt == 1 and level in attempts:
+                continue
+            attempts[level] = attempt
+            r, by = _one_level(base, level, slos, o.level_warmup, attempt, secs)
+            label = f"level {level:g}" + (f" (attempt {attempt}, {secs:g} s)" if attempt > 1 else "")
+            click.echo(f"{label}: " + ("  ".join(_brief(x) for x in r) or "no measured requests"), err=True)
+            rows.extend(r)
+            if by:
+                _INTERRUPTED["by"] = by
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        by = _INTERRUPTED["by"] or "SIGINT"
+        for x in rows:
+            if level is not None and x["level"] == level and x["attempt"] == attempts.get(level):
+                x["interrupted"] = True
+        during = "before the first level" if level is None else f"during level {level:g}"
+        click.echo(f"\ninterrupted ({by}) {during}: writing the plan of the finished levels", err=True)
+        return rows, {"signal": by, "during_level": level}
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+    return rows, None
+
+
+def _one_level(
+    base: RunOptions, level: float, slos: list[Slo], warmup: float, attempt: int = 1, seconds: float | None = None
+) -> tuple[list[dict], str | None]:
+    """One level's run and its rows; the signal that interrupted it, if one did."""
+    run_id = f"level-{level:g}" + (f"-attempt-{attempt}" if attempt > 1 else "")
     if base.load_mode == "open":
         opts = replace(
             base,
             arrival_rate=level,
             users=max(base.users, int(level * 60)),
             spawn_rate=max(base.users, int(level * 60)),
-            run_id=f"level-{level:g}",
+            run_id=run_id,
         )
     else:
         n = int(round(level))
-        opts = replace(base, users=n, spawn_rate=max(n, 1), run_id=f"level-{level:g}")
+        opts = replace(base, users=n, spawn_rate=max(n, 1), run_id=run_id)
+    if seconds is not None:
+        opts = replace(opts, duration=f"{seconds:g}s")
     run_dir = run_level(opts)
-    return _level_row(run_dir, level, slos, warmup)
+    try:
+        meta = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    by = meta.get("interrupted_by", "SIGINT") if meta.get("interrupted") else None
+    return _level_row(run_dir, level, slos, warmup, attempt), by
+
+
+def _contradicted(levels: pd.DataFrame, slos: list[Slo]) -> list[float]:
+    """Missed levels below a met one, not yet rechecked: what ``--recheck`` runs again."""
+    out: set[float] = set()
+    for _, c in find_capacity(levels, slos).items():
+        if c.get("contradiction"):
+            out.update(x for x in c["contradiction"]["missed"] if f"{x:g}" not in c["rechecked"])
+    return sorted(out)
+
+
+def _undecided_bounds(levels: pd.DataFrame, slos: list[Slo], attempts: dict[float, int]) -> list[float]:
+    """The levels either side of each model's capacity whose SLO verdict is undecided at 95 % (too few
+    samples, or an interval holding the bound) and that ran once: ``--adaptive`` spends its time there."""
+    out: set[float] = set()
+    for model, c in find_capacity(levels, slos).items():
+        g = _latest_attempts(levels[levels["model"] == model])
+        for bound in (c["last_passing_level"], c["first_failing_level"]):
+            if bound is None or attempts.get(bound, 1) > 1:
+                continue
+            row = g[g["level"] == bound]
+            if len(row) and row["slo_undecided"].iloc[0]:
+                out.add(float(bound))
+    return sorted(out)
+
+
+def _plan_warnings(cap: dict, levels: list[float]) -> list[str]:
+    out = []
+    top = max(levels)
+    for m, c in cap.items():
+        name = m.split("/")[-1]
+        if c["bound"] == "at least" and not c["limit_reached"] and c["last_passing_level"] == top:
+            out.append(
+                f"{name}: every level up to {top:g} met the SLOs, so the limit was not reached: the capacity is at least "
+                f"{top:g}; extend --levels (e.g. {top:g},{2 * top:g},{4 * top:g}) to find it"
+            )
+        for level, reason in (c.get("untrusted_levels") or {}).items():
+            out.append(f"{name} at level {level}: {reason}; a miss there is not judged")
+        for level, verdicts in (c.get("rechecked") or {}).items():
+            out.append(f"{name} at level {level}: run {len(verdicts)} times ({' then '.join(verdicts)}); the last run is judged")
+        if c.get("contradiction"):
+            out.append(
+                f"{name}: {c['bound']}; the machine or the target changed during the sweep (another job, a warm-up): "
+                "rerun on a quiet machine, or with longer --level-duration"
+            )
+    if cap and all(c["capacity"] is None and not str(c["bound"]).startswith("below") for c in cap.values()):
+        out.append("no model has a capacity from this sweep (see each model's bound): nothing to plan from")
+    return out
+
+
+def _outcome(cap: dict, interrupted: dict | None) -> str:
+    """The sweep's exit: ``interrupted``, ``undecided`` (a model without a capacity or bound: too few
+    finished requests everywhere, or contradictory levels) or ``found``."""
+    if interrupted:
+        return "interrupted"
+    if not cap or any(c["capacity"] is None and not str(c["bound"]).startswith("below") for c in cap.values()):
+        return "undecided"
+    return "found"
 
 
 def _brief(r: dict) -> str:
@@ -414,6 +634,39 @@ def markdown(result: dict) -> str:
             f"| {m} | {cap} | {c['bound']} | {c['limited_by'] or '–'} | {knee} | "
             f"{'–' if conc is None else f'{conc:.1f}'} | {p.get('replicas', '–')}{' (from the lower end)' if p.get('replicas_from') else ''} |"
         )
+    floors = {c.get("knee_floor_level") for c in result["capacity"].values()} - {None}
+    if floors:
+        floor = ", ".join(f"{x:g}" for x in sorted(floors))
+        unloaded = floors == {1.0} and result["mode"] != "open"
+        out += [
+            "",
+            f"Knee: where TTFC p50 first passes {KNEE_FACTOR:g}× its p50 at level {floor}, the lowest level run"
+            + (
+                " (one user: the unloaded TTFC, whatever the other levels)."
+                if unloaded
+                else "; it moves with that level (add 1 to --levels for the unloaded TTFC as its floor)."
+            ),
+        ]
+    law = [(m, p) for m, p in (result.get("people") or {}).items() if p]
+    if law:
+        out += [
+            "",
+            "Little's law (L = λ·W) from the scenario: "
+            f"{result.get('turns_mean', 0):.1f} turns a conversation, {result.get('think_mean_s', 0):.1f} s think time "
+            "between turns.",
+            "",
+            "| model | seconds a conversation (W) | conversations/s per replica (λ) | concurrent per replica (L) | "
+            "population | conversations per user-hour | concurrent needed | headroom | replicas |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        g = lambda x, fmt: "–" if x is None else format(x, fmt)  # noqa: E731
+        for m, p in law:
+            out.append(
+                f"| {m} | {g(p.get('conversation_seconds'), '.1f')} | {g(p.get('conversations_per_s_per_replica'), '.2f')} | "
+                f"{g(p.get('concurrent_conversations_per_replica'), '.1f')} | {g(p.get('population'), ',')} | "
+                f"{g(p.get('conversations_per_user_hour'), 'g')} | {g(p.get('concurrent_conversations_needed'), '.1f')} | "
+                f"{'–' if p.get('headroom') is None else format(100 * p['headroom'], '.0f') + ' %'} | {p.get('replicas', '–')} |"
+            )
     unjudged = [
         f"{m.split('/')[-1]} at {', '.join(f'{x:g}' for x in c['unjudged_levels'])}"
         for m, c in result["capacity"].items()
@@ -431,14 +684,22 @@ def markdown(result: dict) -> str:
         "server queue (mean / max) | SLOs |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|",
     ]
-    for r in result["levels"]:
+    ordered = sorted(result["levels"], key=lambda r: (r["model"], r["level"], r.get("attempt", 1)))
+    for r in ordered:
         f = lambda x: "–" if x is None or x != x else f"{x:.0f}"  # noqa: E731
         wait = f"{r['still_waiting']} ({r['longest_wait_ms'] / 1000:.1f} s)" if r.get("still_waiting") else "0"
         qm, qx = r.get("server_waiting_mean"), r.get("server_waiting_max")
         queue = "–" if qm is None or qm != qm else f"{qm:.1f} / {qx:.0f}"
         verdict = {"ok": "met", "unjudged": "too few", "missed": "missed"}[_judgement(r)]
+        if isinstance(r.get("untrusted"), str) and verdict != "met":
+            verdict = "not judged (generator behind)"
+        elif r.get("slo_undecided") and verdict != "too few":
+            verdict += f" (undecided at 95 %: {', '.join(r['slo_undecided'])})"
+        if r.get("interrupted"):
+            verdict = "interrupted (not judged)"
+        level = f"{r['level']:g}" + (f" (attempt {r['attempt']})" if r.get("attempt", 1) > 1 else "")
         out.append(
-            f"| {r['model'].split('/')[-1]} | {r['level']:g} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
+            f"| {r['model'].split('/')[-1]} | {level} | {r.get('ok', '–')} | {wait} | {f(r['ttfc_ms_p50'])} | {f(r['ttfc_ms_p95'])} | "
             f"{f(r['gaps_ms_p99'])} | {100 * r['error_rate']:.1f}% | {f(r['output_tps'])} | {queue} | {verdict} |"
         )
     for w in result.get("warnings", []):
@@ -457,8 +718,13 @@ def write_outputs(result: dict, levels: pd.DataFrame, out: Path, slos: list[Slo]
     caps = {m: c["capacity"] for m, c in result["capacity"].items()}
     xlabel = "arrival rate (conversations/s)" if result["mode"] == "open" else "concurrent conversations (users)"
     knees = {m: c["knee"] for m, c in result["capacity"].items()}
-    sweep_chart(levels, out / "charts", metric, slo.value if slo.metric == metric else None, caps, xlabel=xlabel, knees=knees)
-    (out / "capacity.html").write_text(_html(result, (out / "charts" / "capacity.svg").read_text()))
+    judged = pd.concat([_latest_attempts(g) for _, g in levels.groupby("model")]) if len(levels) else levels
+    svg = ""
+    if len(judged):  # the judged attempt of each level (an interrupted one is left out); no chart when none finished
+        bound = slo.value if slo.metric == metric else None
+        sweep_chart(judged, out / "charts", metric, bound, caps, xlabel=xlabel, knees=knees)
+        svg = (out / "charts" / "capacity.svg").read_text()
+    (out / "capacity.html").write_text(_html(result, svg))
 
 
 def _html(result: dict, svg: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bench.errors import InputError
 from bench.target.auth import AuthConfig
 from bench.target.cache import PrefixCache
 from bench.target.engine import ModelEngine, Plan, make_plan
@@ -308,6 +309,7 @@ class Target:
         self.app.router.add_get("/_bench/truth", self.get_truth)
         self.app.router.add_delete("/_bench/truth", self.clear_truth)
         self.app.router.add_get("/_bench/stats", self.stats)
+        self.app.router.add_put("/_bench/faults", self.set_faults)
         self.app.router.add_get("/metrics", self.metrics)
         self.tokens_total: dict[str, int] = {}
         self.prefix_cache = PrefixCache()
@@ -343,6 +345,17 @@ class Target:
         else:
             rows = [asdict(t) for t in self.truth.values()]
         return web.json_response(rows)
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        """Replace the share-based faults while the target runs (the body: a --faults spec, empty for none):
+        an incident rehearsed in the middle of a run, or one level of a capacity sweep made to fail."""
+        spec = (await request.text()).strip()
+        try:
+            shares = FaultShares.parse(spec or None)
+        except (InputError, ValueError) as exc:
+            return _error(400, f"Bad faults: {exc}")
+        self.fault_shares = shares
+        return web.json_response({"ok": True, "faults": spec})
 
     async def clear_truth(self, request: web.Request) -> web.Response:
         self.truth.clear()

@@ -93,7 +93,9 @@ class TargetProcess:
             cmd = ["taskset", "-c", str(cpu), *cmd]
         self._log_path = Path(log) if log else None
         self._log = open(log, "w") if log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
+        # its own session: a Ctrl-C at the terminal reaches the harness, which stops the target itself once the
+        # records are kept (a capacity sweep interrupted mid-level still writes the plan of its finished levels)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True, start_new_session=True)
         self.url = self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> str:
