@@ -431,10 +431,20 @@ def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> Non
 )
 @click.option(
     "--order",
-    type=click.Choice(["time", "git"]),
+    type=click.Choice(["time", "build", "git"]),
     default="time",
     show_default=True,
-    help="Order runs by start time or by git revision.",
+    help="Order runs by start time; by the build under test (run.json 'build', from bench run --build-id or "
+    "$BENCH_BUILD_ID / $GITHUB_SHA / $CI_COMMIT_SHA), in --builds order or first run first; or by the harness's own "
+    "git revision.",
+)
+@click.option(
+    "--builds",
+    "builds_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With --order build: a file of build ids, oldest first, one a line (e.g. git -C app log --reverse "
+    "--format=%H > builds.txt).",
 )
 @click.option(
     "--out",
@@ -442,21 +452,25 @@ def calibrate(streams, level_duration, interval_ms, parts, bound_ms, out) -> Non
     default=None,
     help="Folder for history.csv/png/html (default: RESULTS_DIR/history).",
 )
-def history(results_dir, scenario_digest, order, out) -> None:
+def history(results_dir, scenario_digest, order, builds_file, out) -> None:
     """Latency across runs: TTFC, TPOT, E2E p50/p95/p99 with intervals, error rate, gate verdicts.
 
     Reads every run folder under RESULTS_DIR of one scenario in one pyarrow dataset scan.
 
     \b
-    Example (CI keeps every build's run folder):
-      bench history results/ --order git
+    Example (CI keeps every build's run folder, each run with --build-id $APP_COMMIT):
+      bench history results/ --order build
+      git -C ../app log --reverse --format=%H > builds.txt && bench history results/ --order build --builds builds.txt
     """
     from pathlib import Path
 
     from bench.decisions.history import history as build
     from bench.decisions.history import write_outputs
 
-    h, runs = build(Path(results_dir), scenario_digest, order)
+    if builds_file and order != "build":
+        raise InputError("--builds orders builds: add --order build")
+    builds = [x.strip() for x in Path(builds_file).read_text().splitlines() if x.strip()] if builds_file else None
+    h, runs = build(Path(results_dir), scenario_digest, order, builds)
     paths = write_outputs(h, Path(out) if out else Path(results_dir) / "history", order)
     click.echo(
         f"{len(runs)} runs, {h['model'].nunique()} model(s); regressions marked: {int((h['verdict'] == 'regression').sum())}"

@@ -320,6 +320,14 @@ class RunOptions:
         where=frozenset({LOCUST, RUN}),
     )
     run_id: str = opt(("--run-id",), "Run id (default: time-stamped).", "", where=frozenset({LOCUST, RUN}))
+    build_id: str = opt(
+        ("--build-id",),
+        "The build under test (the app's commit, an image tag), recorded in run.json and ordering `bench history "
+        "--order build`. Default: $BENCH_BUILD_ID, else the commit CI sets ($GITHUB_SHA, $CI_COMMIT_SHA, "
+        "$BUILD_SOURCEVERSION).",
+        "",
+        where=frozenset({LOCUST, RUN}),
+    )
     no_report: bool = opt(("--no-report",), "Write records and run.json only.", False, flag=True, where=frozenset({RUN}))
     slo: list[str] = opt(
         ("--slo",),

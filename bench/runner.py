@@ -337,6 +337,7 @@ def run(o: RunOptions) -> Path:
         "collector": collector,
         "warnings": collector.get("warnings", []) + spool_warnings,
         "command": redact(" ".join(cmd)),
+        "build": _build(o.build_id),
         **environment_info(),
     }
     if interrupted:
@@ -385,6 +386,13 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _build(flag: str) -> dict | None:
+    from bench.schema import build_ref
+
+    ref = build_ref(flag, os.environ)
+    return ref.model_dump() if ref else None
 
 
 def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet: bool, sequential=None) -> tuple[bool, bool]:

@@ -15,6 +15,7 @@ Two contracts live here:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,27 @@ class ScenarioRef(BaseModel):
     sha256: str | None = None
 
 
+# Where the build under test names itself when --build-id is not given: ours first, then what common CI
+# systems set for the commit being built (GitHub Actions, GitLab CI, Azure Pipelines).
+BUILD_ENV = ("BENCH_BUILD_ID", "GITHUB_SHA", "CI_COMMIT_SHA", "BUILD_SOURCEVERSION")
+
+
+class BuildRef(BaseModel):
+    """The build under test (the app's revision, an image tag), not the harness's own ``git``."""
+
+    id: str
+    source: str  # "--build-id" or the environment variable it came from
+
+
+def build_ref(flag: str | None, environ: Mapping[str, str]) -> BuildRef | None:
+    if flag:
+        return BuildRef(id=flag, source="--build-id")
+    for name in BUILD_ENV:
+        if environ.get(name):
+            return BuildRef(id=environ[name], source=name)
+    return None
+
+
 class RunMeta(BaseModel):
     """``run.json``. The keys every reader relies on are typed; the rest (target, load, route,
     collector, environment, ...) are kept as written (``extra="allow"``) and grow without a bump."""
@@ -130,6 +152,7 @@ class RunMeta(BaseModel):
     warmup_s: float = Field(0.0, ge=0)
     warnings: list[str] = Field(default_factory=list)
     collector: dict[str, Any] = Field(default_factory=dict)
+    build: BuildRef | None = None  # the build under test; ``git`` (from the environment) is the harness's revision
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")

@@ -18,7 +18,8 @@
 # Environment: HOST, BASELINE (default baselines/main), OUT (default results/ci), BASELINE_DURATION
 # (5m), MAX_DURATION (20m), DECIDE_EVERY (20), UNTIL_DECIDED (1), DURATION, SCENARIO (default),
 # SEED (1), USERS (12), TOLERANCE_FILE (default: the built-in tolerances), UNDECIDED (exit3),
-# BUILD_ID (the run's id; default: a time stamp), CACHE_SALT (run: each run's conversations start with a
+# BUILD_ID (the run's id and the build under test in run.json; default: a time stamp for the id, and
+# $GITHUB_SHA / $CI_COMMIT_SHA for the build, so `bench history --order build` orders by the app's commits), CACHE_SALT (run: each run's conversations start with a
 # nonce of their own, so a candidate never reads the prefix cache its baseline warmed), NOISE_FROM (a folder
 # of repeat runs of the baseline build: the gate widens its intervals by their run-to-run spread), and credentials as for bench run (BENCH_COOKIE, ...).
 set -euo pipefail
@@ -30,6 +31,7 @@ MAX_DURATION=${MAX_DURATION:-20m}
 args=(--scenario "${SCENARIO:-default}" --seed "${SEED:-1}" -u "${USERS:-12}" -r "${USERS:-12}"
       --cache-salt "${CACHE_SALT:-run}" --out "$OUT" --run-id "$RUN_ID" -q --junit "$OUT/$RUN_ID/slo-junit.xml")
 [ -n "${HOST:-}" ] && args+=(--host "$HOST")
+[ -n "${BUILD_ID:-}" ] && args+=(--build-id "$BUILD_ID")
 [ -n "${TARGET_PROFILES:-}" ] && args+=(--target-profiles "$TARGET_PROFILES")
 tol=()
 [ -n "${TOLERANCE_FILE:-}" ] && tol+=(--tolerance-file "$TOLERANCE_FILE")

@@ -103,11 +103,15 @@ def test_slo_given_to_run_is_the_one_recorded_and_a_bad_one_refused_before_load(
         "2",
         "--slo",
         "ttfc_ms:p95<=777",
+        "--build-id",
+        "app-4f2c9e1",
         "-q",
     )
     assert r.returncode == 0, r.stderr[-2000:]
     run = next(p for p in (tmp_path / "ok").iterdir() if p.is_dir() and not p.is_symlink())
-    assert json.loads((run / "run.json").read_text())["slos"] == ["ttfc_ms:p95<=777"]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["slos"] == ["ttfc_ms:p95<=777"]
+    assert meta["build"] == {"id": "app-4f2c9e1", "source": "--build-id"}  # the build under test, beside the harness's git
     assert json.loads((run / "summary.json").read_text())["slos"] == ["ttfc_ms:p95<=777"]
 
 
@@ -165,3 +169,38 @@ def test_capacity_levels_record_the_slos_the_sweep_judged(tmp_path):
     assert levels, list(tmp_path.rglob("*"))
     for meta in levels:
         assert json.loads(meta.read_text())["slos"] == ["ttfc_ms:p95<=555"], meta
+
+
+def test_build_id_comes_from_the_flag_then_the_ci_environment():
+    from bench.schema import build_ref
+
+    assert build_ref("v2", {"GITHUB_SHA": "abc"}).id == "v2"
+    assert build_ref("", {"CI_COMMIT_SHA": "c0ffee"}).model_dump() == {"id": "c0ffee", "source": "CI_COMMIT_SHA"}
+    assert build_ref("", {"BENCH_BUILD_ID": "b1", "GITHUB_SHA": "g"}).source == "BENCH_BUILD_ID"
+    assert build_ref("", {}) is None
+
+
+def test_history_orders_by_the_build_under_test(tmp_path):
+    """Three runs started in the order c, a, b; the builds file says a, b, c: --order build --builds follows the file,
+    --order build alone the order each build was first run, and a history without build ids is refused in one line."""
+    from synth import lognormal, row, write_run
+
+    started = {"c": 1000.0, "a": 2000.0, "b": 3000.0}
+    for i, (b, t0) in enumerate(started.items()):
+        d = write_run(tmp_path / "r" / f"run-{b}", [row("m/a", v, t=k * 0.1) for k, v in enumerate(lognormal(40, 100, seed=i))])
+        meta = json.loads((d / "run.json").read_text())
+        meta.update(started=t0, scenario={"name": "s", "sha256": "same"}, build={"id": f"build-{b}", "source": "--build-id"})
+        (d / "run.json").write_text(json.dumps(meta))
+    (tmp_path / "builds.txt").write_text("build-a\nbuild-b\nbuild-c\n")
+    import pandas as pd
+
+    def order(*args: str) -> list[str]:
+        out = tmp_path / ("h" + "-".join(args).replace("/", "_"))
+        r = bench("history", str(tmp_path / "r"), "--out", str(out), *args)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return list(pd.read_csv(out / "history.csv")["build"])
+
+    assert order("--order", "build", "--builds", str(tmp_path / "builds.txt")) == ["build-a", "build-b", "build-c"]
+    assert order("--order", "build") == order("--order", "time") == ["build-c", "build-a", "build-b"]
+    r = bench("history", str(tmp_path / "r"), "--order", "time", "--builds", str(tmp_path / "builds.txt"))
+    assert r.returncode == 2 and "--order build" in r.stderr and "Traceback" not in r.stderr

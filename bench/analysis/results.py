@@ -226,6 +226,15 @@ def write_run_json(run_dir: Path, meta: dict) -> Path:
     return path
 
 
+def _build(flag: str | None) -> dict | None:
+    import os
+
+    from bench.schema import build_ref
+
+    ref = build_ref(flag, os.environ)
+    return ref.model_dump() if ref else None
+
+
 def ensure_records(run_dir: Path) -> None:
     """A run made with plain ``locust`` leaves a spool: turn it into Parquet and a minimal run.json."""
     run_dir = Path(run_dir)
@@ -249,6 +258,7 @@ def ensure_records(run_dir: Path) -> None:
             "ended": collector.get("ended"),
             "warmup_s": float(collector.get("warmup_s") or 0.0),
             "warmup_rule": collector.get("warmup_rule"),
+            "build": _build(collector.get("build_id")),
             **environment_info(),
         }
         write_run_json(run_dir, meta)

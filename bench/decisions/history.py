@@ -49,6 +49,7 @@ def find_runs(root: Path) -> list[dict]:
                 "run_id": meta.get("run_id", d.name),
                 "started": meta.get("started") or 0.0,
                 "git": meta.get("git"),
+                "build": (meta.get("build") or {}).get("id"),
                 "digest": (meta.get("scenario") or {}).get("sha256"),
                 "scenario": (meta.get("scenario") or {}).get("name"),
                 "warmup_s": float(meta.get("warmup_s") or 0.0),
@@ -80,8 +81,14 @@ def _grouped_percentiles(df: pd.DataFrame, metric: str, keep: pd.Series) -> pd.D
     return out
 
 
-def history(root: Path, digest: str | None = None, order: str = "time") -> tuple[pd.DataFrame, list[dict]]:
-    """One row per run and model: percentiles with intervals, error rate, verdict."""
+def history(
+    root: Path, digest: str | None = None, order: str = "time", builds: list[str] | None = None
+) -> tuple[pd.DataFrame, list[dict]]:
+    """One row per run and model: percentiles with intervals, error rate, verdict.
+
+    ``order``: ``time`` (start time), ``build`` (the build under test, ``run.json`` ``build.id``: in the
+    order of ``builds`` when given, e.g. the app's ``git log --reverse --format=%H``, else in the order each
+    build was first run) or ``git`` (the harness's own revision, first seen)."""
     import pyarrow.dataset as ds
 
     runs = find_runs(root)
@@ -141,10 +148,22 @@ def history(root: Path, digest: str | None = None, order: str = "time") -> tuple
         keep = err.isna() | ((err == ErrorClass.cancelled) if m in FIRST_PART else False)
         parts.append(_grouped_percentiles(df, m, keep))
     rows = pd.concat(parts, axis=1).reset_index()
-    for field in ("started", "git", "verdict"):
+    for field in ("started", "git", "build", "verdict"):
         rows[field] = rows["run_id"].map({k: v[field] for k, v in by_id.items()})
     out = rows
-    if order == "git":  # git order: the order the revisions were first seen, oldest first
+    if order == "build":
+        if out["build"].isna().all():
+            raise InputError(
+                f"{root}: no run records its build (run.json 'build'): pass --build-id to bench run, or set "
+                "BENCH_BUILD_ID in the CI job; --order time orders by start time"
+            )
+        if builds:
+            rank = {b: i for i, b in enumerate(builds)}
+            key = out["build"].map(rank).fillna(len(rank))  # builds not in the list last, by time
+        else:
+            key = out.groupby("build", dropna=False)["started"].transform("min")
+        out = out.assign(_k=key).sort_values(["_k", "started"]).drop(columns="_k")
+    elif order == "git":  # git order: the order the revisions were first seen, oldest first
         first_seen = out.groupby("git")["started"].transform("min")
         out = out.assign(_k=first_seen).sort_values(["_k", "started"]).drop(columns="_k")
     else:
@@ -178,7 +197,10 @@ def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
                 ax.scatter(
                     x[bad.to_numpy()], g.loc[bad, f"{metric}_p95"], color="crimson", zorder=5, s=40, label="gate: regression"
                 )
-            ax.set(title=f"{model.split('/')[-1]}: {title}", xlabel=f"run ({'git revision' if order == 'git' else 'time'} order)")
+            ax.set(
+                title=f"{model.split('/')[-1]}: {title}",
+                xlabel=f"run ({ {'git': 'harness revision', 'build': 'build'}.get(order, 'time') } order)",
+            )
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax = axes[r, 2]
@@ -194,6 +216,7 @@ def write_outputs(h: pd.DataFrame, out: Path, order: str) -> dict[str, Path]:
     cols = [
         "run_id",
         "model",
+        "build",
         "git",
         "requests",
         "ttfc_ms_p50",

@@ -59,6 +59,7 @@ def _init(environment, **kw) -> None:
             "slos": s.scenario.slos,
             "models": s.models,
             "run_id": s.run_id,
+            "build_id": getattr(opts, "build_id", "") or "",
         }
 
 
