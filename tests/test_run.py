@@ -15,6 +15,8 @@ from conftest import FAST, SECRET, bench_cmd, bench_env
 
 from bench.scenario import load_scenario
 
+DATA = Path(__file__).parent / "data"
+
 METRICS_COLUMNS = [
     "run_id",
     "request_id",
@@ -151,6 +153,31 @@ def test_plain_locust_two_processes_delivers_every_record(target, tmp_path):
     assert col["sent"] == col["records"] == len(df) > 10
     assert df["worker"].nunique() == 2
     assert set(df["error"].dropna()) <= {"cancelled"}  # streams in flight at the end are kept, as cancelled
+
+
+def test_plain_locust_with_bad_credentials_stops_at_the_preflight_with_bench_runs_line(target, tmp_path):
+    """A wrong JWT secret: before, one plain-Locust user sent 11,133 requests in 5 s, every one a 401."""
+    import httpx
+
+    wrong = bench_env(BENCH_JWT_SECRET="not-the-target-secret-" + "x" * 20)
+    httpx.delete(f"{target.url}/_bench/truth", timeout=10)
+    cmd = ["locust", "-f", "locustfile.py", "--host", target.url, "--headless", "-u", "4", "-r", "4", "-t", "5s"]
+    cmd += ["--results-dir", str(tmp_path / "plain"), "--auth", "jwt", "--scenario", str(DATA / "one-turn.yaml")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=wrong, cwd=Path(__file__).parent.parent)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    plain = [x for x in r.stderr.splitlines() if x.startswith("error: ")]
+    assert len(plain) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    sent = httpx.get(f"{target.url}/_bench/truth", timeout=10).json()
+    assert len(sent) == 1, len(sent)  # the preflight's one request per model, and nothing after it
+    b = subprocess.run(
+        bench_cmd("run", "--host", target.url, "--auth", "jwt", "--scenario", str(DATA / "one-turn.yaml"), "-t", "3s")
+        + ["--out", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=wrong,
+    )
+    assert b.returncode == 2 and [x for x in b.stderr.splitlines() if x.startswith("error: ")] == plain, (plain, b.stderr)
 
 
 def test_plain_locust_web_ui_sigterm_leaves_a_whole_run_folder(target, tmp_path):

@@ -259,6 +259,7 @@ def ensure_records(run_dir: Path) -> None:
             "warmup_s": float(collector.get("warmup_s") or 0.0),
             "warmup_rule": collector.get("warmup_rule"),
             "build": _build(collector.get("build_id")),
+            "preflight": collector.get("preflight") or [],
             **environment_info(),
         }
         write_run_json(run_dir, meta)

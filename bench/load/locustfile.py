@@ -44,6 +44,8 @@ def _init(environment, **kw) -> None:
         except InputError as exc:
             sys.stderr.write(f"error: {exc}\n")
             sys.exit(2)
+        if environment.host and _preflight(environment, state.settings) is not None:
+            sys.exit(2)  # bad credentials, a wrong model, no server: one line before any load, as bench run says it
         run_dir = state.settings.run_dir
     else:
         run_dir = None
@@ -60,15 +62,43 @@ def _init(environment, **kw) -> None:
             "models": s.models,
             "run_id": s.run_id,
             "build_id": getattr(opts, "build_id", "") or "",
+            "preflight": state.preflight_log,
         }
+
+
+def _preflight(environment, s) -> str | None:
+    """Plain Locust's preflight: the one bench run does (one request per model, playground mode), run
+    before the first user. ``bench run``'s own child skips it (its parent ran it). Returns the error line."""
+    import os
+
+    from bench.preflight import PreflightError, preflight
+
+    state = load_state(environment)
+    if os.environ.get("BENCH_CHILD") or state.preflight_host == environment.host:
+        return None
+    state.preflight_host = environment.host
+    try:
+        preflight(environment.host, s.models, s.route, s.credentials, tls=s.tls, headers=s.headers, log=state.preflight_log)
+    except PreflightError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return str(exc)
+    return None
 
 
 @events.test_start.add_listener
 def _test_start(environment, **kw) -> None:
     runner = environment.runner
+    state = load_state(environment)
+    if not isinstance(runner, WorkerRunner) and environment.host and state.settings is not None:
+        # a host first given in the web UI: checked as the test starts; the test stops before its users send
+        if _preflight(environment, state.settings) is not None:
+            import gevent
+
+            environment.process_exit_code = 2
+            gevent.spawn(runner.quit if environment.parsed_options.headless else runner.stop)
+            return
     if isinstance(runner, MasterRunner):
         return
-    state = load_state(environment)
     if isinstance(runner, WorkerRunner):
         # the master's options arrive with the spawn message; build settings from them now
         state.settings = settings_from(environment.parsed_options)

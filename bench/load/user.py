@@ -13,7 +13,7 @@ import itertools
 import random
 import ssl
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import monotonic_ns
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
@@ -46,6 +46,8 @@ class LoadState:
     collector: Collector | None = None
     arrivals: Schedule | None = None
     ssl_context: ssl.SSLContext | None = None
+    preflight_host: str | None = None  # the host plain Locust's preflight checked (a web-UI host is checked at start)
+    preflight_log: list[dict] = field(default_factory=list)  # its requests, for run.json: the server saw them
 
     def ssl_context_factory(self, **kw):
         """One SSL context for every user of the process (creating one costs about 20 ms of CPU)."""
