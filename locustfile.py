@@ -6,9 +6,21 @@ the stage after the load: when a plain Locust run ends, its spool becomes ``requ
 ``run.json`` (``bench/load/`` itself never imports ``bench/analysis/``).
 """
 
+import os
+import sys
 from pathlib import Path
 
 import locust  # noqa: F401  (first: Locust monkey-patches the standard library when imported)
+
+# Locust puts the working directory first on the import path: run from a folder holding another `bench/`
+# (the user's scripts, a second checkout), that one would replace this harness. The harness is imported first without it.
+_cwd = os.path.realpath(os.getcwd())
+if _cwd != os.path.realpath(os.path.dirname(os.path.abspath(__file__))) and "bench" not in sys.modules:
+    _path = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _cwd]
+    import bench  # noqa: F401  (the harness itself binds the name; its submodules follow its own __path__)
+
+    sys.path[:] = _path  # the user's own modules in that folder still import
 
 from bench.load.collect import Collector
 from bench.load.locustfile import *  # noqa: F401,F403

@@ -99,3 +99,29 @@ def test_history_reads_run_folders_of_two_harness_versions(tmp_path):
     r = bench("history", str(tmp_path / "r"), "--out", str(tmp_path / "h"))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "2 runs" in r.stdout
+
+
+def test_a_bench_folder_in_the_working_directory_does_not_replace_the_harness(tmp_path):
+    """A user's own `bench/` package (or a second checkout) in the folder bench run starts from: the target and
+    the Locust child are started with `python -P`, so they import the installed harness, not the decoy."""
+    import sys
+
+    decoy = tmp_path / "work" / "bench"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('decoy bench package imported')\n")
+    (decoy / "target").mkdir()
+    (decoy / "target" / "__init__.py").write_text("raise SystemExit('decoy bench.target imported')\n")
+    script = Path(sys.executable).parent / "bench"  # the console script, as a user types `bench`
+    r = subprocess.run(
+        [str(script), "run", "--out", str(tmp_path / "out"), "--target-profiles", FAST, "-t", "3s", "-u", "2", "-q"]
+        + ["--scenario", str(DATA / "one-turn.yaml"), "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bench_env(),
+        cwd=tmp_path / "work",
+    )
+    assert r.returncode == 0 and "decoy" not in r.stderr, r.stderr[-2000:]
+    run = next(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["records"] > 0 and "decoy" not in (run / "locust.log").read_text()

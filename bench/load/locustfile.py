@@ -7,9 +7,20 @@
 from __future__ import annotations
 
 import gc
+import os
 import random
 import sys
 from pathlib import Path
+
+# Locust puts the working directory first on the import path: a `bench/` folder where the user stands (their
+# own scripts, a second checkout) would replace the harness here. The harness is imported first without it.
+_cwd = os.path.realpath(os.getcwd())
+if _cwd != os.path.realpath(str(Path(__file__).resolve().parents[2])) and "bench" not in sys.modules:
+    _path = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _cwd]
+    import bench  # noqa: F401  (the harness itself binds the name; its submodules follow its own __path__)
+
+    sys.path[:] = _path  # the user's own modules in that folder still import
 
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
