@@ -200,10 +200,15 @@ def run(o: RunOptions) -> Path:
                 models = served_models(host, creds, tls)
                 o.models = ",".join(models)
         else:
+            if not o.quiet:  # a first run waits here for a second or more (longer on a loaded machine): say why
+                click.echo("starting the embedded reference target (no --host given) ...", err=True)
+            t_target = time.monotonic()
             target, secret = embedded_target(
                 o, log=run_dir / "target.log", truth_file=run_dir / "target-truth.jsonl", pin=o.processes == 1
             )
             host = target.url
+            if not o.quiet:
+                click.echo(f"target ready on {host} in {time.monotonic() - t_target:.1f} s", err=True)
             env["BENCH_JWT_SECRET"] = secret
             for var in ("BENCH_TOKEN", "BENCH_COOKIE"):
                 env.pop(var, None)
@@ -220,7 +225,8 @@ def run(o: RunOptions) -> Path:
                 "flavor": o.target_flavor,
             }
         if not o.quiet:
-            click.echo(f"preflight: {len(models)} model(s) on {host} ...", err=True)
+            click.echo(f"preflight: one request to each of {len(models)} model(s) on {host} ...", err=True)
+        t_preflight = time.monotonic()
         preflight_log: list[dict] = []
         for i, creds in enumerate(candidates):  # --auth auto: the first credentials the target accepts
             try:
@@ -244,6 +250,11 @@ def run(o: RunOptions) -> Path:
                 }
             )
         target_info["stream_formats"] = formats
+        if not o.quiet:
+            click.echo(
+                f"preflight: every model answered in {time.monotonic() - t_preflight:.1f} s; the load runs {seconds:g} s",
+                err=True,
+            )
         started_load = True
         cmd = _locust_cmd(
             o, host, seconds, run_dir, run_id, pin=pinning()[1] if target is not None and o.processes == 1 else None
