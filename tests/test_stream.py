@@ -310,9 +310,12 @@ def test_ttfc_matches_target_truth_at_100_streams():
     attempt's p99 read 0.8-4.7 ms, so a timed test only guards against a systematic lag (p50 under
     1 ms, every part seen after it was written) and gross error (p99 under 10 ms).
     """
-    results = accuracy_run([], 100)
-    assert min(p50 for p50, _ in results) < 1.0, results
-    assert min(p99 for _, p99 in results) < 10.0, results
+    from conftest import OtherWork
+
+    with OtherWork() as other:
+        results = accuracy_run([], 100)
+    other.bound(min(p50 for p50, _ in results) < 1.0, f"TTFC error p50 under 1 ms: {results}")
+    other.bound(min(p99 for _, p99 in results) < 10.0, f"TTFC error p99 under 10 ms: {results}")
 
 
 @pytest.mark.parametrize(
@@ -324,8 +327,11 @@ def test_every_stream_format_decodes_exactly_and_on_time(flavor, kind):
     """Each format the route (or an OpenAI server) sends, 50 streams: every part and character, never
     seen before it was written, TTFC error bounded. The 2 ms figure is a benchmark's
     (benchmarks/stream_formats.py): on a shared machine a timed test only guards against gross error."""
-    results = accuracy_run(["--flavor", flavor], 50, kind, target_p99=2.0)
-    assert min(p99 for _, p99 in results) < 15.0, results
+    from conftest import OtherWork
+
+    with OtherWork() as other:
+        results = accuracy_run(["--flavor", flavor], 50, kind, target_p99=2.0)
+    other.bound(min(p99 for _, p99 in results) < 15.0, f"TTFC error p99 under 15 ms: {results}")
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,9 @@ def test_trace_replay_keeps_every_arrival_at_its_time(tmp_path, speedup):
     trace = tmp_path / "trace.jsonl"
     rows = bursty_trace(trace)
     assert len(rows) == 1000
+    from conftest import OtherWork
+
+    other = OtherWork().__enter__()
     r = bench(
         "run",
         "--trace",
@@ -258,6 +261,7 @@ def test_trace_replay_keeps_every_arrival_at_its_time(tmp_path, speedup):
         "--no-report",
         timeout=180,
     )
+    other.__exit__()
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "out")
     df = pd.read_parquet(run / "requests.parquet")
@@ -274,7 +278,7 @@ def test_trace_replay_keeps_every_arrival_at_its_time(tmp_path, speedup):
     expected = info["t0_ns"] + df["trace_row"].map(t_of) / speedup * 1e9
     err_ms = np.abs(intended - expected) / 1e6
     # on time: the median within 1 ms; the tail only against gross error (a shared CI machine stalls)
-    assert np.percentile(err_ms, 50) < 1.0 and np.percentile(err_ms, 99) < 20.0, np.percentile(err_ms, [50, 99, 100])
+    late = np.percentile(err_ms, [50, 99, 100])
     # a conversation's turns went in order, each with the live history of the ones before
     multi = df[df["conversation"].str.startswith("conv-")].sort_values(["conversation", "turn"])
     for _, g in multi.groupby("conversation"):
@@ -289,6 +293,7 @@ def test_trace_replay_keeps_every_arrival_at_its_time(tmp_path, speedup):
         assert len(again.rows) == 1000
         first = load_trace(trace)
         assert np.allclose(sorted(x.t for x in again.rows), sorted(x.t for x in first.rows), atol=0.002)
+    other.bound(late[0] < 1.0 and late[1] < 20.0, f"intended-time error p50 < 1 ms and p99 < 20 ms: {late}")
 
 
 def test_token_length_mix_achieves_the_requested_mean(tmp_path):
