@@ -63,3 +63,28 @@ def test_too_few_runs_widen_nothing_and_say_so(tmp_path):
     result = json.loads((runs[1] / "compare" / "compare.json").read_text())
     assert "2 earlier run(s)" in result["noise"]["note"] and "not widened" in result["noise"]["note"]
     assert "not widened" in r.stdout
+
+
+def test_gap_statistics_get_their_own_run_to_run_spread(tmp_path):
+    """Gaps too: each run's pooled gap p99 with its whole-stream interval; a same build on a 9 % slower
+    afternoon is a gap regression within the run, and not once the spread of 6 earlier runs is added."""
+    from bench.decisions.noise import between_run_gap_sd
+
+    rng = np.random.default_rng(11)
+    factors = list(np.exp(rng.normal(0, 0.06, 8)))
+    factors[0], factors[1] = 1.0, 1.09
+    runs = []
+    for k, f in enumerate(factors):
+        gaps = lognormal(4000, 20 * f, 0.25, seed=100 + k)
+        rows = [row("m/a", 100.0, t=i * 0.01, gap_ms=float(g), chunks=12) for i, g in enumerate(gaps)]
+        runs.append(write_run(tmp_path / "r" / f"run-{k:02d}", rows))
+    sds = between_run_gap_sd(tmp_path / "r", "x", {"run-00", "run-01"}, ["p99"])
+    assert 0.5 < sds[("m/a", "gaps_ms", "p99")] < 8.0, sds  # about 6 % of a ~36 ms p99
+    tols = load_tolerances(["gaps_ms:p99:+5%"], None)
+    plain = next(r for r in compare_runs(runs[0], runs[1], tols)["rows"] if r["metric"] == "gaps_ms")
+    widened = compare_runs(runs[0], runs[1], tols, noise_from=tmp_path / "r")
+    w = next(r for r in widened["rows"] if r["metric"] == "gaps_ms")
+    assert plain["verdict"] == "regression", {k: plain[k] for k in ("baseline", "diff", "ci_low", "ci_high", "verdict")}
+    assert w["verdict"] != "regression" and "run-to-run" in w["reason"], w
+    assert json.dumps(widened["noise"]["sd"])  # the spreads used are in compare.json, gaps among them
+    assert "m/a|gaps_ms|p99" in widened["noise"]["sd"]

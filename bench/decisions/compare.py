@@ -360,6 +360,8 @@ def compare_runs(
         digest = (read_run_json(cand_dir).get("scenario") or {}).get("sha256")
         ids = {str(read_run_json(d).get("run_id", Path(d).name)) for d in (base_dir, cand_dir)}
         sds, n_runs = noise.between_run_sd(noise_from, digest, ids)
+        gap_tols = sorted({t.stat for t in tolerances if t.metric == "gaps_ms"})
+        sds.update(noise.between_run_gap_sd(noise_from, digest, ids, gap_tols) if n_runs >= noise.MIN_RUNS else {})
         noise_note = noise.describe(sds, n_runs, noise_from)
     gap_stats = sorted({t.stat for t in tolerances if t.metric == "gaps_ms"})
     gaps_b = {s: gap_samples(db, s, 0) for s in gap_stats}

@@ -48,6 +48,39 @@ def between_run_sd(root: Path, digest: str | None, exclude: set[str]) -> tuple[d
     return out, runs
 
 
+def between_run_gap_sd(root: Path, digest: str | None, exclude: set[str], stats: list[str]) -> dict[tuple[str, str, str], float]:
+    """The same for the gap statistics (``gaps_ms`` p50/p99/...): each earlier run's pooled gap
+    statistic and its within-run interval from whole streams (the gate's own ``gap_samples`` and
+    ``interval``), so the gaps of one stream stay one cluster here too. Reads each run's gaps once."""
+    from bench.analysis.runfolder import open_run
+    from bench.decisions.compare import gap_samples, interval
+    from bench.decisions.history import find_runs
+
+    if not stats:
+        return {}
+    runs = [r for r in find_runs(root) if r["digest"] == digest and str(r["run_id"]) not in exclude]
+    if len(runs) < MIN_RUNS:
+        return {}
+    values: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for r in runs:
+        run = open_run(Path(r["dir"]), r["warmup_s"]).on_wire
+        for stat in stats:
+            for model, sample in gap_samples(run, stat, 0).items():
+                if sample.point is None or sample.values.size == 0:
+                    continue
+                i = interval(sample, stat)
+                if math.isfinite(i.low) and math.isfinite(i.high):
+                    values.setdefault((str(model), stat), []).append((float(sample.point), (i.high - i.low) / (2 * Z)))
+    out: dict[tuple[str, str, str], float] = {}
+    for (model, stat), v in values.items():
+        if len(v) < MIN_RUNS:
+            continue
+        points = pd.Series([x for x, _ in v])
+        within = float(pd.Series([h**2 for _, h in v]).mean())
+        out[(model, "gaps_ms", stat)] = math.sqrt(max(0.0, float(points.var(ddof=1)) - within))
+    return out
+
+
 def widen(d: float, lo: float, hi: float, sd: float) -> tuple[float, float]:
     """The difference's interval with two runs' between-run variance added to each side."""
     extra = Z * math.sqrt(2.0) * sd
