@@ -141,7 +141,20 @@ def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
         cls = ErrorClass.invalid_model
     else:
         cls = ErrorClass.bad_request
+        if status == 400 and isinstance(obj, dict):
+            message = f"{message} {_issues_line(obj)}".strip()  # which field the app refused, and why
     return cls, f"{status} {message}".strip()[:300]
+
+
+def _issues_line(obj: dict) -> str:
+    """A ZodError's issues in one line ("(is_playground: Expected boolean, received null)"), as h3 and
+    Nitro carry them under ``data`` (the real handler's 400s for a query or body it refuses)."""
+    out = []
+    for i in _zod_issues(obj)[:3]:
+        path = i.get("path")
+        where = ".".join(str(x) for x in path) if isinstance(path, list) else ""
+        out.append(f"{where + ': ' if where else ''}{str(i.get('message', ''))[:120]}".strip())
+    return "(" + "; ".join(x for x in out if x) + ")" if any(out) else ""
 
 
 def _discard(resp) -> None:

@@ -289,6 +289,42 @@ class OpenAIFramer(Framer):
         return out + b"data: [DONE]\n\n"
 
 
+class TgiFramer(Framer):
+    """Bytes of Hugging Face text-generation-inference's token stream (``/generate_stream``, and the
+    Inference API's ``/models/{model}`` with ``stream: true``, which the Neptun app calls): one SSE event
+    per token, the last one with ``generated_text``."""
+
+    def __init__(self) -> None:
+        super().__init__(sse=True, finish_part=True)
+        self.index = 0
+        self.generated: list[str] = []
+
+    def _token(self, text: str, special: bool = False, generated: str | None = None) -> bytes:
+        self.index += 1
+        token = {"id": 1000 + self.index, "text": text, "logprob": -0.25, "special": special}
+        obj = {"index": self.index, "token": token, "generated_text": generated, "details": None, "top_tokens": None}
+        return b"data:" + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+    def start(self) -> bytes:
+        return b""
+
+    def text(self, text: str) -> bytes:
+        self.generated.append(text)
+        return self._token(text)
+
+    def error(self, message: str) -> bytes:
+        return b"data:" + json.dumps({"error": message, "error_type": "generation"}).encode() + b"\n\n"
+
+    def malformed(self) -> bytes:
+        return b'data:{"token": {\n\n'
+
+    def padding(self) -> bytes:
+        return b":\n\n"
+
+    def finish(self, prompt_tokens: int, tokens: int) -> bytes:
+        return self._token("<|im_end|>", special=True, generated="".join(self.generated))
+
+
 class Target:
     """The aiohttp application and the state behind it (engines, truth, fault RNG)."""
 
@@ -305,6 +341,10 @@ class Target:
         self.app.router.add_post(SIBLING_ROUTE, self.route_chat)  # the app's sibling routes, same body and stream
         self.app.router.add_post("/v1/chat/completions", self.openai_chat)
         self.app.router.add_get("/v1/models", self.openai_models)
+        # a model server as the app calls it (Hugging Face's Inference API / TGI): --backend-mode tgi
+        self.app.router.add_post("/generate_stream", self.tgi_stream)
+        self.app.router.add_post("/models/{owner}/{name}", self.tgi_stream)
+        self.app.router.add_post("/hf-inference/models/{owner}/{name}", self.tgi_stream)
         self.app.router.add_get("/_bench/health", self.health)
         self.app.router.add_get("/_bench/truth", self.get_truth)
         self.app.router.add_delete("/_bench/truth", self.clear_truth)
@@ -551,6 +591,44 @@ class Target:
             request, truth, model, messages, faults, OpenAIFramer(model, include_usage), "text/event-stream"
         )
 
+    async def tgi_stream(self, request: web.Request) -> web.StreamResponse:
+        """TGI's token stream: ``{"inputs": PROMPT, "parameters": {...}}`` to ``/generate_stream`` (the model:
+        ``"model"`` in the body, else the first profile) or to ``/models/{owner}/{name}`` with ``"stream": true``.
+        One token a part, a reasoning model's thinking inside ``<think>`` tokens: the raw stream a route such as
+        Neptun's turns into its own parts (``bench target --upstream`` in front of this one)."""
+        body = await self._read_json(request)
+        wanted = (
+            f"{request.match_info['owner']}/{request.match_info['name']}"
+            if "owner" in request.match_info
+            else (body.get("model", "") if isinstance(body, dict) else "")
+        )
+        model = next((m for m in self.engines if m.lower() == str(wanted).lower()), None)
+        if model is None and "owner" not in request.match_info:
+            model = next(iter(self.engines))
+        truth = self._truth(request, "tgi", model or str(wanted))
+        if isinstance(body, web.Response):
+            truth.status = body.status
+            return body
+        if not self.config.auth.check(request.headers.get("Authorization"), request.cookies):
+            truth.status = 401
+            return web.json_response({"error": "Authorization header is correct, but the token seems invalid"}, status=401)
+        if model is None:
+            truth.status = 404
+            return web.json_response({"error": f"Model {wanted} does not exist"}, status=404)
+        inputs = body.get("inputs")
+        if not isinstance(inputs, str) or not inputs:
+            truth.status = 422
+            return web.json_response({"error": "Input validation error: `inputs` must be a non-empty string"}, status=422)
+        faults = self._faults(request)
+        if isinstance(faults, web.Response):
+            return faults
+        params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        if params.get("max_new_tokens"):
+            faults.tokens = faults.tokens or int(params["max_new_tokens"])
+        truth.faults = ",".join(faults.names)
+        messages = [{"role": "user", "content": inputs}]
+        return await self._stream(request, truth, model, messages, faults, TgiFramer(), "text/event-stream", raw=True)
+
     async def _complete(self, truth: Truth, model: str, messages: list, faults: FaultPlan) -> web.Response:
         parts = []
         plan = self._plan(model, messages, faults)
@@ -579,7 +657,7 @@ class Target:
         )
 
     # --- streaming, shared by both routes ------------------------------------------------
-    def _plan(self, model: str, messages: list, faults: FaultPlan, truth: Truth | None = None) -> Plan:
+    def _plan(self, model: str, messages: list, faults: FaultPlan, truth: Truth | None = None, raw: bool = False) -> Plan:
         cached, _ = self.prefix_cache.lookup(model, messages)
         if truth is not None:
             truth.cached_tokens = cached
@@ -594,9 +672,12 @@ class Target:
         ]
         key = json.dumps(last, sort_keys=True) + str(len(messages))
         prompt_chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
-        return make_plan(self.engines[model].profile, self.config.seed, key, prompt_chars, faults.tokens)
+        profile = self.engines[model].profile
+        return make_plan(profile, self.config.seed, key, prompt_chars, faults.tokens, raw=raw)
 
-    async def _stream(self, request, truth: Truth, model, messages, faults: FaultPlan, framer: Framer, content_type: str):
+    async def _stream(
+        self, request, truth: Truth, model, messages, faults: FaultPlan, framer: Framer, content_type: str, raw: bool = False
+    ):
         if faults.status == 500:
             truth.status, truth.outcome = 500, "fault:500"
             return _error(500, "Internal Server Error")
@@ -604,7 +685,7 @@ class Target:
             truth.status, truth.outcome = 429, "fault:429"
             return _error(429, "Too Many Requests", {"Retry-After": str(int(faults.retry_after))})
         engine = self.engines[model]
-        plan = self._plan(model, messages, faults, truth)
+        plan = self._plan(model, messages, faults, truth, raw=raw)
         truth.prompt_tokens = plan.prompt_tokens
         rng = random.Random(self.rng.random())
         t_queue = time.monotonic_ns()

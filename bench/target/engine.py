@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import math
 import random
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -46,7 +47,11 @@ class Plan:
     prompt_tokens: int
 
 
-def make_plan(profile: ModelProfile, seed: int, key: str, prompt_chars: int, tokens: int | None = None) -> Plan:
+def make_plan(
+    profile: ModelProfile, seed: int, key: str, prompt_chars: int, tokens: int | None = None, raw: bool = False
+) -> Plan:
+    """``raw``: the model server's own stream (TGI), one token a part, a reasoning model's thinking
+    between ``<think>`` and ``</think>`` tokens; otherwise the route's parts as the app sends them."""
     digest = hashlib.blake2b(f"{seed}|{profile.name}|{key}".encode(), digest_size=8).digest()
     rng = random.Random(int.from_bytes(digest, "little"))
     if tokens is None:
@@ -61,6 +66,21 @@ def make_plan(profile: ModelProfile, seed: int, key: str, prompt_chars: int, tok
         i += rng.randint(8, 20)
     words[-1] += "."
     if profile.reasoning:
+        # paragraphs: a reasoning model's answer comes as paragraphs, and the app flushes its R1 buffer at
+        # a paragraph's end (a ".\n\n" token) far more often than at a sentence's (see r1_parts)
+        ends = [k for k, w in enumerate(words[:-1]) if w.endswith(".")]
+        for j in range(rng.randint(1, 3), len(ends), 3):
+            words[ends[j]] += "\n\n"
+    if raw:
+        words[0] = words[0].lstrip()
+        if profile.reasoning:
+            think = max(1, min(n - 1, n * 2 // 5)) if n > 1 else 1
+            if think < n:
+                words[think] = words[think].lstrip()
+            # the tags are tokens too: the reply stays within max_new_tokens (a long thought may use it all)
+            words = ["<think>", "\n", *words[:think], "\n", "</think>", "\n\n", *words[think:]][:n]
+        return Plan(parts=[(w, 1) for w in words], tokens=len(words), prompt_tokens=prompt_tokens_of(prompt_chars))
+    if profile.reasoning:
         # as the app sends DeepSeek R1: the whole thinking held back until </think>, then sent as ONE
         # part rewritten into a <details> block; the answer follows in sentence-sized parts
         think = max(1, min(n - 1, n * 2 // 5)) if n > 1 else 1
@@ -71,7 +91,7 @@ def make_plan(profile: ModelProfile, seed: int, key: str, prompt_chars: int, tok
         rest = words[think:]
         if rest:
             rest[0] = rest[0].lstrip()
-        parts = [block] + _sentences(rest)
+        parts = [block] + r1_parts(rest)
     else:
         words[0] = words[0].lstrip()
         step = profile.tokens_per_part
@@ -79,14 +99,21 @@ def make_plan(profile: ModelProfile, seed: int, key: str, prompt_chars: int, tok
     return Plan(parts=parts, tokens=n, prompt_tokens=prompt_tokens_of(prompt_chars))
 
 
-def _sentences(words: list[str]) -> list[tuple[str, int]]:
-    """Group tokens into sentence- or paragraph-sized parts, as the deployed R1 route buffers them."""
+_FLUSH = re.compile(r"[.!?]\s$")
+
+
+def r1_parts(words: list[str]) -> list[tuple[str, int]]:
+    """The answer tokens grouped as the app's R1 route sends them: its buffer is flushed when it ends a
+    paragraph (``\n\n``) or ends with a sentence's punctuation followed by whitespace. Tokens carry their
+    leading space (" word."), so a sentence end is seldom followed by whitespace in the same buffer: the
+    parts are mostly paragraphs (seen in the app's real handler, tests/data/real-app/)."""
     parts: list[tuple[str, int]] = []
     buf: list[str] = []
     for w in words:
         buf.append(w)
-        if w.endswith((".", "?", "!", "\n")):
-            parts.append(("".join(buf), len(buf)))
+        text = "".join(buf)
+        if text.endswith("\n\n") or _FLUSH.search(text):
+            parts.append((text, len(buf)))
             buf = []
     if buf:
         parts.append(("".join(buf), len(buf)))
