@@ -42,7 +42,7 @@ def main() -> None:
         client = HTTPClient.from_url(url, concurrency=1, network_timeout=30, ssl_options={"ca_certs": ca} if ca else None)
         gevent.sleep(rng.uniform(0, 1.0))  # random starts, as the user class does: no lock-step bursts
         h = {
-            "Authorization": f"Bearer {token}",
+            "Cookie": f"neptun-session={token}",
             "X-Request-ID": ids[i],
             "X-Bench-Fault": "tokens=40,step_ms=50,ttft_ms=100",
             "Content-Type": "application/json",

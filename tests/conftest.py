@@ -75,6 +75,14 @@ def target():
 
 
 @pytest.fixture(scope="session")
+def gateway_target():
+    """A deployment that takes a bearer JWT (the documented route, or a gateway in front of the app); the
+    deployed flavour, as the app, reads only the session cookie."""
+    with TargetProcess(["--profiles", FAST, "--seed", "1", "--flavor", "documented"], secret=SECRET) as t:
+        yield t
+
+
+@pytest.fixture(scope="session")
 def documented_target():
     with TargetProcess(["--profiles", FAST, "--flavor", "documented", "--finish-part", "--no-auth"]) as t:
         yield t
@@ -82,7 +90,7 @@ def documented_target():
 
 @pytest.fixture()
 def auth_headers():
-    return {"Authorization": f"Bearer {token()}"}
+    return {"Cookie": f"neptun-session={token()}"}
 
 
 def bench_env(**extra) -> dict:

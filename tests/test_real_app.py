@@ -52,10 +52,16 @@ def test_bare_cookie_authenticates_and_a_stray_token_does_not_break_the_run(targ
     assert meta["auth"] == "cookie" and meta["preflight"] and meta["preflight"][0]["status"] == 200
 
 
-def test_auto_auth_keeps_what_the_target_accepts(target, tmp_path):
-    """A rejected cookie first, a good token second: the preflight says so and the run goes on with the token."""
+def test_auto_auth_keeps_what_the_target_accepts(tmp_path):
+    """A rejected cookie first, a good token second (a deployment whose gateway takes bearer tokens: the
+    documented flavour; the app itself never reads one): the preflight says so and the run goes on with the token."""
+    from conftest import SECRET
+
+    from bench.target import TargetProcess
+
     env = bench_env(BENCH_COOKIE="neptun-session=expired", BENCH_TOKEN=token())
-    r = run(tmp_path / "b", "--host", target.url, "--scenario", ONE_TURN, "-t", "3s", "-u", "2", "--no-report", env=env)
+    with TargetProcess(["--flavor", "documented", "--profiles", FAST], secret=SECRET) as gateway:
+        r = run(tmp_path / "b", "--host", gateway.url, "--scenario", ONE_TURN, "-t", "3s", "-u", "2", "--no-report", env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "session cookie from BENCH_COOKIE was rejected; trying the token from BENCH_TOKEN" in r.stderr
     meta = json.loads((only_run(tmp_path / "b") / "run.json").read_text())

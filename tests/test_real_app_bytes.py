@@ -105,7 +105,7 @@ def test_the_targets_deployed_flavour_answers_as_the_real_handler(target):
     """Same content type, no finish part, R1's block first and paragraph-sized answer parts after it."""
     from conftest import token
 
-    hdr = {"Authorization": f"Bearer {token()}", "Content-Type": "application/json"}
+    hdr = {"Cookie": f"neptun-session={token()}", "Content-Type": "application/json"}
     path = "/api/ai/huggingface/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/chat?chat_id=-1&is_playground=true"
     msgs = {"messages": [{"role": "user", "content": "How do I read a file in Python? " * 3}]}
     with httpx.Client(base_url=target.url, timeout=30) as c:
@@ -124,7 +124,7 @@ def test_a_backend_failure_mid_stream_leaves_the_response_open_and_silent_and_th
     assert f["status"] == 200 and not f["ended"] and len(parts(f)) == 6, f  # six parts, then nothing: no close
     from conftest import token
 
-    hdr = {"Authorization": f"Bearer {token()}", "Content-Type": "application/json", "X-Bench-Fault": "silent=6"}
+    hdr = {"Cookie": f"neptun-session={token()}", "Content-Type": "application/json", "X-Bench-Fault": "silent=6"}
     path = "/api/ai/huggingface/qwen/Qwen2.5-72B-Instruct/chat?chat_id=-1&is_playground=true"
     got = b""
     with httpx.Client(base_url=target.url) as c:

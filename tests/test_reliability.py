@@ -218,10 +218,10 @@ def test_scenario_loader_mutations_of_a_valid_file(tmp_path, data):
         assert "line" in str(exc) or "not valid YAML" in str(exc) or str(p) in str(exc)
 
 
-def test_bearer_token_never_written(target, tmp_path):
+def test_bearer_token_never_written(gateway_target, tmp_path):
     secret_token = token()
     r = subprocess.run(
-        bench_cmd("run", "--host", target.url, "--auth", "bearer", "--out", str(tmp_path), "-t", "4s", "-u", "3", "-q"),
+        bench_cmd("run", "--host", gateway_target.url, "--auth", "bearer", "--out", str(tmp_path), "-t", "4s", "-u", "3", "-q"),
         capture_output=True,
         text=True,
         timeout=90,
@@ -237,9 +237,10 @@ def test_bearer_token_never_written(target, tmp_path):
     assert meta["records"] > 0 and "BENCH_TOKEN" not in meta["command"]
 
 
-def test_token_file_and_missing_token(target, tmp_path):
+def test_token_file_and_missing_token(gateway_target, tmp_path):
     f = tmp_path / "token"
     f.write_text(token() + "\n")
+    target = gateway_target
     r = subprocess.run(
         bench_cmd(
             "run",

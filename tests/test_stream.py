@@ -39,7 +39,7 @@ def send(
 ) -> Outcome:
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
     if auth:
-        headers["Authorization"] = f"Bearer {token()}"
+        headers["Cookie"] = f"neptun-session={token()}"
     if fault:
         headers["X-Bench-Fault"] = fault
     c = client_for(url, timeouts.first_chunk, timeouts.connect)
@@ -164,7 +164,7 @@ def test_connection_handshake_timed_apart_from_ttfb(target):
     """A new connection's handshake is connect_ms, before t_start; a kept-alive one has none."""
     c = client_for(target.url)
     path, body = RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS)
-    h = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=3", "X-Request-ID": "conn-1"}
+    h = {"Cookie": f"neptun-session={token()}", "X-Bench-Fault": "tokens=3", "X-Request-ID": "conn-1"}
     first = stream_request(Outcome(), c, path, body, h, Timeouts())
     second = stream_request(Outcome(), c, path, body, {**h, "X-Request-ID": "conn-2"}, Timeouts())
     c.close()
@@ -220,7 +220,7 @@ def test_connect_error():
 def test_cancelled_in_flight(target):
     o = Outcome()
     c = client_for(target.url)
-    headers = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=50,step_ms=20"}
+    headers = {"Cookie": f"neptun-session={token()}", "X-Bench-Fault": "tokens=50,step_ms=20"}
     g = gevent.spawn(stream_request, o, c, RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS), headers, Timeouts())
     gevent.sleep(0.3)
     g.kill()
@@ -235,7 +235,7 @@ def test_geventhttpclient_private_parts_exist(target):
     pool = ghc.pool_of(c)
     assert isinstance(ghc.kept_alive(pool), list)
     path, body = RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS)
-    h = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=3", "Content-Type": "application/json"}
+    h = {"Cookie": f"neptun-session={token()}", "X-Bench-Fault": "tokens=3", "Content-Type": "application/json"}
     resp = c.request("POST", path, body=body, headers=h)
     assert isinstance(ghc.body_buffer(resp), bytearray) and ghc.raw_socket(resp) is not None
     sock, _ = ghc.detach(resp)
@@ -247,7 +247,7 @@ def test_geventhttpclient_private_parts_exist(target):
 def test_connection_reused_after_clean_stream_and_dropped_after_error(target):
     c = client_for(target.url)
     path, body = RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS)
-    h = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=3"}
+    h = {"Cookie": f"neptun-session={token()}", "X-Bench-Fault": "tokens=3"}
     for _ in range(3):
         assert stream_request(Outcome(), c, path, body, h, Timeouts()).error is None
     assert stream_request(Outcome(), c, path, body, {**h, "X-Bench-Fault": "drop=1,tokens=3"}, Timeouts()).error == "truncated"
@@ -361,7 +361,7 @@ def test_tls_handshake_is_connect_ms_not_ttfb(tls_files):
         assert t.url.startswith("https://")
         c = HTTPClient.from_url(t.url, concurrency=1, network_timeout=10, ssl_options={"ca_certs": tls_files["ca"]})
         path, body = RouteConfig().path(MODEL), RouteConfig().body(MODEL, MSGS)
-        h = {"Authorization": f"Bearer {token()}", "X-Bench-Fault": "tokens=3", "Content-Type": "application/json"}
+        h = {"Cookie": f"neptun-session={token()}", "X-Bench-Fault": "tokens=3", "Content-Type": "application/json"}
         first = stream_request(Outcome(), c, path, body, {**h, "X-Request-ID": "tls-1"}, Timeouts())
         second = stream_request(Outcome(), c, path, body, {**h, "X-Request-ID": "tls-2"}, Timeouts())
         c.close()

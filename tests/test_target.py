@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import jwt
 import pytest
-from conftest import SECRET, token
+from conftest import FAST, SECRET, token
+
+from bench.target import TargetProcess
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 R1 = "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
@@ -123,16 +125,20 @@ def test_body_too_large_and_too_many_messages(target, auth_headers):
 
 
 def test_jwt_cases(target):
-    ok = chat(target.url, headers={"Authorization": f"Bearer {token()}"})
+    """The deployed flavour reads the session cookie only (the app never reads Authorization); the
+    JWT in it is the sealed session's stand-in, verified for real."""
+    cookie = lambda t: {"Cookie": f"neptun-session={t}"}  # noqa: E731
+    ok = chat(target.url, headers=cookie(token()))
     assert ok.status_code == 200
-    expired = chat(target.url, headers={"Authorization": f"Bearer {token(exp_in=-10)}"})
-    forged = chat(target.url, headers={"Authorization": f"Bearer {token(secret='wrong-secret-wrong-secret-wrong-secret!')}"})
+    expired = chat(target.url, headers=cookie(token(exp_in=-10)))
+    forged = chat(target.url, headers=cookie(token(secret="wrong-secret-wrong-secret-wrong-secret!")))
     none_alg = jwt.encode({"sub": "t", "exp": int(time.time()) + 60}, None, algorithm="none")
-    alg_none = chat(target.url, headers={"Authorization": f"Bearer {none_alg}"})
+    alg_none = chat(target.url, headers=cookie(none_alg))
     no_exp = jwt.encode({"sub": "t"}, SECRET, algorithm="HS256")
-    missing_exp = chat(target.url, headers={"Authorization": f"Bearer {no_exp}"})
+    missing_exp = chat(target.url, headers=cookie(no_exp))
     missing = chat(target.url)
-    for r in (expired, forged, alg_none, missing_exp, missing):
+    bearer_only = chat(target.url, headers={"Authorization": f"Bearer {token()}"})  # a valid token, where the app never looks
+    for r in (expired, forged, alg_none, missing_exp, missing, bearer_only):
         assert r.status_code == 401 and r.reason_phrase == "Server Error"  # Nitro's error handler, as the app answers
         body = r.json()
         assert body["statusMessage"] == "Server Error" and body["message"] == "Unauthorized" and body["error"] is True
@@ -277,3 +283,10 @@ def test_truth_matches_what_the_client_saw(target, auth_headers):
     assert t_send <= t["recv_ns"] <= t["first_ns"] <= first
     assert (first - t["first_ns"]) / 1e6 < 50  # same host, same clock
     assert 140 <= (t["first_ns"] - t["recv_ns"]) / 1e6 < 400
+
+
+def test_the_documented_flavour_takes_a_bearer_jwt_as_the_spec_says():
+    with TargetProcess(["--flavor", "documented", "--profiles", FAST], secret=SECRET) as t:
+        assert chat(t.url, headers={"Authorization": f"Bearer {token()}"}).status_code == 200
+        assert chat(t.url, headers={"Cookie": f"neptun-session={token()}"}).status_code == 200
+        assert chat(t.url).status_code == 401

@@ -163,7 +163,9 @@ class Credentials:
                     warnings.simplefilter("ignore")
                     self._token = jwt.encode({"sub": "bench", "exp": int(self._token_exp)}, self._value, algorithm="HS256")
                 remember(self._token)
-            return {"Authorization": f"Bearer {self._token}"}
+            # the minted token both ways: as a bearer (the documented route, a gateway) and as the session
+            # cookie (the reference target's deployed flavour, which, as the app, reads nothing else)
+            return {"Authorization": f"Bearer {self._token}", "Cookie": f"{DEFAULT_COOKIE}={self._token}"}
         return {}
 
 

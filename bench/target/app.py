@@ -568,7 +568,7 @@ class Target:
         if isinstance(body, web.Response):
             truth.status = body.status
             return body
-        if not self.config.auth.check(request.headers.get("Authorization"), request.cookies):
+        if not self.config.auth.check(request.headers.get("Authorization"), request.cookies, bearer=True):
             truth.status = 401
             return _openai_error(401, "Invalid API key", "invalid_request_error")
         if model not in self.engines:
@@ -609,7 +609,7 @@ class Target:
         if isinstance(body, web.Response):
             truth.status = body.status
             return body
-        if not self.config.auth.check(request.headers.get("Authorization"), request.cookies):
+        if not self.config.auth.check(request.headers.get("Authorization"), request.cookies, bearer=True):
             truth.status = 401
             return web.json_response({"error": "Authorization header is correct, but the token seems invalid"}, status=401)
         if model is None:

@@ -117,7 +117,8 @@ def target(
         secret = read_secret("BENCH_JWT_SECRET", jwt_secret_file, what="JWT secret")
         if not secret:
             raise InputError("no JWT secret: set BENCH_JWT_SECRET or pass --jwt-secret-file FILE (or use --no-auth)")
-        auth = AuthConfig(mode="jwt", secret=secret)
+        # the deployed app reads only its session cookie; the documented route took a bearer JWT
+        auth = AuthConfig(mode="jwt", secret=secret, bearer=flavor == "documented")
     FaultShares.parse(faults)  # fail before binding
     load_profiles(profiles_path)
     cfg = TargetConfig(
