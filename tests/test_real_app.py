@@ -150,11 +150,15 @@ def test_dead_streams_count_as_stalls_at_default_settings(tmp_path):
         "12",
         "-r",
         "12",
-        "--no-report",
         timeout=180,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(only_run(tmp_path) / "requests.parquet")
+    # said in every output, not only counted: the console, summary.json (and so report.html and summary.md)
+    assert "streams went silent" in r.stderr and "--stall-timeout" in r.stderr, r.stderr[-1500:]
+    summary = json.loads((only_run(tmp_path) / "summary.json").read_text())
+    assert any("streams went silent" in w for w in summary["warnings"])
+    assert "streams went silent" in (only_run(tmp_path) / "summary.md").read_text()
     live = df[df["error"] != "cancelled"]
     rate = (live["error"] == "stall").mean()
     assert 0.22 <= rate <= 0.45, (rate, df["error"].value_counts(dropna=False))

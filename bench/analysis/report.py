@@ -104,6 +104,8 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
     ):
         reasons.append(f"the generator could not send what it offered (offered {offered}, sent {offered - not_sent})")
     warnings.extend(protocol_warnings(measured))
+    if (w := silent_streams_warning(measured, meta)) is not None:
+        warnings.append(w)
     delivery_summary = stream_delivery(measured, models)
     if (w := delivery.warning(delivery_summary)) is not None:
         warnings.append(w)
@@ -146,6 +148,25 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
         "slo_ok": all(v["ok"] for m in models.values() for v in m["slo_verdicts"]) if slos else None,
     }
     return summary, gaps
+
+
+def silent_streams_warning(measured: pd.DataFrame, meta: dict) -> str | None:
+    """Streams that went silent after they began (``stall``): what the Neptun app does when its
+    backend fails mid-stream (it leaves the response open). Said in every output, not only counted."""
+    if measured.empty:
+        return None
+    stalled = measured["error"] == ErrorClass.stall
+    n = int(stalled.sum())
+    if not n:
+        return None
+    began = int((stalled & (measured["chunks"].fillna(0) > 0)).sum())
+    live = int((~measured["error"].isin(NOT_LIVE)).sum())
+    limit = (meta.get("timeouts") or {}).get("stall")
+    return (
+        f"{n} of {live} streams went silent ({began} after their first part) and are counted as errors (stall): the "
+        "Neptun app leaves a stream open and silent when its model backend fails mid-stream"
+        + (f"; in closed loop each held its user for up to the {limit:g} s --stall-timeout" if limit else "")
+    )
 
 
 def protocol_warnings(df: pd.DataFrame) -> list[str]:
