@@ -160,3 +160,39 @@ def test_fixtures_were_made_by_the_committed_script():
     standin = (FIXTURES / "standin.mjs").read_text()
     assert "getSanitizedMessageContent" not in standin and "buildQwen25Prompt(" not in standin
     assert FAST  # the capture's backend profiles are the tests' own
+
+
+def test_the_target_in_front_of_a_tgi_backend_parts_the_stream_as_the_real_handler():
+    """`bench target --upstream URL --upstream-protocol tgi`: the route-like target in front of a TGI token
+    stream, as the app sits in front of Hugging Face. The same shapes the real handler sent (R1: one block,
+    then paragraph parts; a plain model: one part a token, the backend's text exactly; a backend dying
+    mid-stream: parts, then silence)."""
+    from conftest import SECRET, token
+
+    from bench.target import TargetProcess
+
+    hdr = {"Cookie": f"neptun-session={token()}", "Content-Type": "application/json"}
+    msgs = {"messages": [{"role": "user", "content": "How do I read a file in Python?"}]}
+    chat = "/api/ai/huggingface/{}/chat?chat_id=-1&is_playground=true"
+    with TargetProcess(["--no-auth", "--profiles", FAST, "--seed", "3"]) as backend:
+        args = ["--profiles", FAST, "--upstream", backend.url, "--upstream-protocol", "tgi"]
+        with TargetProcess(args, secret=SECRET) as route, httpx.Client(base_url=route.url, timeout=30) as c:
+            r = c.post(chat.format("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"), json=msgs, headers=hdr)
+            assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
+            p = [json.loads(line[2:]) for line in r.text.splitlines()]
+            assert p[0].startswith(BLOCK_HEAD) and p[0].endswith("\n</details>\n\n") and len(p) >= 2, p[:2]
+            assert all(re.search(r"(\n\n|[.!?]\s)$", x) for x in p[1:-1]), [x[-12:] for x in p[1:-1]]
+            httpx.delete(backend.url + "/_bench/truth")
+            r = c.post(chat.format("qwen/Qwen2.5-72B-Instruct"), json=msgs, headers=hdr | {"X-Request-ID": "plain-1"})
+            p = [json.loads(line[2:]) for line in r.text.splitlines()]
+            up = httpx.get(backend.url + "/_bench/truth").json()
+            mine = httpx.get(route.url + "/_bench/truth?ids=plain-1").json()
+            assert len(up) == 1 and len(p) == up[0]["parts"] and mine[0]["text_crc"] == up[0]["text_crc"], (len(p), up)
+            httpx.put(backend.url + "/_bench/faults", content="drop=1.0:6").raise_for_status()
+            got = b""
+            with c.stream("POST", chat.format("qwen/Qwen2.5-72B-Instruct"), json=msgs, headers=hdr, timeout=2.0) as s:
+                assert s.status_code == 200
+                with pytest.raises(httpx.ReadTimeout):
+                    for data in s.iter_raw():
+                        got += data
+            assert got.count(b"\n") == len(parts(fixture("backend-fails-mid-stream"))) == 6

@@ -60,6 +60,9 @@ class TargetConfig:
     # upstream's OpenAI-compatible /v1/chat/completions streams, after app_overhead_ms of its own work
     upstream: str | None = None
     app_overhead_ms: float = 0.0
+    # "openai": /v1/chat/completions; "tgi": Hugging Face's token stream (/models/{model}), re-parted as the
+    # app does it (R1's thinking held to one <details> block, the answer flushed at paragraphs; tags buffered)
+    upstream_protocol: str = "openai"
 
     def resolved_content_type(self) -> str:
         key = self.content_type or ("plain" if self.flavor == "deployed" else "event-stream")  # ui-stream: SSE
@@ -289,6 +292,67 @@ class OpenAIFramer(Framer):
         return out + b"data: [DONE]\n\n"
 
 
+class _AppParts:
+    """The Neptun handler's parts from backend tokens (its chat.ts, both branches), in Python."""
+
+    HEAD = "<details>\n<summary>AI Thinking Process</summary>\n"
+
+    def __init__(self, reasoning: bool) -> None:
+        self.reasoning = reasoning
+        self.first = True
+        self.in_think = False
+        self.think = ""
+        self.buffer = ""
+
+    @staticmethod
+    def _strip_tags(text: str) -> str:
+        return re.sub(r"<\|[^|]*\|>|</?[a-zA-Z_][^>]*>", "", text)
+
+    def _block(self) -> str:
+        inner = re.sub(r"</?think>", "", self.think).strip()
+        return f"{self.HEAD}{inner}\n</details>\n\n" if inner else ""
+
+    def feed(self, token: str) -> list[str]:
+        if not token:
+            return []
+        if not self.reasoning:
+            if re.search(r"<[^>]*>|<\|.*?\|>", token) or self.buffer:
+                self.buffer += token
+                if ">" in self.buffer:
+                    clean, self.buffer = self._strip_tags(self.buffer), ""
+                    return [clean] if clean else []
+                return []
+            return [token]
+        out: list[str] = []
+        if self.first and "<think>" not in token:
+            self.in_think = True
+        self.first = False
+        if "</think>" in token:
+            self.think += token
+            if block := self._block():
+                out.append(block)
+            self.think, self.in_think = "", False
+        elif "<think>" in token:
+            self.in_think, self.think = True, token
+        elif self.in_think:
+            self.think += token
+        else:
+            self.buffer += token
+            if self.buffer.endswith("\n\n") or re.search(r"[.!?]\s$", self.buffer):
+                out.append(self.buffer)
+                self.buffer = ""
+        return out
+
+    def flush(self) -> list[str]:
+        out = []
+        if self.think and (block := self._block()):
+            out.append(block)
+        if self.buffer:
+            out.append(self._strip_tags(self.buffer) if not self.reasoning else self.buffer)
+        self.think = self.buffer = ""
+        return out
+
+
 class TgiFramer(Framer):
     """Bytes of Hugging Face text-generation-inference's token stream (``/generate_stream``, and the
     Inference API's ``/models/{model}`` with ``stream: true``, which the Neptun app calls): one SSE event
@@ -451,6 +515,8 @@ class Target:
             await asyncio.sleep(self.config.app_overhead_ms / 1000)
         if getattr(self, "_session", None) is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=300))
+        if self.config.upstream_protocol == "tgi":
+            return await self._proxy_tgi(request, truth, model, messages, framer)
         url = str(self.config.upstream).rstrip("/") + "/v1/chat/completions"
         body = {"model": model, "messages": messages, "stream": True}
         async with self._session.post(url, json=body, headers={"X-Request-ID": truth.request_id + "-up"}) as up:
@@ -486,6 +552,70 @@ class Target:
             finish = framer.finish(0, truth.parts)
             if finish:
                 await resp.write(finish)
+            truth.outcome = "ok"
+            await resp.write_eof()
+            return resp
+
+    async def _proxy_tgi(self, request: web.Request, truth: Truth, model: str, messages: list, framer: Framer):
+        """The app's handler in front of Hugging Face's text-generation stream, part for part as its code
+        does (and as its real handler was seen to, tests/data/real-app/): a prompt from the messages, each
+        backend token one part, tokens holding tags buffered until the tag closes and sent without it; for a
+        reasoning model the whole thinking held until ``</think>`` and sent as one ``<details>`` part, the
+        answer flushed at a paragraph's end or at punctuation followed by whitespace. A backend that fails
+        after the first part leaves the response open and silent, as the app's does."""
+        import aiohttp
+
+        prompt = "".join(f"<|im_start|>{m.get('role', 'user')}\n{m.get('content', '')}<|im_end|>\n" for m in messages)
+        prompt += "<|im_start|>assistant\n"
+        profile = self.engines[model].profile
+        url = str(self.config.upstream).rstrip("/") + "/models/" + model
+        body = {"inputs": prompt, "parameters": {"max_new_tokens": profile.max_new_tokens}, "stream": True}
+        async with self._session.post(url, json=body, headers={"X-Request-ID": truth.request_id + "-up"}) as up:
+            if up.status != 200:
+                truth.status, truth.outcome = 500, f"upstream:{up.status}"
+                return _error(500, "Server Error", detail=f"upstream answered {up.status}")
+            resp = web.StreamResponse(status=200, headers={"Content-Type": self.content_type, "Cache-Control": "no-cache"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            truth.headers_ns, truth.status = time.monotonic_ns(), 200
+            parts = _AppParts(reasoning=profile.reasoning)
+
+            async def send(text: str) -> None:
+                await resp.write(framer.text(text))
+                now = time.monotonic_ns()
+                truth.first_ns = truth.first_ns or now
+                truth.last_ns = now
+                truth.parts += 1
+                truth.text_crc = zlib.crc32(text.encode(), truth.text_crc)
+
+            ended = False
+            try:
+                async for line in up.content:
+                    if not line.startswith(b"data:"):
+                        continue
+                    try:
+                        event = json.loads(line[5:])
+                    except ValueError:
+                        continue
+                    if not isinstance(event, dict) or "error" in event:
+                        raise ConnectionError(str(event.get("error") if isinstance(event, dict) else event))
+                    got = event.get("token")
+                    token: dict = got if isinstance(got, dict) else {}
+                    if token.get("special"):
+                        ended = True
+                        continue
+                    for text in parts.feed(str(token.get("text") or "")):
+                        await send(text)
+                ended = True
+            except (TimeoutError, aiohttp.ClientError, ConnectionError):
+                ended = False
+            if not ended:  # the app's stream errors after its headers: nobody ends the response
+                truth.outcome = "silent"
+                while not request.transport or not request.transport.is_closing():
+                    await asyncio.sleep(0.5)
+                return resp
+            for text in parts.flush():
+                await send(text)
             truth.outcome = "ok"
             await resp.write_eof()
             return resp

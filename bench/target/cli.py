@@ -65,6 +65,15 @@ from bench.secrets import read_secret
     "the route streams what URL/v1/chat/completions streams, as the app calls Hugging Face.",
 )
 @click.option(
+    "--upstream-protocol",
+    type=click.Choice(["openai", "tgi"]),
+    default="openai",
+    show_default=True,
+    help="With --upstream: openai (URL/v1/chat/completions) or tgi (Hugging Face's token stream, URL/models/{model}, "
+    "re-parted as the app's handler does: R1's thinking as one block, answers at paragraphs). A bench target "
+    "serves both.",
+)
+@click.option(
     "--app-overhead-ms",
     default=0.0,
     show_default=True,
@@ -93,6 +102,7 @@ def target(
     tls_cert,
     tls_key,
     upstream,
+    upstream_protocol,
     app_overhead_ms,
 ) -> None:
     """Serve the reference target: the chat route, exactly, on a simulated inference engine.
@@ -132,6 +142,7 @@ def target(
         faults=faults,
         max_body_bytes=max_body_bytes,
         upstream=upstream,
+        upstream_protocol=upstream_protocol,
         app_overhead_ms=app_overhead_ms,
     )
     if bool(tls_cert) != bool(tls_key):

@@ -8,6 +8,8 @@
 // is absent (playground mode never reaches it). Two things stand in for the deployment:
 //   - the session: nuxt-auth-utils' requireUserSession is h3's useSession with the app's cookie name
 //     (`neptun-session`, nuxt.config.ts) and a password; GET /_standin/login seals {user: {id: 1}};
+//   - Nitro's event.$fetch to the app's own API (how the handler persists messages): recorded, and
+//     listed by GET /_standin/persisted;
 //   - Hugging Face: fetch to huggingface.co / router.huggingface.co goes to BACKEND (a TGI token
 //     stream on loopback: `bench target`), and the provider lookup answers "hf-inference".
 // Errors are rendered by h3, not by Nitro's error handler: statuses and statusMessage/data are the
@@ -122,7 +124,16 @@ globalThis.fetch = async (input, init) => {
   return realFetch(input, init)
 }
 
+// Nitro gives each event a $fetch to the app's own API; the handler persists messages through it
+// (/api/users/{id}/chats/{chat_id}/messages). Here those calls are recorded: GET /_standin/persisted.
+const persisted = []
 const app = h3.createApp()
+app.use(h3.defineEventHandler((event) => {
+  event.$fetch = async (url, opts) => {
+    persisted.push({ url, method: opts?.method, body: opts?.body })
+    return { chatMessage: null }
+  }
+}))
 app.use(guard)
 const router = h3.createRouter()
 router.get('/_standin/login', h3.defineEventHandler(async (event) => {
@@ -130,6 +141,7 @@ router.get('/_standin/login', h3.defineEventHandler(async (event) => {
   await session.update({ user: { id: 1, primary_email: 'load-test@example.com' } })
   return { ok: true }
 }))
+router.get('/_standin/persisted', h3.defineEventHandler(() => persisted))
 router.post('/api/ai/huggingface/:model_publisher/:model_name/chat', chat)
 app.use(router)
 createServer(h3.toNodeListener(app)).listen(Number(port), '127.0.0.1', () => {
