@@ -164,7 +164,8 @@ def test_capacity_levels_record_the_slos_the_sweep_judged(tmp_path):
         "--out",
         str(tmp_path),
     )
-    assert r.returncode == 0, r.stderr[-2000:]
+    # 0: a capacity, or 3: undecided (one 3 s level on a loaded machine may finish too few requests to judge)
+    assert r.returncode in (0, 3), r.stderr[-2000:]
     levels = list(tmp_path.rglob("run.json"))
     assert levels, list(tmp_path.rglob("*"))
     for meta in levels:
