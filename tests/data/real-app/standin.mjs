@@ -60,8 +60,9 @@ const withTs = (p) => (fs.existsSync(p) && fs.statSync(p).isFile() ? p : fs.exis
 const plugin = {
   name: 'nuxt-paths',
   setup(build) {
-    build.onResolve({ filter: /^~\// }, (a) => ({ path: withTs(path.join(appDir, a.path.slice(2))) }))
+    // first: the database repositories (esbuild asks the resolvers in the order they were added)
     build.onResolve({ filter: /database\/repositories\// }, () => ({ path: 'db-stub', namespace: 'stub' }))
+    build.onResolve({ filter: /^~\// }, (a) => ({ path: withTs(path.join(appDir, a.path.slice(2))) }))
     build.onResolve({ filter: /^#auth-utils$/ }, () => ({ path: 'auth-utils', namespace: 'stub' }))
     build.onResolve({ filter: /^auto-imports$/ }, () => ({ path: 'auto-imports', namespace: 'stub' }))
     build.onLoad({ filter: /.*/, namespace: 'stub' }, (a) => ({
