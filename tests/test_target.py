@@ -290,3 +290,34 @@ def test_the_documented_flavour_takes_a_bearer_jwt_as_the_spec_says():
         assert chat(t.url, headers={"Authorization": f"Bearer {token()}"}).status_code == 200
         assert chat(t.url, headers={"Cookie": f"neptun-session={token()}"}).status_code == 200
         assert chat(t.url).status_code == 401
+
+
+def test_a_target_does_not_outlive_a_killed_parent():
+    """The target runs in its own session (a Ctrl-C at the terminal is the harness's to handle), so a `bench`
+    killed with SIGKILL must not leave it behind: it gets SIGTERM when its parent dies."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from bench.target import TargetProcess; t = TargetProcess(['--no-auth']); "
+        "print(t.url, t.proc.pid, flush=True); import time; time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    try:
+        url, pid = parent.stdout.readline().split()
+        assert httpx.get(url + "/_bench/health", timeout=5).status_code == 200
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(int(pid), signal.SIGKILL)
+    raise AssertionError("the target outlived its SIGKILLed parent")

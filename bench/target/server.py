@@ -76,6 +76,17 @@ def serve(
     runner(_serve(Target(config), host, port, truth_file, tls_context(*tls) if tls else None))
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: a SIGTERM when the process that started it dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so a killed `bench` leaves no target behind in its own session."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the target outlives a SIGKILLed parent, as any child does
+
+
 class TargetProcess:
     """The target as a child process, started with the given ``bench target`` arguments.
 
@@ -95,7 +106,9 @@ class TargetProcess:
         self._log = open(log, "w") if log else subprocess.DEVNULL
         # its own session: a Ctrl-C at the terminal reaches the harness, which stops the target itself once the
         # records are kept (a capacity sweep interrupted mid-level still writes the plan of its finished levels)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True, start_new_session=True, preexec_fn=_die_with_parent
+        )
         self.url = self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> str:
