@@ -154,3 +154,26 @@ def tls_files(tmp_path_factory):
         "san.ext",
     )
     return {"ca": str(d / "ca.pem"), "cert": str(d / "server.pem"), "key": str(d / "server.key")}
+
+
+def request_context(**kw):
+    """A RequestContext for building one record by hand (decoder and record tests)."""
+    from bench.records import RequestContext
+
+    base = dict(
+        run_id="r",
+        request_id="q",
+        worker="w",
+        user=0,
+        conversation_id="c",
+        conversation="c",
+        turn=0,
+        model="m",
+        tags="",
+        t_intended=0,
+        t_wall_start=0.0,
+        prompt_chars=1,
+        prompt_messages=1,
+        protocol="aisdk",
+    )
+    return RequestContext(**(base | kw))

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FAST, bench_cmd, bench_env, token
+from conftest import FAST, bench_cmd, bench_env, request_context, token
 
 from bench.load.decode import StreamDecoder
 from bench.load.route import RouteConfig, cookie_header
 from bench.load.stream import Outcome, classify_http_error
-from bench.records import IDX, RequestContext, build_row
+from bench.records import IDX, build_row
 
 DATA = Path(__file__).parent / "data"
 ONE_TURN = str(DATA / "one-turn.yaml")
@@ -180,22 +180,7 @@ def test_r1_thinking_block_is_reasoning_and_the_rate_counts_its_tokens():
         o.stamps += [t, dec.feed(("0:" + json.dumps(" word") + "\n").encode())]
     dec.usage_completion = 48  # 28 in the block + 20
     o.t_end = t
-    ctx = RequestContext(
-        run_id="r",
-        request_id="q",
-        worker="w",
-        user=0,
-        conversation_id="c",
-        conversation="c",
-        turn=0,
-        model="m",
-        tags="",
-        t_intended=0,
-        t_wall_start=0.0,
-        prompt_chars=1,
-        prompt_messages=1,
-        protocol="aisdk",
-    )
+    ctx = request_context()
     row = build_row(o, ctx)
     assert row[IDX["ttfv_ms"]] == pytest.approx(520.0) and row[IDX["ttfc_ms"]] == pytest.approx(500.0)
     assert row[IDX["decode_tps"]] == pytest.approx(50.0, rel=0.05)

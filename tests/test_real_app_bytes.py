@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FAST
+from conftest import FAST, request_context
 
 from bench.load.decode import StreamDecoder
 from bench.load.stream import Outcome, classify_http_error
-from bench.records import IDX, RequestContext, build_row
+from bench.records import IDX, build_row
 from bench.target.engine import r1_parts
 
 FIXTURES = Path(__file__).parent / "data" / "real-app"
@@ -51,22 +51,7 @@ def record(f: dict) -> list:
         if n:
             o.stamps += [t, n]
     o.t_end = t0 + int(f["chunks"][-1][0] * 1e6)
-    ctx = RequestContext(
-        run_id="r",
-        request_id="q",
-        worker="w",
-        user=0,
-        conversation_id="c",
-        conversation="c",
-        turn=0,
-        model="m",
-        tags="",
-        t_intended=0,
-        t_wall_start=0.0,
-        prompt_chars=1,
-        prompt_messages=1,
-        protocol="aisdk",
-    )
+    ctx = request_context()
     return build_row(o, ctx)
 
 

@@ -523,10 +523,7 @@ class Target:
             if up.status != 200:
                 truth.status, truth.outcome = 502, f"upstream:{up.status}"
                 return _error(500, "Server Error", detail=f"upstream answered {up.status}")
-            resp = web.StreamResponse(status=200, headers={"Content-Type": self.content_type, "Cache-Control": "no-cache"})
-            resp.enable_chunked_encoding()
-            await resp.prepare(request)
-            truth.headers_ns, truth.status = time.monotonic_ns(), 200
+            resp = await self._relay_open(request, truth)
             start = framer.start()
             if start:
                 await resp.write(start)
@@ -543,18 +540,30 @@ class Target:
                     continue
                 if not text:
                     continue
-                await resp.write(framer.text(text))
-                now = time.monotonic_ns()
-                truth.first_ns = truth.first_ns or now
-                truth.last_ns = now
-                truth.parts += 1
-                truth.text_crc = zlib.crc32(text.encode(), truth.text_crc)
+                await self._relay_part(resp, truth, framer, text)
             finish = framer.finish(0, truth.parts)
             if finish:
                 await resp.write(finish)
             truth.outcome = "ok"
             await resp.write_eof()
             return resp
+
+    async def _relay_open(self, request: web.Request, truth: Truth) -> web.StreamResponse:
+        """The route's 200 in front of an upstream: headers out, stamped in the truth."""
+        resp = web.StreamResponse(status=200, headers={"Content-Type": self.content_type, "Cache-Control": "no-cache"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        truth.headers_ns, truth.status = time.monotonic_ns(), 200
+        return resp
+
+    async def _relay_part(self, resp: web.StreamResponse, truth: Truth, framer: Framer, text: str) -> None:
+        """One part relayed from the upstream, with the truth's stamps and text checksum."""
+        await resp.write(framer.text(text))
+        now = time.monotonic_ns()
+        truth.first_ns = truth.first_ns or now
+        truth.last_ns = now
+        truth.parts += 1
+        truth.text_crc = zlib.crc32(text.encode(), truth.text_crc)
 
     async def _proxy_tgi(self, request: web.Request, truth: Truth, model: str, messages: list, framer: Framer):
         """The app's handler in front of Hugging Face's text-generation stream, part for part as its code
@@ -574,19 +583,8 @@ class Target:
             if up.status != 200:
                 truth.status, truth.outcome = 500, f"upstream:{up.status}"
                 return _error(500, "Server Error", detail=f"upstream answered {up.status}")
-            resp = web.StreamResponse(status=200, headers={"Content-Type": self.content_type, "Cache-Control": "no-cache"})
-            resp.enable_chunked_encoding()
-            await resp.prepare(request)
-            truth.headers_ns, truth.status = time.monotonic_ns(), 200
+            resp = await self._relay_open(request, truth)
             parts = _AppParts(reasoning=profile.reasoning)
-
-            async def send(text: str) -> None:
-                await resp.write(framer.text(text))
-                now = time.monotonic_ns()
-                truth.first_ns = truth.first_ns or now
-                truth.last_ns = now
-                truth.parts += 1
-                truth.text_crc = zlib.crc32(text.encode(), truth.text_crc)
 
             ended = False
             try:
@@ -605,7 +603,7 @@ class Target:
                         ended = True
                         continue
                     for text in parts.feed(str(token.get("text") or "")):
-                        await send(text)
+                        await self._relay_part(resp, truth, framer, text)
                 ended = True
             except (TimeoutError, aiohttp.ClientError, ConnectionError):
                 ended = False
@@ -615,7 +613,7 @@ class Target:
                     await asyncio.sleep(0.5)
                 return resp
             for text in parts.flush():
-                await send(text)
+                await self._relay_part(resp, truth, framer, text)
             truth.outcome = "ok"
             await resp.write_eof()
             return resp
