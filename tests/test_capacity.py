@@ -181,3 +181,18 @@ def test_an_interrupted_sweep_writes_the_plan_of_its_finished_levels(target, tmp
     assert not (sweep_dir / "level-6").exists()
     assert (sweep_dir / "capacity.md").is_file() and (sweep_dir / "capacity.html").is_file()
     assert "connection refused" not in stderr and "Traceback" not in stderr, stderr[-2000:]
+
+
+def test_adaptive_reruns_only_the_undecided_levels_that_bound_the_capacity():
+    from bench.decisions.capacity import _undecided_bounds
+
+    slos = [parse_slo(SLO)]
+    rows = [
+        _row(2, True, 100),
+        _row(4, True, 190, slo_undecided=[SLO]),  # met, but its interval holds the bound: undecided
+        _row(8, False, 400),
+        _row(16, False, 900, slo_undecided=[SLO]),  # undecided, but not next to the capacity
+    ]
+    levels = pd.DataFrame(rows)
+    assert _undecided_bounds(levels, slos, {2.0: 1, 4.0: 1, 8.0: 1, 16.0: 1}) == [4.0]
+    assert _undecided_bounds(levels, slos, {2.0: 1, 4.0: 2, 8.0: 1, 16.0: 1}) == []  # already run again: not a third time

@@ -205,3 +205,12 @@ def test_history_orders_by_the_build_under_test(tmp_path):
     assert order("--order", "build") == order("--order", "time") == ["build-c", "build-a", "build-b"]
     r = bench("history", str(tmp_path / "r"), "--order", "time", "--builds", str(tmp_path / "builds.txt"))
     assert r.returncode == 2 and "--order build" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_history_by_build_without_any_build_recorded_is_refused_in_one_line(tmp_path):
+    from synth import lognormal, row, write_run
+
+    for k in range(2):
+        write_run(tmp_path / "r" / f"run-{k}", [row("m/a", v, t=i * 0.1) for i, v in enumerate(lognormal(30, 100, seed=k))])
+    r = bench("history", str(tmp_path / "r"), "--order", "build", "--out", str(tmp_path / "h"))
+    assert r.returncode == 2 and "no run records its build" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
