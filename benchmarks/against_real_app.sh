@@ -23,7 +23,8 @@ BENCH_COOKIE="$COOKIE" BENCH_TOKEN=stray-token bench run --host $H --models qwen
 echo "== 2. retired model"
 BENCH_COOKIE="$COOKIE" bench run --host $H --models mistralai/Mistral-7B-Instruct-v0.2 --scenario $ROOT/tests/data/one-turn.yaml -t 5s --out $O/2 2>&1 | tail -2; echo "exit $?"
 echo "== 3. 1 in 3 streams fail mid-stream (backend drops), 20 s at default settings"
-curl -s -X PUT http://127.0.0.1:18777/_bench/faults --data 'drop=0.333:6'; echo
+# exact: every third backend stream (a share of 0.333 drawn at random gives 50 streams 33 % ± 13)
+curl -s -X PUT http://127.0.0.1:18777/_bench/faults --data 'drop=1/3:6'; echo
 BENCH_COOKIE="$COOKIE" bench run --host $H --models qwen/Qwen2.5-72B-Instruct --scenario $ROOT/tests/data/one-turn.yaml -u 12 -t 20s --out $O/3 2>&1 | grep -E "warning|errors|Qwen" | head -6
 curl -s -X PUT http://127.0.0.1:18777/_bench/faults --data ''; echo
 echo "== 4. R1"

@@ -1,7 +1,9 @@
 """Faults the reference target can inject, by share of requests or per request by header.
 
 One spec language serves both: ``--faults "500=0.02,429=0.01:3,stall=0.01:2.5,drop=0.01"`` gives
-each fault a share of requests (and an optional parameter after ``:``); the request header
+each fault a share of requests (and an optional parameter after ``:``), drawn at random from the
+seed; a fraction ``drop=1/3:6`` is exact instead (every third request, in arrival order), for checks
+whose answer must not carry the draw's own spread (50 random draws of a third give 33 % ± 13); the request header
 ``X-Bench-Fault: stall=0.3,ttft_ms=50`` forces faults and timing overrides on one request, so
 tests can provoke each behaviour deterministically.
 """
@@ -118,6 +120,8 @@ class FaultShares:
     """Share of requests that get each fault, with its parameter: parsed from ``--faults``."""
 
     shares: list[tuple[str, float, float | None]] = field(default_factory=list)
+    exact: set[str] = field(default_factory=set)  # faults given as N/D: every D/N-th request, not drawn
+    _seen: int = 0
 
     @classmethod
     def parse(cls, spec: str | None) -> FaultShares:
@@ -132,10 +136,17 @@ class FaultShares:
                 raise InputError(f"--faults: {name!r} needs a share, e.g. {name}=0.01")
             share_s, _, param_s = raw.partition(":")
             try:
-                share = float(share_s)
+                if "/" in share_s:
+                    num, _, den = share_s.partition("/")
+                    share = int(num) / int(den)
+                    out.exact.add(name)
+                else:
+                    share = float(share_s)
                 param = float(param_s) if param_s else None
             except ValueError:
-                raise InputError(f"--faults: {item!r} is not NAME=SHARE[:PARAM]") from None
+                raise InputError(f"--faults: {item!r} is not NAME=SHARE[:PARAM] (SHARE 0.05 drawn, or 1/20 exact)") from None
+            except ZeroDivisionError:
+                raise InputError(f"--faults: {item!r} divides by zero") from None
             if not 0.0 <= share <= 1.0:
                 raise InputError(f"--faults: share of {name!r} must be between 0 and 1, got {share}")
             out.shares.append((name, share, param))
@@ -143,8 +154,13 @@ class FaultShares:
 
     def draw(self, rng: random.Random) -> FaultPlan:
         plan = FaultPlan()
+        n, self._seen = self._seen, self._seen + 1
         for name, share, param in self.shares:
-            if share and rng.random() < share:
+            if name in self.exact:
+                hit = int((n + 1) * share + 1e-9) > int(n * share + 1e-9)  # the k-th request of each 1/share
+            else:
+                hit = bool(share) and rng.random() < share
+            if hit:
                 plan.apply(name, param)
         return plan
 
