@@ -296,7 +296,10 @@ class RunOptions:
     )
     target_seed: int = opt(("--target-seed",), "Embedded target: seed.", 0, where=HARNESS)
     target_faults: str | None = opt(
-        ("--target-faults",), 'Embedded target: fault shares, e.g. "500=0.01,stall=0.01:2".', None, where=HARNESS
+        ("--target-faults",),
+        'Embedded target: fault shares, e.g. "500=0.01,stall=0.01:2" (drawn); "silent=1/3" is exact, every third request.',
+        None,
+        where=HARNESS,
     )
     target_flavor: str = opt(
         ("--target-flavor",),

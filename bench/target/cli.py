@@ -44,7 +44,11 @@ from bench.secrets import read_secret
     help="YAML file of model profiles laid over the bundled ones.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for replies, lengths, jitter and faults.")
-@click.option("--faults", default=None, help='Share of requests that get each fault, e.g. "500=0.02,429=0.01:3,stall=0.01:2".')
+@click.option(
+    "--faults",
+    default=None,
+    help='Share of requests that get each fault, e.g. "500=0.02,429=0.01:3,stall=0.01:2" (drawn from --seed); a fraction "drop=1/3" is exact: every third request.',
+)
 @click.option("--no-auth", is_flag=True, help="Accept requests without credentials (quick local use).")
 @click.option(
     "--jwt-secret-file",
