@@ -385,6 +385,14 @@ class RunOptions:
     drain: float = opt(
         ("--drain",), "With bench/load/shapes.py: seconds after the last step before stopping.", 0.0, where=frozenset({LOCUST})
     )
+    allow_host_change: bool = opt(
+        ("--allow-host-change",),
+        "Web UI: let the page change the target host (credentials go wherever it says); by default the host "
+        "given at start is fixed and the web UI listens on 127.0.0.1 only.",
+        False,
+        flag=True,
+        where=frozenset({LOCUST}),
+    )
     # set by the master for its workers (Locust does not pass --expect-workers on): how many share the arrival rate
     arrival_split: int = opt(("--arrival-split",), "", 0, where=frozenset({LOCUST}), hidden=True)
     # not options: what bench run does after the load, and Locust arguments passed through

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -185,6 +186,11 @@ def run(o: RunOptions) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["BENCH_CHILD"] = "1"  # the Locust child of bench run, which builds the report itself
+    if o.processes > 1:  # the run's own workers prove it to their master; any other process is refused
+        from bench.load.workerauth import SECRET_ENV
+
+        env[SECRET_ENV] = secrets.token_hex(32)
+        remember(env[SECRET_ENV])
     target = None
     target_info: dict = {"embedded": False}
     tls = tls_from(o)

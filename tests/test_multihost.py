@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TAG = f"b{os.getpid() % 100000}"
 SUBNET = f"10.213.{os.getpid() % 200 + 20}."
 HOSTS = {"t": 1, "m": 2, "w1": 3, "w2": 4}
+SECRET = {"BENCH_RUN_SECRET": "multi-host-run-secret"}  # the same value on the master and its workers
 
 
 def sh(*args: str) -> None:
@@ -138,14 +139,21 @@ def test_master_two_workers_and_a_target_on_separate_hosts(hosts, tmp_path):
                 str(out),
                 "--only-summary",
             ],
+            env=SECRET,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
         procs.append(master)
         wargs = ["locust", *common, "--worker", "--master-host", addr["m"], "--master-port", "15557"]
-        skewed = in_ns("w1", wargs, env={"BENCH_TEST_CLOCK_OFFSET_S": "5"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        doomed = in_ns("w2", wargs, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # another host that reaches the master's port, without the run's secret: refused, given no users
+        stranger = in_ns("t", wargs, env={"BENCH_RUN_SECRET": ""}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(stranger)
+        time.sleep(2)
+        skewed = in_ns(
+            "w1", wargs, env={"BENCH_TEST_CLOCK_OFFSET_S": "5", **SECRET}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        doomed = in_ns("w2", wargs, env=SECRET, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs += [skewed, doomed]
         time.sleep(9)  # spawn, then streams in flight on both workers
         doomed.send_signal(signal.SIGKILL)
@@ -185,3 +193,34 @@ def test_master_two_workers_and_a_target_on_separate_hosts(hosts, tmp_path):
     assert span < 17, span
     # the load drop is flagged
     assert any("users" in w and "fell" in w for w in meta["warnings"]), meta["warnings"]
+    # the stranger was refused, said so, and told to quit; no record is its
+    auth = meta["collector"]["worker_auth"]
+    assert auth["verified"] == 2 and len(auth["refused"]) == 1 and auth["refused"][0]["reason"].startswith("no secret"), auth
+    assert any("refused 1 worker(s)" in w for w in meta["warnings"])
+    assert stranger.wait(30) is not None
+    assert set(df["worker"]) <= set(meta["collector"]["workers"])
+
+
+def test_the_web_ui_is_not_reachable_from_another_host_by_default(hosts):
+    """Plain Locust's web UI on the master's host: loopback there answers, the next host cannot connect."""
+    cmd = ["locust", "-f", "locustfile.py", "--auth", "none", "--web-port", "18089"]  # no --host: no preflight to pass
+    cmd += ["--scenario", str(ROOT / "tests" / "data" / "one-turn.yaml")]
+    ui = in_ns("m", cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = [sys.executable, "-c", "import sys, httpx; httpx.get(sys.argv[1], timeout=2); print('reached')"]
+    try:
+        for _ in range(60):
+            local = subprocess.run(
+                ["ip", "netns", "exec", ns("m"), *probe, "http://127.0.0.1:18089/"], capture_output=True, text=True
+            )
+            if local.returncode == 0:
+                break
+            time.sleep(0.5)
+        assert local.returncode == 0 and "reached" in local.stdout, local.stderr[-500:]
+        remote = subprocess.run(
+            ["ip", "netns", "exec", ns("w1"), *probe, f"http://{hosts['m']}:18089/"], capture_output=True, text=True
+        )
+        assert remote.returncode != 0 and "reached" not in remote.stdout
+        assert "ConnectError" in remote.stderr or "refused" in remote.stderr, remote.stderr[-500:]
+    finally:
+        ui.terminate()
+        ui.wait(30)

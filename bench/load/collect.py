@@ -29,6 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from bench.load.clock import WorkerClock, clock_warnings, wall
 from bench.load.drop import load_drop
+from bench.load.workerauth import WorkerGate, send_hello
 from bench.records import IDX, Spool, lost_row, not_sent_row, start_notice
 from bench.schema import TIMING_FILE, default_warmup
 
@@ -146,9 +147,11 @@ class Collector:
             self.worker_id = f"{runner.client_id}"
             runner.register_message("bench_flush", self._on_flush_request, concurrent=True)
             runner.register_message("bench_clock", self._on_clock_ping, concurrent=True)
+            send_hello(runner)  # before anything else this worker sends: the master admits it on this proof
         else:
             self.spool = Spool(self.run_dir / "records.spool")
             self.timing = open(self.run_dir / TIMING_FILE, "a")
+        self.gate: WorkerGate | None = WorkerGate.install(runner) if self.is_master else None
         if self.is_master:
             runner.register_message("bench_records", self._on_records)
             runner.register_message("bench_started", self._on_started)
@@ -550,6 +553,8 @@ class Collector:
                     + (f", {missing} unaccounted for" if missing else "")
                 )
         self.warnings.extend(clock_warnings(clocks))
+        if self.gate is not None:
+            self.warnings.extend(self.gate.warnings())
         drop = load_drop(self.users_over_time)
         if drop:
             self.warnings.append(drop)
@@ -568,6 +573,7 @@ class Collector:
                 ),
                 "not_sent": sum(w.get("not_sent") or 0 for w in self.workers.values()),
                 "workers": workers,
+                **({"worker_auth": self.gate.describe()} if self.gate is not None else {}),
                 "warnings": self.warnings,
                 "cpu_max": max([self.cpu_max] + [w.get("cpu_max", 0.0) for w in self.workers.values()]),
                 "cpu_p50": sorted(self.cpu_samples)[len(self.cpu_samples) // 2] if self.cpu_samples else None,

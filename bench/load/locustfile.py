@@ -33,10 +33,20 @@ from bench.options import add_arguments, new_run_id, settings_from
 
 __all__ = ["ChatUser"]
 
+# plain `locust --processes N` forks its workers after importing this file: a secret made here reaches every
+# one of them (and nothing else), so the master refuses any other process that reaches its port
+if ("--processes" in sys.argv or os.environ.get("LOCUST_PROCESSES")) and not os.environ.get("BENCH_RUN_SECRET"):
+    import secrets
+
+    os.environ["BENCH_RUN_SECRET"] = secrets.token_hex(32)
+
 
 @events.init_command_line_parser.add_listener
 def _options(parser, **kw) -> None:
     add_arguments(parser)
+    # Locust's web UI listens on every interface by default, with no authentication: anyone who reached it
+    # could start load, or point it (and the run's credentials) at another host. Loopback unless asked.
+    parser.set_defaults(web_host="127.0.0.1")
 
 
 @events.init.add_listener
@@ -45,6 +55,7 @@ def _init(environment, **kw) -> None:
     if opts is None:
         return
     state = load_state(environment)
+    state.start_host = environment.host or None
     if not opts.run_id:
         opts.run_id = new_run_id()  # one id for the master and, through it, every worker
     if isinstance(environment.runner, MasterRunner):
@@ -100,6 +111,14 @@ def _preflight(environment, s) -> str | None:
 def _test_start(environment, **kw) -> None:
     runner = environment.runner
     state = load_state(environment)
+    refused = _host_change_refused(environment, state)
+    if refused is not None:
+        import gevent
+
+        sys.stderr.write(f"error: {refused}\n")
+        environment.process_exit_code = 2
+        gevent.spawn(runner.quit if environment.parsed_options.headless else runner.stop)
+        return
     if not isinstance(runner, WorkerRunner) and environment.host and state.settings is not None:
         # a host first given in the web UI: checked as the test starts; the test stops before its users send
         if _preflight(environment, state.settings) is not None:
@@ -145,6 +164,25 @@ def _test_start(environment, **kw) -> None:
                 arrivals.start()
 
             environment.events.spawning_complete.add_listener(_go)
+
+
+def _host_change_refused(environment, state) -> str | None:
+    """The web UI's start form can name any host, and the run's token or cookie would go there: only the
+    host given at start is used, unless ``--allow-host-change``."""
+    if isinstance(environment.runner, WorkerRunner) or getattr(environment.parsed_options, "allow_host_change", False):
+        return None
+    host = (environment.host or "").rstrip("/")
+    if host == (state.start_host or "").rstrip("/"):
+        return None
+    if state.start_host is None:
+        return (
+            f"the web UI asked to load {host}, but no --host was given at start: give --host (the web UI then "
+            "keeps it) or start with --allow-host-change to let the page choose where the credentials go"
+        )
+    return (
+        f"the web UI asked to load {host}, but this run's host is {state.start_host}, fixed at start; "
+        "start with --allow-host-change to let the page change it"
+    )
 
 
 def _trace_finished(environment) -> None:

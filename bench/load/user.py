@@ -48,6 +48,7 @@ class LoadState:
     ssl_context: ssl.SSLContext | None = None
     preflight_host: str | None = None  # the host plain Locust's preflight checked (a web-UI host is checked at start)
     preflight_log: list[dict] = field(default_factory=list)  # its requests, for run.json: the server saw them
+    start_host: str | None = None  # --host as given at start: the web UI may not send the credentials elsewhere
 
     def ssl_context_factory(self, **kw):
         """One SSL context for every user of the process (creating one costs about 20 ms of CPU)."""
