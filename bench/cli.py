@@ -63,7 +63,7 @@ def run(no_report, fail_on_slo, junit, **kw) -> None:
     Examples:
       bench run                                          # 30 s on the embedded target
       bench run -u 50 -t 2m --scenario coding-help
-      BENCH_TOKEN=... bench run --host https://neptun.example --models qwen/Qwen2.5-72B-Instruct
+      BENCH_COOKIE=... bench run --host https://neptun.example --models qwen/Qwen2.5-72B-Instruct
       bench run --load-mode open --arrival-rate 5 -u 200 -t 1m
     """
     from bench.analysis.report import console_table, write_report
@@ -102,6 +102,15 @@ def _exit_if_interrupted(run_dir) -> None:
         meta = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError):
         return
+    if meta.get("master_died"):
+        died = meta["master_died"]
+        click.echo(
+            f"error: the Locust master died ({died.get('how')}) after {meta.get('duration_s', 0):.0f} s of "
+            f"{meta.get('planned_duration_s', 0):.0f} s: {died.get('unrecorded', 0)} of at least "
+            f"{died.get('sent_at_least', 0)} requests sent have no record; the rest are in {run_dir}",
+            err=True,
+        )
+        sys.exit(1)
     if meta.get("interrupted"):
         by = meta.get("interrupted_by", "SIGINT")
         click.echo(

@@ -366,6 +366,9 @@ def run(o: RunOptions) -> Path:
             f"interrupted ({meta['interrupted_by']}) after {ended - started:.0f} s of {seconds:.0f} s: "
             "the numbers cover only that part",
         )
+        if meta["interrupted_by"] == MASTER_DIED:
+            meta["master_died"], line = master_loss(run_dir, n)
+            meta["warnings"].insert(0, line)
     if sequential is not None:
         meta["sequential"] = sequential.describe(decided)
         meta["duration_s"] = round(ended - started, 1)  # the run stopped when decided, not at --max-duration
@@ -381,9 +384,9 @@ def run(o: RunOptions) -> Path:
         meta["warnings"].append("--insecure: the target's TLS certificate was not verified")
     write_run_json(run_dir, meta)
     _link_latest(Path(o.out), run_dir)
-    spool = run_dir / "records.spool"
-    if (run_dir / "requests.parquet").is_file() and spool.is_file():
-        spool.unlink()  # its rows are all in requests.parquet now
+    if (run_dir / "requests.parquet").is_file():
+        for spool in run_dir.glob("*.spool"):
+            spool.unlink()  # their rows are all in requests.parquet now
     return run_dir
 
 
@@ -470,7 +473,62 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
         if "error:" in tail and not (run_dir / "collector.json").exists():
             msg = [line for line in tail.splitlines() if line.startswith("error:")]
             raise InputError(msg[-1][7:] if msg else f"locust failed, see {run_dir / 'locust.log'}")
+        if not (run_dir / "collector.json").exists():  # the master never wrote its summary: it died
+            rc = proc.returncode
+            _INTERRUPTED_BY["signal"] = MASTER_DIED
+            _INTERRUPTED_BY["how"] = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else f"exit {rc}"
+            _wait_for_group(proc.pid, 20.0)  # its workers notice within a second, keep their rows, and exit
+            interrupted = True
     return interrupted, decided
+
+
+MASTER_DIED = "master died"
+
+
+def _wait_for_group(pgid: int, timeout: float) -> None:
+    """Until every process of the Locust child's session is gone (orphaned workers writing their rows)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def master_loss(run_dir: Path, records: int) -> tuple[dict, str]:
+    """What a dead master cost: requests known to be sent (its last progress line, and what each worker
+    wrote as it exited) against the records that exist; for run.json and its first warning."""
+    try:
+        progress_sent = int(json.loads((run_dir / "progress.json").read_text()).get("sent") or 0)
+    except (OSError, ValueError):
+        progress_sent = 0
+    workers = []
+    for f in sorted(run_dir.glob("worker-*.json")):
+        try:
+            workers.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    sent = max(progress_sent, sum(int(w.get("sent") or 0) for w in workers))
+    kept = sum(int(w.get("saved_rows") or 0) for w in workers)
+    how = _INTERRUPTED_BY.get("how", "?")
+    info = {
+        "how": how,
+        "sent_at_least": sent,
+        "records": records,
+        "kept_by_workers": kept,
+        "unrecorded": max(0, sent - records),
+        "workers": workers,
+    }
+    line = (
+        f"the Locust master died ({how}): at least {sent} requests were sent and {records} have a record "
+        f"({kept} kept by its workers as they exited); {info['unrecorded']} have none"
+    )
+    return info, line
 
 
 def _calibration_warnings(out: Path, run_dir: Path, o: RunOptions, seconds: float) -> list[str]:

@@ -234,3 +234,63 @@ def test_the_web_ui_keeps_the_host_given_at_start(target, tmp_path):
             assert reached == 0, err[-2000:]
             assert f"the web UI asked to load {other}" in err and "--allow-host-change" in err, err[-2000:]
     elsewhere.close()
+
+
+def test_a_master_killed_mid_run_is_an_interrupted_run_with_its_loss_counted(tmp_path):
+    """SIGKILL the Locust master of ``bench run --processes 2``: its workers notice within a second, keep
+    their rows (streams in flight as ``cancelled``) in the run folder and exit; bench says so in one line,
+    exits 1, and run.json counts what has no record. Before: exit 0, ``interrupted: false``, no warning,
+    20 of 165 requests without a record, the workers retrying for 60 s."""
+    import signal
+
+    import psutil
+    from conftest import FAST, bench_cmd
+
+    bench = subprocess.Popen(
+        bench_cmd("run", "--out", str(tmp_path), "--scenario", ONE_TURN, "--target-profiles", FAST)
+        + ["--processes", "2", "-u", "8", "-t", "30s", "--no-report"],
+        env=bench_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        master = None
+        while time.monotonic() < deadline and master is None:
+            for child in psutil.Process(bench.pid).children():
+                try:
+                    if "locust" in " ".join(child.cmdline()) and len(child.children()) == 2:
+                        master = child
+                except psutil.NoSuchProcess:
+                    pass
+            time.sleep(0.2)
+        assert master is not None, "no Locust master with two workers appeared"
+        workers = master.children()
+        time.sleep(6)  # load running on both workers, streams in flight
+        master.send_signal(signal.SIGKILL)
+        out, err = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert bench.returncode == 1, err[-2000:]
+    assert "error: the Locust master died (SIGKILL)" in err, err[-2000:]
+    # the workers are gone: no orphan left to retry (or join the next run)
+    time.sleep(0.5)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    run_dir = (tmp_path / "latest").resolve()
+    meta = json.loads((run_dir / "run.json").read_text())
+    died = meta["master_died"]
+    assert meta["interrupted"] and meta["interrupted_by"] == "master died" and died["how"] == "SIGKILL"
+    assert meta["warnings"][0].startswith("the Locust master died (SIGKILL)")
+    assert len(died["workers"]) == 2 and died["kept_by_workers"] > 0  # the in-flight streams at least
+    df = pd.read_parquet(run_dir / "requests.parquet")
+    assert len(df) == died["records"] and (df["error"] == "cancelled").sum() > 0
+    # every request the target received is a record, or counted as having none
+    truth = [json.loads(line) for line in (run_dir / "target-truth.jsonl").read_text().splitlines() if line]
+    received = {t["request_id"] for t in truth} - {p["request_id"] for p in meta.get("preflight") or []}
+    assert len(received - set(df["request_id"])) <= died["unrecorded"], (len(received - set(df["request_id"])), died)
+    assert died["sent_at_least"] >= len(received) - 2  # the last progress line or the workers' own counts
+    assert not list(run_dir.glob("*.spool"))  # all merged into requests.parquet
+    print({k: v for k, v in died.items() if k != "workers"}, "target received", len(received))

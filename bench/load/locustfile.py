@@ -132,6 +132,8 @@ def _test_start(environment, **kw) -> None:
     if isinstance(runner, WorkerRunner):
         # the master's options arrive with the spawn message; build settings from them now
         state.settings = settings_from(environment.parsed_options)
+        if state.collector is not None and state.settings.run_dir:
+            state.collector.run_dir = Path(state.settings.run_dir)  # where rows go if the master dies
     s = state.settings
     assert s is not None and state.collector is not None, "built in _init (local, master) or just above (worker)"
     gc.collect()
