@@ -59,6 +59,32 @@ def preflight(
     per request sent (id, model, status, time to its first part), for ``run.json``: the server
     sees these requests, so a server-side join must be able to explain them.
     """
+    import threading
+
+    # httpx's timeouts are per read: headers sent one line every half second never time out. The probe
+    # runs in a thread of its own, and a whole-probe deadline stops the run before any load.
+    result: dict = {}
+
+    def probe() -> None:
+        try:
+            result["found"] = _preflight(host, models, route, creds, timeout, protocol, tls, headers, log)
+        except BaseException as exc:  # noqa: BLE001  # handed to the caller's thread as it is
+            result["error"] = exc
+
+    t = threading.Thread(target=probe, name="bench-preflight", daemon=True)
+    t.start()
+    t.join(timeout * len(models) + 5)
+    if t.is_alive():
+        raise PreflightError(
+            f"{host} did not finish answering within {timeout:.0f} s (its headers or body never ended); no load was sent"
+        )
+    if "error" in result:
+        raise result["error"]
+    found: dict[str, str] = result["found"]
+    return found
+
+
+def _preflight(host, models, route, creds, timeout, protocol, tls, headers, log) -> dict[str, str]:
     import dataclasses
     import time
 
@@ -89,7 +115,7 @@ def preflight(
                 ) as resp:
                     entry["status"] = resp.status_code
                     if resp.status_code >= 300:
-                        body = resp.read()
+                        body = _bounded_body(resp)
                         cls, detail = classify_http_error(resp.status_code, body)
                         entry["error"] = cls
                         raise PreflightError(_message(host, model, cls, resp.status_code, detail, body, creds), cls)
@@ -105,6 +131,18 @@ def preflight(
     except httpx.TransportError as exc:  # reset or closed mid-request: not an HTTP server we can use
         raise PreflightError(f"{host} does not answer HTTP requests ({type(exc).__name__}: {exc}); no load was sent") from None
     return found
+
+
+def _bounded_body(resp: httpx.Response) -> bytes:
+    """An error answer's body, at most the load path's 64 KiB (a 10 GiB body is not read whole)."""
+    from bench.load.stream import MAX_ERROR_BODY
+
+    out = bytearray()
+    for data in resp.iter_raw():
+        out += data
+        if len(out) >= MAX_ERROR_BODY:
+            break
+    return bytes(out[:MAX_ERROR_BODY])
 
 
 def _first_part(host: str, model: str, resp: httpx.Response, protocol: str) -> str:

@@ -62,6 +62,7 @@ class ErrorClass(StrEnum):
     truncated = "truncated"  # the body ended before its proper end
     stream_error = "stream_error"  # an error part inside the stream
     decode_error = "decode_error"  # bytes that are not the protocol
+    oversized = "oversized"  # beyond the harness's bounds: headers over 64 KiB, a body over 32 MiB or 200,000 parts
     internal_error = "internal_error"  # the harness itself raised: kept with the exception, never lost
     cancelled = "cancelled"  # cut off by the run's end
     not_sent = "not_sent"  # an open-loop arrival or trace row that was due and never sent

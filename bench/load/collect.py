@@ -209,6 +209,8 @@ class Collector:
                 self.warnings.append(f"stopping the users failed: {exc!r}")
             self.rows.extend(self._not_sent_rows())
         rows, self.rows = self.rows, []
+        if not rows and not self.sent:
+            os._exit(3)  # never started (the master refused the run before any load): nothing to keep or say
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.worker_id)
         try:
             if rows:

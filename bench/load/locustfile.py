@@ -29,6 +29,7 @@ from bench.errors import InputError
 from bench.load.arrivals import Arrivals, Schedule
 from bench.load.collect import Collector
 from bench.load.user import ChatUser, load_state
+from bench.load.workerauth import WorkerGate
 from bench.options import add_arguments, new_run_id, settings_from
 
 __all__ = ["ChatUser"]
@@ -54,6 +55,8 @@ def _init(environment, **kw) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
+    if isinstance(environment.runner, MasterRunner):
+        WorkerGate.install(environment.runner)  # first: no worker is admitted without the run's secret
     state = load_state(environment)
     state.start_host = environment.host or None
     if not opts.run_id:

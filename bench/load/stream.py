@@ -24,6 +24,13 @@ from bench.schema import ErrorClass
 
 READ_SIZE = 256 * 1024
 HEAD_BYTES = 256  # of a body, kept in the record of a failed request
+# What one answer may hold in memory. A hostile or broken server could otherwise take the generator down:
+# a 10 GiB error body read whole raised MemoryError within 3 s, an endless 200 stream kept 2.8 GB of parts
+# in 6.5 s. Past these the request is ``oversized`` (or, for an error body, classified from its head) and
+# its connection closed. A real reply is far below them (a 32k-token answer is ~130 KiB and 32,000 parts).
+MAX_ERROR_BODY = 64 * 1024
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_PARTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,8 @@ def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
             ):
                 message = f"{message} {inner}".strip()  # Nitro: "Server Error" + "Unauthorized"
     except (ValueError, RecursionError):
-        message = body[:200].decode("utf-8", "replace")
+        text = body[:200].decode("utf-8", "replace")
+        message = "".join(c if c.isprintable() else "." for c in text)[:120]  # a binary body stays one short line
     low = message.lower()
     issue = model_issue(body) if status == 400 and isinstance(obj, dict) else None
     if status in (401, 403):
@@ -207,11 +215,12 @@ def stream_request(
         first_deadline = t0 + int(timeouts.first_chunk * 1e9)
         total_deadline = t0 + int(timeouts.total * 1e9)
         try:
-            resp = client.request("POST", path, body=body, headers=headers)
+            with ghc.header_limits(first_deadline):  # headers end by the first-chunk deadline, within 64 KiB
+                resp = client.request("POST", path, body=body, headers=headers)
         except GreenletExit:
             o.error, o.t_end = ErrorClass.cancelled, now()
             raise
-        except TimeoutError:
+        except TimeoutError as exc:
             o.t_end = now()
             waited = (o.t_end - t0) / 1e9
             # the connection is open (see _connect): a timeout here is the server not answering
@@ -220,7 +229,11 @@ def stream_request(
                 if waited >= timeouts.first_chunk * 0.99 or o.t_connect
                 else ErrorClass.connect_error
             )
-            o.detail = f"no response after {waited:.2f} s"
+            o.detail = f"no response after {waited:.2f} s" + (f" ({exc})" if str(exc) else "")
+            return o
+        except ghc.HeadersTooLarge as exc:
+            o.t_end = now()
+            o.error, o.detail = ErrorClass.oversized, str(exc)
             return o
         except (OSError, HTTPParseError) as exc:
             closing = isinstance(exc, (HTTPConnectionClosed, *_CLOSING))
@@ -244,12 +257,11 @@ def stream_request(
         dec.detected = "ui-message-stream"
     try:
         if o.status >= 300:
-            try:
-                raw = resp.read()
-            except (OSError, HTTPParseError):
-                raw = b""
+            raw, whole = _error_body(resp, min(first_deadline, total_deadline))
             o.t_end = now()
             o.error, o.detail = classify_http_error(o.status, raw)
+            if not whole:
+                o.detail = f"{o.detail[:240]} [body cut at {len(raw):,} bytes]"
             o.bytes_in = len(raw)
             o.head = raw[:HEAD_BYTES]
             return o
@@ -259,6 +271,34 @@ def stream_request(
         _discard(resp)
         raise
     return o
+
+
+def _error_body(resp, deadline: int) -> tuple[bytes, bool]:
+    """An error answer's body, at most ``MAX_ERROR_BODY`` bytes and by ``deadline``; (bytes, whether it
+    was whole). A body cut short leaves its connection closed, never back in the pool."""
+    buf = ghc.body_buffer(resp)
+    sock = ghc.raw_socket(resp)
+    before = sock.gettimeout() if sock is not None else None
+    try:
+        while not resp.message_complete and len(buf) < MAX_ERROR_BODY and sock is not None:
+            left = (deadline - monotonic_ns()) / 1e9
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            data = sock.recv(READ_SIZE)
+            if not data:
+                break
+            resp.feed(data)
+    except (OSError, HTTPParseError):
+        pass
+    raw = bytes(buf[:MAX_ERROR_BODY])
+    whole = bool(resp.message_complete) and len(buf) <= MAX_ERROR_BODY
+    del buf[:]
+    if not resp.message_complete:
+        _discard(resp)
+    elif sock is not None:
+        sock.settimeout(before)  # kept alive for the next request: as the pool set it
+    return raw, whole
 
 
 def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_deadline: int, total_deadline: int) -> None:
@@ -330,6 +370,10 @@ def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_d
                 o.error, o.detail = ErrorClass.truncated, "connection closed before the closing chunk"
                 break
             o.bytes_in += len(data)
+            if o.bytes_in > MAX_BODY_BYTES or len(dec.texts) > MAX_PARTS:
+                o.error = ErrorClass.oversized
+                o.detail = f"the body went past {MAX_BODY_BYTES >> 20} MiB or {MAX_PARTS:,} parts: closed, not read on"
+                break
             try:
                 resp.feed(data)
             except HTTPParseError as exc:

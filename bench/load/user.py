@@ -344,7 +344,7 @@ class ChatUser(User):
             dec = o.decoder
             reply = (
                 ""
-                if dec is None or o.error == ErrorClass.internal_error
+                if dec is None or o.error in (ErrorClass.internal_error, ErrorClass.oversized)  # no history past the bounds
                 else (dec.visible_text() if s.history == "visible" else dec.text)
             )
             counted = str(row[IDX["token_source"]]).startswith("tokenizer:") and dec is not None and reply == dec.text

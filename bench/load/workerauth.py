@@ -72,7 +72,13 @@ class WorkerGate:
 
     @classmethod
     def install(cls, runner: Any) -> WorkerGate:
+        """Before the master reads any worker's message (the top of Locust's ``init``: plain Locust's
+        preflight waits on the network after it, and workers would be admitted meanwhile). Once per runner."""
+        existing: WorkerGate | None = getattr(runner, "_bench_gate", None)
+        if existing is not None:
+            return existing
         gate = cls(runner, run_secret())
+        runner._bench_gate = gate
         inner = runner.handle_message  # client_listener calls self.handle_message(client_id, msg)
 
         def handle(client_id: str, msg: Any) -> None:
