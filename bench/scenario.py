@@ -192,16 +192,25 @@ def resolve_path(name: str | Path) -> Path:
     )
 
 
+_PARSED: dict[tuple[str, int, int], Scenario] = {}
+
+
 def load_scenario(name: str | Path) -> Scenario:
+    """The scenario at ``name`` (a path, or a name under scenarios/), parsed once per process and file
+    version: bench run reads it for its checks, its run.json and its report (an 8 MB scenario takes ~2 s)."""
     path = resolve_path(name)
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        raise InputError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _PARSED:
+        _PARSED.clear()  # one scenario at a time is what a process uses
+        _PARSED[key] = _parse_scenario(path)
+    return _PARSED[key].model_copy(deep=True)  # callers may adjust theirs
+
+
+def _parse_scenario(path: Path) -> Scenario:
+    from bench.inputfiles import parse_yaml, read_text
+
+    data, node = parse_yaml(read_text(path, "scenario"), str(path))
     if not isinstance(data, dict):
         raise InputError(f"{path}, line 1: a scenario is a mapping with 'name' and 'conversations'")
     try:

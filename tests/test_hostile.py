@@ -65,3 +65,70 @@ def test_a_hostile_answer_is_classified_in_time_and_in_bounded_memory(hostile, m
     assert detail in got["detail"] and got["detail"].isprintable(), got
     assert got["s"] <= within_s, got  # the configured timeouts hold (first chunk 3 s, total 8 s)
     assert got["peak_mb"] < 300, got  # the issue's bound for the whole process
+
+
+def _bad_files(d: Path) -> list[tuple[str, Path, str]]:
+    """(option, file, what the one line says) for files a careless tool or an attacker could write."""
+    cases = [
+        (
+            "--scenario",
+            "latin1.yaml",
+            "name: caf\xe9\nconversations:\n  - turns: ['h\xe9llo']\n".encode("latin-1"),
+            "not UTF-8 text (byte 0xe9",
+        ),
+        ("--scenario", "deep.yaml", ("name: x\nconversations: " + "[" * 20000 + "]" * 20000 + "\n").encode(), "nest"),
+        ("--scenario", "deep.json", ('{"name": "x", "conversations": ' + "[" * 20000 + "]" * 20000 + "}").encode(), "nest"),
+        ("--scenario", "digits.yaml", ("name: x\nseed: " + "1" * 5000 + "\nconversations: []\n").encode(), "cannot be read"),
+        (
+            "--trace",
+            "latin1.jsonl",
+            '{"t": 0, "conversation_id": "caf\xe9", "turn": 0, "prompt": "hi"}\n'.encode("latin-1"),
+            "not UTF-8 text",
+        ),
+        ("--trace", "deep.jsonl", ('{"t": 0, "x": ' + "[" * 20000 + "]" * 20000 + "}\n").encode(), "nested deeper"),
+        (
+            "--trace",
+            "digits.jsonl",
+            ('{"t": ' + "1" * 5000 + ', "conversation_id": "a", "turn": 0, "prompt": "hi"}\n').encode(),
+            "cannot be read",
+        ),
+        ("--trace", "nan.jsonl", b'{"t": NaN, "conversation_id": "a", "turn": 0, "prompt": "hi"}\n', "finite"),
+        ("--trace", "tokens-nan.jsonl", b'{"t": 0, "conversation_id": "a", "turn": 0, "input_tokens": NaN}\n', "input_tokens"),
+        ("--target-profiles", "nan.yaml", b"models:\n  m/x:\n    ttft_ms: .nan\n", "ttft_ms"),
+        ("--target-profiles", "latin1.yaml", "models:\n  m/caf\xe9:\n    ttft_ms: 5\n".encode("latin-1"), "not UTF-8 text"),
+    ]
+    out = []
+    for opt, name, data, says in cases:
+        f = d / name.replace(".", f"-{opt.strip('-')}.", 1)
+        f.write_bytes(data)
+        out.append((opt, f, says))
+    return out
+
+
+def test_bad_files_get_one_line_before_any_load(tmp_path):
+    """Each: exit 2, one line naming the file (and line), no traceback, no run folder."""
+    from conftest import bench_cmd, bench_env
+
+    for opt, f, says in _bad_files(tmp_path):
+        out = tmp_path / "out"
+        r = subprocess.run(
+            bench_cmd("run", opt, str(f), "-t", "2s", "--out", str(out), "--no-report"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=bench_env(),
+            cwd=ROOT,
+        )
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == 2, (f.name, r.stderr[-1500:])
+        assert "Traceback" not in r.stderr and lines[-1].startswith(f"error: {f}"), (f.name, r.stderr[-1500:])
+        assert says in lines[-1], (f.name, lines[-1])
+        assert not out.exists() or not any(out.iterdir()), f.name
+
+
+def test_a_utf16_scenario_with_its_byte_order_mark_is_read(tmp_path):
+    from bench.scenario import load_scenario
+
+    f = tmp_path / "utf16.yaml"
+    f.write_bytes("name: x\nconversations:\n  - name: a\n    turns: ['héllo']\n".encode("utf-16"))
+    assert load_scenario(f).conversations[0].turns[0].user == "héllo"

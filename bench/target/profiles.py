@@ -13,7 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import InputError
@@ -87,12 +86,9 @@ class Profiles:
 
 def _read_yaml(path: Path | None, text: str) -> ProfileFile:
     where = str(path) if path else "bundled profiles.yaml"
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark else ""
-        raise InputError(f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    from bench.inputfiles import parse_yaml
+
+    data = parse_yaml(text, where)[0] or {}
     try:
         return ProfileFile.model_validate(data)
     except ValidationError as exc:
@@ -115,7 +111,9 @@ def load_profiles(path: str | Path | None = None, overrides: dict[str, Any] | No
         p = Path(path)
         if not p.is_file():
             raise InputError(f"{p}: profile file not found")
-        files.append(_read_yaml(p, p.read_text()))
+        from bench.inputfiles import read_text
+
+        files.append(_read_yaml(p, read_text(p, "profile file")))
     # Each file in turn: its defaults apply to every model, then its per-model entries on top.
     per_model: dict[str, dict[str, Any]] = {}
     retired: list[str] = []

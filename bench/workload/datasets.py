@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from bench.errors import InputError
+from bench.inputfiles import DATA_BYTES, parse_json, read_text
 
 USER_ROLES = {"human", "user"}
 OTHER_ROLES = {"gpt", "assistant", "chatgpt", "bing", "bard", "model", "system", "tool", "function"}
@@ -77,16 +78,17 @@ def _records(path: Path, fmt: str, text: str):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        except (RecursionError, ValueError):
+            data = parse_json(text, str(path))  # the same error again, as one line
+        if not isinstance(data, list):
+            raise InputError(f"{path}: expected a JSON list of conversations")
         for i, rec in enumerate(data):
             yield f"{path}, record {i}", rec
         return
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            yield f"{path}, line {n}", json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}, line {n}: not valid JSON ({exc.msg})") from None
+        yield f"{path}, line {n}", parse_json(line, f"{path}, line {n}")
 
 
 def _content(v, where: str, fld: str) -> str:
@@ -141,7 +143,7 @@ def import_conversations(
         raise InputError(f"{path}: file not found")
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "dataset", DATA_BYTES)
     if not text.strip():
         raise InputError(f"{path}: the file is empty")
     fmt = _detect(path, text[:4096]) if fmt == "auto" else fmt

@@ -146,4 +146,6 @@ def synthetic_pool(dist: LengthDist, out_dist: LengthDist | None, maker: PromptM
 
 
 def read_text_lines(path: Path) -> list[str]:
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    from bench.inputfiles import DATA_BYTES, read_text
+
+    return [line.strip() for line in read_text(Path(path), "prompt file", DATA_BYTES).splitlines() if line.strip()]

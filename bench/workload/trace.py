@@ -15,7 +15,6 @@ first arrival and sorted; turns of one conversation keep their order.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass
@@ -154,26 +153,23 @@ def _datetime(where: str, field: str, v: str) -> float:
 
 def _records(path: Path):
     """(row number, where, record) for each row; JSON Lines or CSV by extension (CSV header keys lower-cased)."""
+    from bench.inputfiles import DATA_BYTES, csv_rows, parse_json, read_text
+
+    text = read_text(path, "trace", DATA_BYTES)
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames:
-                raise InputError(f"{path}, line 1: a CSV trace needs a header row")
-            for n, rec in enumerate(reader, start=1):
-                yield n, f"{path}, line {reader.line_num}", {(k or "").strip().lower(): (v or "").strip() for k, v in rec.items()}
+        for n, (line_no, rec) in enumerate(csv_rows(text, path), start=1):
+            # a row longer than the header puts the rest under None, as a list: not a field of the trace
+            fields = {(k or "").strip().lower(): (v or "").strip() for k, v in rec.items() if not isinstance(v, list)}
+            yield n, f"{path}, line {line_no}", fields
         return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {n}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise InputError(f"{where}: expected a JSON object per line")
-            yield n, where, {k.lower(): v for k, v in rec.items()}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {n}"
+        rec = parse_json(line, where)
+        if not isinstance(rec, dict):
+            raise InputError(f"{where}: expected a JSON object per line")
+        yield n, where, {k.lower(): v for k, v in rec.items()}
 
 
 def _messages(where: str, v) -> tuple:
