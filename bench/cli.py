@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from bench.errors import InputError
+from bench.errors import InputError, RunFolderError
 from bench.optiontable import click_options
 
 
@@ -18,6 +18,9 @@ class _Group(click.Group):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except RunFolderError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -11,3 +11,7 @@ class PreflightError(InputError):
     def __init__(self, message: str, cls: str | None = None) -> None:
         super().__init__(message)
         self.cls = cls
+
+
+class RunFolderError(Exception):
+    """The run folder could not be written (a full disk): one line, exit 1; the records' whereabouts in the message."""

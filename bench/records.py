@@ -393,6 +393,15 @@ class Spool:
         self._fh.close()
 
 
+def rescue_dir(run_id: str) -> Path:
+    """Where a run's records go when its folder's disk is full: the system temp folder (another file
+    system, usually), one folder per run id; ``finalize_records`` reads it with the run folder."""
+    import tempfile
+
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)
+    return Path(tempfile.gettempdir()) / f"bench-rescue-{safe}"
+
+
 def _reopen_truncated(fh, path: Path, pos: int):
     try:
         fh.close()  # closing flushes what the failed write left buffered; it may fail again

@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,11 +32,12 @@ from bench.analysis.results import (
     latest_calibration,
     write_run_json,
 )
-from bench.errors import InputError, PreflightError
+from bench.errors import InputError, PreflightError, RunFolderError
 from bench.launch import embedded_target, locust_command, pinning
 from bench.load.route import Credentials, credential_candidates, parse_headers
 from bench.options import cache_salt, check_values, new_run_id, route_and_models, tls_from
 from bench.optiontable import RunOptions, locust_argv
+from bench.records import rescue_dir
 from bench.scenario import load_scenario, resolve_path
 from bench.schema import ErrorClass
 from bench.secrets import redact, refuse_url_credentials, remember
@@ -301,8 +303,18 @@ def run(o: RunOptions) -> Path:
 
             shutil.rmtree(run_dir, ignore_errors=True)
     spool_warnings: list[str] = []
-    n = finalize_records(run_dir, spool_warnings)
-    collector = _read_json(run_dir / "collector.json")
+    rescue = rescue_dir(run_dir.name)
+    try:
+        n = finalize_records(run_dir, spool_warnings)
+    except OSError as exc:
+        raise RunFolderError(_folder_failed(run_dir, rescue, exc)) from None
+    collector = _read_json(run_dir / "collector.json") or _read_json(rescue / "collector.json")
+    if collector.get("rescued"):
+        spool_warnings.insert(
+            0,
+            f"the run folder's disk was full: the run was stopped, and {collector['rescued']['records']} records "
+            f"were kept in {collector['rescued']['where']} (read back into requests.parquet)",
+        )
     fields, delivery_warnings = delivery(collector, n)
     scenario_path = resolve_path(o.scenario)
     if o.warmup is not None:
@@ -382,7 +394,14 @@ def run(o: RunOptions) -> Path:
         meta["warnings"].extend(scraper.warnings())
     if tls.insecure:
         meta["warnings"].append("--insecure: the target's TLS certificate was not verified")
-    write_run_json(run_dir, meta)
+    try:
+        write_run_json(run_dir, meta)
+    except OSError as exc:
+        raise RunFolderError(_folder_failed(run_dir, rescue, exc)) from None
+    if rescue.is_dir():
+        import shutil
+
+        shutil.rmtree(rescue, ignore_errors=True)  # read back into requests.parquet
     _link_latest(Path(o.out), run_dir)
     if (run_dir / "requests.parquet").is_file():
         for spool in run_dir.glob("*.spool"):
@@ -399,6 +418,14 @@ def _link_latest(out: Path, run_dir: Path) -> None:
         link.symlink_to(run_dir.name, target_is_directory=True)
     except OSError:
         pass  # a file system without symlinks: the run folder is still there
+
+
+def _folder_failed(run_dir: Path, rescue: Path, exc: OSError) -> str:
+    spools = [str(x) for d in (run_dir, rescue) for x in sorted(d.glob("*.spool"))] if run_dir.is_dir() else []
+    return (
+        f"the run folder {run_dir} could not be finished ({exc.strerror or exc}): the records are in "
+        f"{', '.join(spools) or 'no spool'}; free space, then `bench report {run_dir}` builds the folder from them"
+    )
 
 
 def _read_json(path: Path) -> dict:
@@ -437,7 +464,8 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
     t0 = time.monotonic()
     next_look = t0 + (sequential.warmup_s + sequential.every_s if sequential is not None else math.inf)
     with open(run_dir / "locust.log", "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        relay = _relay_output(proc, log)
         try:
             while proc.poll() is None:
                 progress.show()
@@ -467,6 +495,7 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
+        relay.join(10)
         progress.show(final=True)
     if proc.returncode not in (0, None) and not interrupted and not decided:
         tail = (run_dir / "locust.log").read_text()[-2000:]
@@ -483,6 +512,30 @@ def _run_locust(cmd: list[str], env: dict, run_dir: Path, seconds: float, quiet:
 
 
 MASTER_DIED = "master died"
+
+
+def _relay_output(proc: subprocess.Popen, log) -> threading.Thread:
+    """The Locust child's output to locust.log, and its own one-line errors to this terminal at once: a
+    full disk's "error: records could not be written ..." used to exist only in locust.log, on that disk."""
+
+    def copy() -> None:
+        assert proc.stdout is not None
+        writable = True
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            if writable:
+                try:
+                    log.write(line)
+                    log.flush()
+                except OSError:
+                    writable = False  # the disk is full: the lines that matter still reach the terminal
+            if line.startswith(("error: records could not be written", "error: the run folder's disk", "bench worker ")):
+                sys.stderr.write(("\n" if sys.stderr.isatty() else "") + line)
+                sys.stderr.flush()
+
+    t = threading.Thread(target=copy, name="bench-locust-output", daemon=True)
+    t.start()
+    return t
 
 
 def _wait_for_group(pgid: int, timeout: float) -> None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.metrics import CATALOGUE
-from bench.records import COLUMNS, IDX, SpoolCheck, read_spool
+from bench.records import COLUMNS, IDX, SpoolCheck, read_spool, rescue_dir
 from bench.schema import RUN_SCHEMA, RunMeta, default_warmup, read_run_json  # noqa: F401  (re-exported for readers)
 from bench.secrets import redact
 
@@ -129,7 +129,7 @@ def finalize_records(run_dir: Path, warnings: list[str] | None = None) -> int:
     spool lost is appended to ``warnings``."""
     run_dir = Path(run_dir)
     rows: list[list] = []
-    for spool in sorted(run_dir.glob("*.spool")):
+    for spool in sorted(run_dir.glob("*.spool")) + sorted(rescue_dir(run_dir.name).glob("*.spool")):
         check = SpoolCheck()
         rows.extend(read_spool(spool, check))
         if warnings is not None:
@@ -238,12 +238,14 @@ def _build(flag: str | None) -> dict | None:
 def ensure_records(run_dir: Path) -> None:
     """A run made with plain ``locust`` leaves a spool: turn it into Parquet and a minimal run.json."""
     run_dir = Path(run_dir)
-    if (run_dir / "requests.parquet").is_file() or not any(run_dir.glob("*.spool")):
+    rescue = rescue_dir(run_dir.name)
+    if (run_dir / "requests.parquet").is_file() or not (any(run_dir.glob("*.spool")) or any(rescue.glob("*.spool"))):
         return
     spool_warnings: list[str] = []
     n = finalize_records(run_dir, spool_warnings)
     if not (run_dir / "run.json").is_file():
-        collector = json.loads((run_dir / "collector.json").read_text()) if (run_dir / "collector.json").is_file() else {}
+        found = [d / "collector.json" for d in (run_dir, rescue) if (d / "collector.json").is_file()]
+        collector = json.loads(max(found, key=lambda f: f.stat().st_mtime).read_text()) if found else {}
         fields, delivery_warnings = delivery(collector, n)
         meta = {
             "run_id": collector.get("run_id", run_dir.name),
@@ -262,4 +264,13 @@ def ensure_records(run_dir: Path) -> None:
             "preflight": collector.get("preflight") or [],
             **environment_info(),
         }
+        if collector.get("rescued"):
+            meta["warnings"].insert(
+                0,
+                f"the run folder's disk was full: the run was stopped, and {collector['rescued']['records']} records "
+                f"were kept in {collector['rescued']['where']} (read back here)",
+            )
         write_run_json(run_dir, meta)
+        import shutil
+
+        shutil.rmtree(rescue, ignore_errors=True)  # read back into requests.parquet

@@ -30,7 +30,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from bench.load.clock import WorkerClock, clock_warnings, wall
 from bench.load.drop import load_drop
 from bench.load.workerauth import WorkerGate, send_hello
-from bench.records import IDX, Spool, lost_row, not_sent_row, start_notice
+from bench.records import IDX, Spool, lost_row, not_sent_row, rescue_dir, start_notice
 from bench.schema import TIMING_FILE, default_warmup
 
 if TYPE_CHECKING:
@@ -44,10 +44,20 @@ MASTER_SILENT_S = 15.0  # a worker on another machine takes its master for dead 
 CLOCK_EVERY = 5.0  # seconds between clock exchanges with each worker (plus a burst at the start)
 
 
-def _write_json(path: Path, obj: dict) -> None:
+def _write_json(path: Path, obj: dict, rescue: Path | None = None) -> None:
+    """Atomically; on a full disk, into ``rescue`` instead (when given), else not at all."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if rescue is not None:
+            rescue.mkdir(parents=True, exist_ok=True)
+            _write_json(rescue / path.name, obj)
 
 
 class KernelTimer:
@@ -111,6 +121,8 @@ class Collector:
         self.run_dir = Path(run_dir)
         self.rows: list[list] = []
         self.pending: list[list] = []  # rows not yet written to the spool (a full disk keeps them here)
+        self._rescue_spool: Spool | None = None  # the rescue folder's spool, once the run folder's disk gave up
+        self.rescued = 0
         self.write_failing_since: float | None = None
         self.arrivals: Schedule | None = None  # open loop: this process's arrival schedule
         self.offered = 0
@@ -407,18 +419,40 @@ class Collector:
                 self.warnings.append(f"writing records to {spool.path} failed ({exc}); {len(self.pending)} rows kept, retrying")
             if now - self.write_failing_since > WRITE_GIVE_UP and not getattr(self, "_gave_up", False):
                 self._gave_up = True
+                kept = self._rescue()
                 msg = (
-                    f"records could not be written to {spool.path} for {WRITE_GIVE_UP:.0f} s ({exc}); "
-                    f"the run was stopped with {len(self.pending)} records in memory"
+                    f"records could not be written to {spool.path} for {WRITE_GIVE_UP:.0f} s ({exc}); the run was stopped; {kept}"
                 )
                 self.warnings.append(msg)
                 sys.stderr.write(f"error: {msg}\n")
+                sys.stderr.flush()
                 gevent.spawn(self.env.runner.quit)
+            elif getattr(self, "_gave_up", False):
+                self._rescue()  # what came in after the stop (cancelled streams, final batches)
             return
         self.pending = []
         if self.write_failing_since is not None:
             self.write_failing_since = None
             self.warnings.append("writing records works again: every kept row was written")
+
+    @property
+    def rescue(self) -> Path:
+        return rescue_dir(self.meta.get("run_id") or self.run_dir.name)
+
+    def _rescue(self) -> str:
+        """The rows the run folder would not take, to the rescue folder; says where (or that it failed too)."""
+        if not self.pending:
+            return "no record was lost"
+        where = self.rescue / "records.spool"
+        try:
+            if self._rescue_spool is None:
+                self._rescue_spool = Spool(where)
+            self._rescue_spool.write(self.pending)
+        except OSError as exc:
+            return f"{len(self.pending)} records in memory could not be kept in {where} either ({exc})"
+        n, self.pending = len(self.pending), []
+        self.rescued += n
+        return f"{self.rescued} records kept in {where} (bench report on the run folder reads them)"
 
     def _timing(self, worker: str, t: float, cpu: float | None, lag: bytes | array) -> None:
         if self.timing is None:
@@ -528,6 +562,10 @@ class Collector:
                 self.warnings.append(f"stopping the users at quit failed: {exc!r}")
         if not self._final_sent and not self.is_master:
             self.flush(final=True)
+        if self.pending:  # the disk still refuses them: the rescue folder, so the quit loses none
+            line = self._rescue()
+            self.warnings.append(f"the run folder's disk refused records to the end; {line}")
+            sys.stderr.write(f"error: the run folder's disk refused records to the end; {line}\n")
         self.write_summary()
         if os.environ.get("BENCH_CHILD") == "1":
             return
@@ -608,6 +646,8 @@ class Collector:
         if drop:
             self.warnings.append(drop)
         self.warnings = list(dict.fromkeys(self.warnings))
+        if self.rescued:
+            self.meta["rescued"] = {"records": self.rescued, "where": str(self.rescue)}
         _write_json(
             self.run_dir / "collector.json",
             {
@@ -634,5 +674,6 @@ class Collector:
                 "host": self.env.host,
                 **self.meta,
             },
+            rescue=self.rescue,
         )
         self._progress()
