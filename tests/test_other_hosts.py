@@ -294,3 +294,40 @@ def test_a_master_killed_mid_run_is_an_interrupted_run_with_its_loss_counted(tmp
     assert died["sent_at_least"] >= len(received) - 2  # the last progress line or the workers' own counts
     assert not list(run_dir.glob("*.spool"))  # all merged into requests.parquet
     print({k: v for k, v in died.items() if k != "workers"}, "target received", len(received))
+
+
+def test_two_processes_runs_at_once_each_hold_only_their_own_records(tmp_path):
+    """Before: the second master could not bind *:5557 and its workers joined the first run (55,487 foreign
+    records). Now each master is on loopback and a free port, and admits only workers with its own secret."""
+    from conftest import FAST, bench_cmd
+
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        runs.append(
+            (
+                out,
+                subprocess.Popen(
+                    bench_cmd("run", "--out", str(out), "--scenario", ONE_TURN, "--target-profiles", FAST)
+                    + ["--processes", "2", "-u", "4", "-t", "6s", "--no-report"],
+                    env=bench_env(),
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
+    for _out, p in runs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-2000:]
+    seen = []
+    for out, _ in runs:
+        run_dir = (out / "latest").resolve()
+        meta = json.loads((run_dir / "run.json").read_text())
+        workers = set(meta["collector"]["workers"])
+        df = pd.read_parquet(run_dir / "requests.parquet")
+        assert len(workers) == 2 and set(df["worker"]) <= workers, (workers, set(df["worker"]))
+        assert meta["collector"]["worker_auth"]["refused"] == [] and meta["records"] == len(df) > 0
+        seen.append(workers)
+    assert not seen[0] & seen[1]

@@ -374,7 +374,11 @@ def test_load_drop_flags_only_a_fall_nobody_asked_for():
     assert load_drop(stopping) is None  # the end of the run
     lost = ramp + [(5, 16, 16, "running"), (6, 8, 16, "running"), (7, 8, 16, "running"), (9, 8, 16, "running")]
     msg = load_drop(lost)
-    assert msg and "from 16 to 8 users at 6 s" in msg and "reduced for 3 s" in msg
+    assert msg and "from 16 to 8 users at 6 s" in msg and "reduced to the end of the run (3 s)" in msg
+    # users back after 15 s (a worker rejoined): the recovery is when they came back, not the run's end
+    back = ramp + [(5, 16, 16, "running"), (6, 8, 16, "running"), (21, 16, 16, "running"), (44, 16, 16, "running")]
+    msg = load_drop(back)
+    assert msg and "stayed reduced for 15 s (back to 16 users at 21 s)" in msg, msg
 
 
 def test_worker_clock_keeps_the_exchange_with_the_shortest_round_trip():

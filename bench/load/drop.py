@@ -18,10 +18,16 @@ def load_drop(series: list[tuple[float, int, int, str]], share: float = LOAD_DRO
         if cur[2] == prev[2] and cur[1] < share * prev[1]:
             t_drop, before, target = cur[0], prev[1], cur[2]
             after = [x for x in running if x[0] >= t_drop and x[2] == target]
-            low, end = min(x[1] for x in after), after[-1][0]
+            back = next((x[0] for x in after if x[1] >= share * before), None)  # users back (a worker rejoined)
+            reduced = [x for x in after if back is None or x[0] < back]
+            low = min(x[1] for x in reduced)
+            lasted = (
+                f"stayed reduced for {back - t_drop:.0f} s (back to {before} users at {back:.0f} s)"
+                if back is not None
+                else f"stayed reduced to the end of the run ({after[-1][0] - t_drop:.0f} s)"
+            )
             return (
                 f"load fell from {before} to {low} users at {t_drop:.0f} s into the run (a worker lost? Locust does not "
-                f"move its users to the others) and stayed reduced for {end - t_drop:.0f} s; the headline numbers "
-                "include that period of reduced load"
+                f"move its users to the others) and {lasted}; the headline numbers include that period of reduced load"
             )
     return None
