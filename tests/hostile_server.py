@@ -1,89 +1,75 @@
-"""A server that answers every request badly, in one of four ways (by the request path's last part):
+"""A small misbehaving OpenAI-compatible server for the hostile-server tests (loopback only).
 
-- ``huge-error``: ``500`` with ``Content-Length`` of 10 GiB, zeros sent as fast as they are read;
-- ``endless``: a ``200`` AI SDK stream of parts, as fast as they are read, that never ends;
-- ``header-flood``: a status line, then header lines without end, as fast as they are read;
-- ``endless-headers``: a status line, then one header line every 0.5 s, forever.
+    python tests/hostile_server.py MODE PORT_FILE COUNT_FILE
 
-Raw sockets and threads (no framework would send these). ``python tests/hostile_server.py PORT``
-serves until killed; tests use ``serve()``.
+Modes: ``ok`` (a well-behaved server serving model ``m``), ``closing`` / ``closing-at-once``
+(answers well, keeps HTTP/1.1 keep-alive implied, then closes the connection 5 ms after / right
+after each stream), ``choices-int`` (``"choices": 5`` after the first answer), ``deep-json`` (a chunk nested
+100,000 deep after the first), ``echo`` (a 500 whose body lists the request's headers, as gateway
+debug pages do). The first request is answered properly so a preflight passes; every request
+received is counted in COUNT_FILE (one line each), so a test can match records to requests.
 """
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import sys
-import threading
-import time
+from pathlib import Path
 
-PART = b'0:"' + b"x" * 58 + b'"\n'
+from aiohttp import web
 
-
-def _handle(conn: socket.socket) -> None:
-    try:
-        conn.settimeout(30)
-        req = b""
-        while b"\r\n\r\n" not in req:
-            data = conn.recv(65536)
-            if not data:
-                return
-            req += data
-        line = req.split(b"\r\n", 1)[0].decode("latin-1")
-        path = line.split(" ")[1] if " " in line else "/"
-        mode = path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-        if mode == "chat":  # /api/ai/huggingface/<publisher>/<mode>/chat: the model name is the mode
-            mode = path.split("?")[0].rstrip("/").rsplit("/", 2)[-2]
-        if mode == "huge-error":
-            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 10737418240\r\n\r\n")
-            block = b"\0" * 65536
-            while True:
-                conn.sendall(block)
-        elif mode == "endless":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
-            chunk = PART * 1000
-            frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-            while True:
-                conn.sendall(frame)
-        elif mode == "header-flood":
-            conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            block = b"X-Flood: " + b"a" * 1000 + b"\r\n"
-            block *= 64
-            while True:
-                conn.sendall(block)
-        elif mode == "endless-headers":
-            conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            n = 0
-            while True:
-                conn.sendall(f"X-Slow-{n}: yes\r\n".encode())
-                n += 1
-                time.sleep(0.5)
-        else:
-            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-    except OSError:
-        pass
-    finally:
-        conn.close()
+GOOD = (
+    b'data: {"choices":[{"delta":{"content":"Hello"}}]}\n\n'
+    b'data: {"choices":[{"delta":{"content":" there"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+)
 
 
-def serve(port: int = 0) -> tuple[socket.socket, int]:
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(64)
+def main() -> None:
+    mode, port_file, count_file = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    seen = 0
+    log = open(count_file, "a", buffering=1)
 
-    def loop() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=_handle, args=(conn,), daemon=True).start()
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "m"}]})
 
-    threading.Thread(target=loop, daemon=True).start()
-    return srv, srv.getsockname()[1]
+    async def chat(request: web.Request) -> web.StreamResponse:
+        nonlocal seen
+        await request.read()
+        seen += 1
+        log.write(f"{seen}\n")
+        if mode == "echo" and seen > 1:
+            body = "headers received:\n" + "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+            return web.Response(status=500, text=body)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if seen == 1 or mode in ("echo", "ok", "closing", "closing-at-once"):
+            await resp.write(GOOD)
+        elif mode == "choices-int":
+            await resp.write(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"choices": 5}\n\n')
+        elif mode == "deep-json":
+            await resp.write(
+                b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n\n"
+            )
+        await resp.write_eof()
+        if mode.startswith("closing"):  # keep-alive advertised (HTTP/1.1), then the connection closed, as llama-server does
+            transport = request.transport
+            if transport is not None:
+                asyncio.get_running_loop().call_later(0.0 if mode == "closing-at-once" else 0.005, transport.close)
+        return resp
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        app.router.add_post("/v1/chat/completions", chat)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_file.write_text(str(site._server.sockets[0].getsockname()[1]))
+        await asyncio.Event().wait()
+
+    asyncio.run(start())
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
-    while True:
-        time.sleep(3600)
+    main()
