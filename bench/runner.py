@@ -38,7 +38,7 @@ from bench.load.route import Credentials, credential_candidates, parse_headers
 from bench.options import cache_salt, check_values, new_run_id, route_and_models, tls_from
 from bench.optiontable import RunOptions, locust_argv
 from bench.records import rescue_dir
-from bench.scenario import load_scenario, resolve_path
+from bench.scenario import hand_on, load_scenario, resolve_path
 from bench.schema import ErrorClass
 from bench.secrets import redact, refuse_url_credentials, remember
 from bench.units import parse_duration
@@ -188,6 +188,7 @@ def run(o: RunOptions) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["BENCH_CHILD"] = "1"  # the Locust child of bench run, which builds the report itself
+    env.update(hand_on(o.scenario, run_dir))  # parsed here once; the children read it back, not the YAML
     if o.processes > 1:  # the run's own workers prove it to their master; any other process is refused
         from bench.load.workerauth import SECRET_ENV
 
@@ -398,6 +399,7 @@ def run(o: RunOptions) -> Path:
         write_run_json(run_dir, meta)
     except OSError as exc:
         raise RunFolderError(_folder_failed(run_dir, rescue, exc)) from None
+    (run_dir / "scenario.parsed.json").unlink(missing_ok=True)  # the children's copy; run.json names the file
     if rescue.is_dir():
         import shutil
 

@@ -100,3 +100,32 @@ def test_step_shape_schedule():
     assert schedule(parse_steps("10:10s,20:10s"), 15, True, 0) == 15
     with pytest.raises(InputError):
         parse_steps("ten:30s")
+
+
+def test_children_read_the_parents_parse_and_a_changed_file_is_parsed_again(tmp_path, monkeypatch):
+    """bench run parses the scenario once and hands it to its Locust children as JSON (a 9.8 MB scenario
+    was parsed in bench, the master and every worker); a file changed since is parsed anew."""
+    import os
+    import time
+
+    from bench import scenario as sc
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\nconversations:\n  - name: a\n    turns: ['hi', 'more']\n")
+    env = sc.hand_on(f, tmp_path)
+    assert Path(env[sc.PARSED_ENV]).is_file()
+    monkeypatch.setenv(sc.PARSED_ENV, env[sc.PARSED_ENV])
+    sc._PARSED.clear()
+
+    def no_yaml(path):
+        raise AssertionError("parsed the YAML again")
+
+    monkeypatch.setattr(sc, "_parse_scenario", no_yaml)
+    assert [t.user for t in sc.load_scenario(f).conversations[0].turns] == ["hi", "more"]
+    monkeypatch.undo()
+    monkeypatch.setenv(sc.PARSED_ENV, env[sc.PARSED_ENV])
+    time.sleep(0.01)
+    f.write_text("name: s\nconversations:\n  - name: a\n    turns: ['changed']\n")
+    os.utime(f, None)
+    sc._PARSED.clear()
+    assert [t.user for t in sc.load_scenario(f).conversations[0].turns] == ["changed"]
