@@ -331,3 +331,45 @@ def test_two_processes_runs_at_once_each_hold_only_their_own_records(tmp_path):
         assert meta["collector"]["worker_auth"]["refused"] == [] and meta["records"] == len(df) > 0
         seen.append(workers)
     assert not seen[0] & seen[1]
+
+
+def test_a_worker_on_another_host_keeps_its_rows_when_the_master_goes_silent(target, tmp_path):
+    """Not forked by the master (as on another machine): 15 s without a heartbeat and the worker keeps its
+    rows in worker-<id>.spool and exits (Locust's own worker waited 60 s, then quit with them in memory)."""
+    import signal
+
+    port = str(free_loopback_port())
+    out = tmp_path / "run"
+    env = _env("s3cret")
+    master = subprocess.Popen(
+        _locust("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--headless", secret="s3cret")
+        + ["--expect-workers", "1", "--host", target.url, "-u", "4", "-r", "4", "-t", "60s", "--results-dir", str(out)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        _locust("--worker", "--master-host", "127.0.0.1", "--master-port", port, secret="s3cret"),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(6)
+        master.send_signal(signal.SIGKILL)
+        master.wait(10)
+        t0 = time.monotonic()
+        _, err = worker.communicate(timeout=40)
+        took = time.monotonic() - t0
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+    assert worker.returncode == 3 and 14 <= took <= 25, (worker.returncode, took, err[-1500:])
+    assert "no heartbeat from the Locust master for 15 s" in err and "records kept in" in err, err[-1500:]
+    (info,) = [json.loads(f.read_text()) for f in out.glob("worker-*.json")]
+    assert info["saved_rows"] > 0 and info["sent"] >= info["saved_rows"]
+    assert list(out.glob("worker-*.spool"))
