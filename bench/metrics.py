@@ -20,6 +20,8 @@ class Metric:
     unit: str  # ms | tok/s | req/s | share
     better: str  # lower | higher
     scope: str  # request: a column of requests.parquet | parts: samples per part (gaps) | run: over a run or window
+    # | pair: a value per paired turn (route and backend, bench run --backend)
+    # | reader: a value per request from a model of its reader, computed by the report from the gaps
     first_part: bool = False  # known at the first part: a stream cut off after it still has it
     parquet: str = "float64"  # the column's type (request scope)
 
@@ -44,6 +46,11 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("requests_per_s", "requests", "req/s", "higher", "run"),
     Metric("goodput", "goodput", "req/s", "higher", "run"),
     Metric("error_rate", "error rate", "share", "lower", "run"),
+    # --backend: the route's TTFC minus the model server's, per paired turn (what the app adds before the first part)
+    Metric("route_overhead_ms", "route overhead", "ms", "lower", "pair"),
+    # what a reader at 238 words a minute met (bench/analysis/reading.py), from each request's gaps at report time
+    Metric("read_stall_share", "reader stalled", "share", "lower", "reader"),
+    Metric("read_wait_ms", "reader's wait", "ms", "lower", "reader"),
 )
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}
 
@@ -51,10 +58,12 @@ REQUEST_METRICS: list[str] = [m.name for m in CATALOGUE if m.scope == "request"]
 LATENCY: set[str] = {m.name for m in CATALOGUE if m.unit == "ms"}
 HIGHER_IS_BETTER: set[str] = {m.name for m in CATALOGUE if m.better == "higher"}
 LOWER_IS_BETTER: set[str] = {m.name for m in CATALOGUE if m.better == "lower"}
-RATES: set[str] = {m.name for m in CATALOGUE if m.unit == "share"}
+RATES: set[str] = {m.name for m in CATALOGUE if m.unit == "share" and m.scope == "run"}
+READER: set[str] = {m.name for m in CATALOGUE if m.scope == "reader"}
 FIRST_PART: set[str] = {m.name for m in CATALOGUE if m.first_part}
 PER_REQUEST: set[str] = {m.name for m in CATALOGUE if m.scope in ("request", "parts")}  # a value (or samples) per request
-GATED: set[str] = PER_REQUEST | RATES  # what the regression gate compares: samples per request, or a rate
+PAIRED: set[str] = {m.name for m in CATALOGUE if m.scope == "pair"}  # judged from paired turns: needs --backend
+GATED: set[str] = PER_REQUEST | RATES | PAIRED  # what the regression gate compares: samples per request or pair, or a rate
 LATENCY_COLUMNS: list[str] = [m for m in REQUEST_METRICS if m in LATENCY]  # per-request latencies summarized by percentile
 
 

@@ -60,9 +60,17 @@ class Backend:
     share: float
     headers: dict[str, str]
     models: dict[str, str]  # route model id -> the id the backend serves
+    protocol: str = "openai"  # openai | tgi | hf (bench.load.route.RouteConfig's kinds for a model server)
 
     def model(self, route_model: str) -> str:
-        return self.models.get(route_model, route_model)
+        """The id the backend serves: --backend-models, else for hf the id the app sends Hugging Face."""
+        if route_model in self.models:
+            return self.models[route_model]
+        if self.protocol == "hf":
+            from bench.neptunapp import hf_model_id
+
+            return hf_model_id(route_model)
+        return route_model
 
 
 def backend_from(opts) -> Backend | None:
@@ -71,7 +79,7 @@ def backend_from(opts) -> Backend | None:
         return None
     refuse_url_credentials(url)
     if not url.startswith(("http://", "https://")):
-        raise InputError(f"--backend {url}: expected an http:// or https:// base URL of an OpenAI-compatible server")
+        raise InputError(f"--backend {url}: expected an http:// or https:// base URL of the model server")
     share = float(opts.backend_share)
     if not 0 < share <= 1:
         raise InputError(f"--backend-share {share:g}: expected a share in (0, 1]")
@@ -81,7 +89,10 @@ def backend_from(opts) -> Backend | None:
         if not sep or not route_id or not backend_id:
             raise InputError(f"--backend-models {item!r}: expected ROUTE_ID=BACKEND_ID")
         models[route_id.strip()] = backend_id.strip()
-    return Backend(url.rstrip("/"), share, parse_headers(opts.backend_header), models)
+    protocol = getattr(opts, "backend_protocol", "openai") or "openai"
+    if protocol not in ("openai", "tgi", "hf"):
+        raise InputError(f"--backend-protocol {protocol!r}: expected openai, tgi or hf")
+    return Backend(url.rstrip("/"), share, parse_headers(opts.backend_header), models, protocol)
 
 
 def cache_salt(mode: str, run_id: str) -> str | None:

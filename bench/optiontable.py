@@ -199,10 +199,20 @@ class RunOptions:
     )
     backend: str = opt(
         ("--backend",),
-        "Also send each turn straight to the model server behind the route (an OpenAI-compatible base URL, "
-        "e.g. http://vllm:8000): paired with the route's request, in alternating order, recorded apart "
-        '(backend/ in the run folder); the report\'s "what the route adds" is their difference.',
+        "Also send each turn straight to the model server behind the route (its base URL, e.g. "
+        "http://tgi:8080 or http://vllm:8000; --backend-protocol says how to speak to it): paired with the "
+        "route's request, in alternating order, recorded apart (backend/ in the run folder); the report's "
+        '"what the route adds" is their difference.',
         "",
+    )
+    backend_protocol: str = opt(
+        ("--backend-protocol",),
+        "--backend: openai (URL/v1/chat/completions, the messages as they are), tgi (Hugging Face TGI's "
+        "URL/generate_stream) or hf (the Inference API's URL/models/{id} with stream: true, what the Neptun "
+        "app's client calls). tgi and hf get the prompt and parameters the app would send: its instruction "
+        "prepended, its sanitising, the model's template (bench/neptunapp.py).",
+        "openai",
+        choices=("openai", "tgi", "hf"),
     )
     backend_share: float = opt(
         ("--backend-share",), "--backend: the share of turns that get a paired backend request (1 = every turn).", 1.0

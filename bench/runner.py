@@ -79,6 +79,15 @@ def _validate(o: RunOptions) -> tuple[float, list[str], Workload, RouteConfig]:
         counter = load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
     route, models, _ = route_and_models(o, scenario)
     check_values(o)
+    from bench.metrics import PAIRED
+    from bench.slo import parse_slo
+
+    for text in list(o.slo) or scenario.slos:  # an SLO on paired turns with nothing to pair: said now, not "not judged" later
+        if not o.backend and parse_slo(text).metric in PAIRED:
+            where = "--slo" if o.slo else f"{o.scenario}, slos"
+            raise InputError(
+                f"{where}: {text!r} is judged on paired turns; add --backend URL (the model server behind the route)"
+            )
     from bench.load.route import check_models
     from bench.workload.setup import workload_from
 
@@ -353,7 +362,14 @@ def run(o: RunOptions) -> Path:
             "template": o.route_template or None,
             "history": o.history,
             # what keeps a prefix cache from carrying over between runs, and the run's nonce
-            "backend": {"url": o.backend, "share": o.backend_share, "models": o.backend_models or None} if o.backend else None,
+            "backend": {
+                "url": o.backend,
+                "protocol": o.backend_protocol,
+                "share": o.backend_share,
+                "models": o.backend_models or None,
+            }
+            if o.backend
+            else None,
             "cache_salt": {"mode": o.cache_salt, "salt": cache_salt(o.cache_salt, run_id) or None},
             "max_tokens": route.max_tokens or None,  # the value used (flag or scenario)
             "ignore_eos": o.ignore_eos,

@@ -50,6 +50,8 @@ def _run_through(relay_url: str, out: Path) -> dict:
             "5s",
             "--warmup",
             "0",
+            "--slo",
+            "read_stall_share:p95<=10%",
             "--out",
             str(out),
             "-q",
@@ -81,6 +83,10 @@ def test_a_buffering_relay_is_flagged_and_a_pass_through_one_is_not(tmp_path, ho
     else:
         assert share < 0.01, d
         assert "stream delivery" not in got["md"]
+    # a reader at 238 words a minute outruns neither: 200 ms bursts of 20 ms parts still come faster than they read
+    m = got["summary"]["models"]["mistralai/Mistral-7B-Instruct-v0.3"]
+    assert m["read_wait_ms"]["n"] >= 12 and m["read_wait_ms"]["p95"] == 0, m["read_wait_ms"]
+    assert [v["status"] for v in m["slo_verdicts"]] == ["too few" if m["read_wait_ms"]["n"] < 20 else "met"], m["slo_verdicts"]
 
 
 def test_a_large_run_is_judged_from_a_seeded_sample_and_says_so(tmp_path, monkeypatch):
@@ -112,3 +118,36 @@ def test_no_success_and_streams_cut_off_are_not_judged_and_raise_no_warning(tmp_
     d = summary["delivery"]
     assert d["judged"] == 0 and d["counts"]["short"] == 40 and d["counts"]["smooth"] == 0, d
     assert not any("stream delivery" in w for w in summary["warnings"])
+
+
+def test_the_reader_model_waits_only_when_the_text_runs_out():
+    """A reader at 23.8 characters a second, 5-character parts (210 ms each to read): a part every
+    20 ms never makes them wait, nor do the same parts in 200 ms bursts; a part every 400 ms does
+    (190 ms a part, 47.5 % of the session); a 3 s hold in the middle of a reply is 3 s minus what was
+    left to read. Checked against the recursion written out step by step on random streams."""
+    from bench.analysis.reading import READING_CPS, reader
+
+    d = 5 / READING_CPS * 1000
+    steady = [20_000] * 23
+    bursts = ([0] * 9 + [200_000]) * 2 + [0] * 3
+    slow = [400_000] * 23
+    held = [20_000] * 10 + [3_000_000] + [20_000] * 12
+    lens = np.array([23, 23, 23, 23])
+    got = reader(np.array(steady + bursts + slow + held, dtype="<u4"), lens, np.full(4, 5.0))
+    assert got["read_wait_ms"][0] == 0 and got["read_wait_ms"][1] == 0, got
+    assert got["read_wait_ms"][2] == pytest.approx(23 * (400 - d)), got
+    assert got["read_stall_share"][2] == pytest.approx(23 * (400 - d) / (23 * (400 - d) + 24 * d)), got
+    assert got["read_wait_ms"][3] == pytest.approx(3000 + 10 * 20 - 11 * d), got  # 11 parts read, 10 gaps already spent
+    rng = np.random.default_rng(0)
+    lens = rng.integers(0, 40, 300)
+    gaps = (rng.exponential(150, int(lens.sum())) * 1000).astype("<u4")
+    per_part = rng.uniform(1, 10, lens.size)
+    got = reader(gaps, lens, per_part)
+    off = 0
+    for r, n in enumerate(lens):
+        step, backlog, wait = per_part[r] / READING_CPS * 1000, 0.0, 0.0
+        for g in gaps[off : off + n] / 1000:
+            wait += max(0.0, g - backlog - step)
+            backlog = max(0.0, backlog + step - g)
+        off += n
+        assert got["read_wait_ms"][r] == pytest.approx(wait, abs=1e-6), r

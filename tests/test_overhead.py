@@ -13,10 +13,11 @@ from conftest import SECRET, bench_cmd, bench_env
 DATA = Path(__file__).parent / "data"
 
 
-def _run(route_url: str, backend_url: str, out: Path) -> dict:
+def _run(route_url: str, backend_url: str, out: Path, *extra: str) -> dict:
     r = subprocess.run(
         bench_cmd(
             "run",
+            *extra,
             "--host",
             route_url,
             "--auth",
@@ -128,3 +129,116 @@ def test_few_pairs_get_no_interval_and_say_so(tmp_path):
     m = o["models"]["m/a"]
     assert m["pairs"] == 3 and m["ttfc_ms"]["median"] == 10.0 and m["ttfc_ms"]["low"] is None
     assert "too few pairs for an interval" in "\n".join(markdown(o))
+
+
+def test_a_hugging_face_backend_gets_the_prompt_the_app_builds(tmp_path):
+    """--backend-protocol hf: the harness sends the model server what the app's handler would (its
+    instruction, sanitising and the model's template, bench/neptunapp.py) and reads TGI's token stream.
+    The route target in front of the same server builds its own upstream request as the app does; the
+    server's CRC of each ``inputs`` shows that both paths of every pair sent the same prompt."""
+    import urllib.request
+
+    import pandas as pd
+
+    from bench.target import TargetProcess
+
+    profiles = str(DATA / "delivery-profiles.yaml")
+    with TargetProcess(["--profiles", profiles, "--no-auth"]) as model_server:
+        app = ["--profiles", profiles, "--upstream", model_server.url, "--upstream-protocol", "tgi"]
+        with TargetProcess(app, secret=SECRET) as route:
+            got = _run(route.url, model_server.url, tmp_path / "out", "--backend-protocol", "hf")
+        with urllib.request.urlopen(model_server.url + "/_bench/truth") as resp:
+            truth = {t["request_id"]: t for t in json.load(resp)}
+    route_df = pd.read_parquet(got["run"] / "requests.parquet")
+    back_df = pd.read_parquet(got["run"] / "backend" / "requests.parquet")
+    assert got["meta"]["route"]["backend"]["protocol"] == "hf"
+    ok = back_df[back_df["error"].isna()]
+    assert len(ok) >= 20 and set(ok["protocol"]) == {"tgi"}, back_df["error"].value_counts()
+    # TGI's stream is one event per token: the count is the server's own
+    assert (ok["output_tokens"] == ok["request_id"].map(lambda r: truth[r]["tokens"])).all()
+    pairs = route_df[route_df["error"].isna()].merge(ok, on="pair_id", suffixes=("_route", "_backend"))
+    assert len(pairs) >= 20
+    same = [
+        truth[a + "-up"]["prompt_crc"] == truth[b]["prompt_crc"] != 0
+        for a, b in zip(pairs["request_id_route"], pairs["request_id_backend"])
+    ]
+    assert all(same), f"{same.count(False)} of {len(same)} pairs sent different prompts"
+    o = got["summary"]["route_overhead"]["models"]["mistralai/Mistral-7B-Instruct-v0.3"]
+    assert o["pairs"] >= 20 and o["ttfc_ms"]["low"] is not None, o
+
+
+def _paired_run(path: Path, overhead_ms, seed: int, backend: bool = True, **meta) -> Path:
+    """A synthetic run whose every turn was paired: backend TTFC ~ 100 ms, the route's that plus ``overhead_ms``."""
+    from synth import lognormal, row, write_run
+
+    from bench.records import IDX
+
+    back = lognormal(len(overhead_ms), 100, 0.2, seed)
+    route_rows = [row("m/a", b + o, t=i * 0.05, conversation=f"c{i % 40}") for i, (b, o) in enumerate(zip(back, overhead_ms))]
+    back_rows = [row("m/a", b, t=i * 0.05) for i, b in enumerate(back)]
+    for k, (a, b) in enumerate(zip(route_rows, back_rows)):
+        a[IDX["pair_id"]] = b[IDX["pair_id"]] = f"p{k}"
+        a[IDX["path"]], b[IDX["path"]] = "route", "backend"
+    run = write_run(path, route_rows, **meta)
+    if backend:
+        write_run(run / "backend", back_rows)
+    return run
+
+
+def test_route_overhead_is_an_slo_judged_on_the_pairs_and_never_met_without_them(tmp_path):
+    import numpy as np
+
+    from bench.analysis.report import build_summary
+
+    over = np.random.default_rng(1).normal(10, 2, 200)  # p95 about 13 ms
+    slos = ["route_overhead_ms:p95<=20", "route_overhead_ms:p95<=5"]
+    got = build_summary(_paired_run(tmp_path / "a", over, 1, slos=slos))[0]["models"]["m/a"]
+    v = {x["slo"]: x for x in got["slo_verdicts"]}
+    assert v[slos[0]]["status"] == "met" and v[slos[1]]["status"] == "missed", v
+    assert 11 < got["route_overhead_ms"]["p95"] < 15 and got["route_overhead_ms"]["n"] == 200
+    # the same run without its backend folder: nothing to judge it on, said as such, and not ok
+    bare = build_summary(_paired_run(tmp_path / "b", over, 1, backend=False, slos=slos))[0]["models"]["m/a"]
+    assert all(x["status"] == "not judged" and not x["ok"] and "--backend" in x["note"] for x in bare["slo_verdicts"])
+
+
+def test_route_overhead_slo_without_a_backend_is_refused_before_any_load(tmp_path):
+    out = tmp_path / "results"
+    r = subprocess.run(
+        bench_cmd("run", "--out", str(out), "-t", "3s", "--slo", "route_overhead_ms:p95<=20"),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=bench_env(),
+    )
+    assert r.returncode == 2 and "--backend" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len([x for x in r.stderr.splitlines() if x.strip()]) == 1, r.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_route_overhead_is_a_gate_tolerance(tmp_path):
+    """The app's overhead grew from 10 to 20 ms: a regression beyond +5 ms; the same overhead: equivalent;
+    a candidate run without --backend: undecided (exit 3) and said why, never a pass."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    base = _paired_run(tmp_path / "base", rng.normal(10, 2, 400), 1)
+    worse = _paired_run(tmp_path / "worse", rng.normal(20, 2, 400), 2)
+    same = _paired_run(tmp_path / "same", rng.normal(10, 2, 400), 3)
+    unpaired = _paired_run(tmp_path / "unpaired", rng.normal(10, 2, 400), 4, backend=False)
+
+    def gate(cand: Path) -> tuple[int, dict, str]:
+        r = subprocess.run(
+            bench_cmd("compare", str(base), str(cand), "--tolerance", "route_overhead_ms:p50:+5ms"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=bench_env(),
+        )
+        return r.returncode, json.loads((cand / "compare" / "compare.json").read_text()), r.stdout + r.stderr
+
+    rc, res, out = gate(worse)
+    assert rc == 1 and res["rows"][0]["verdict"] == "regression" and 8 < res["rows"][0]["diff"] < 12, out
+    rc, res, out = gate(same)
+    assert rc == 0 and res["rows"][0]["verdict"] == "equivalent", out
+    rc, res, out = gate(unpaired)
+    assert rc == 3 and res["verdict"] == "undecided" and "run both with --backend" in res["skipped"][0]["reason"], out

@@ -47,7 +47,7 @@ class Delivery(StrEnum):
     short = "short"
 
 
-def _shape_of(vals: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
+def shape_of(vals: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
     """The shape of consecutive rows whose gaps (``vals``, row after row) number ``lens`` each."""
     rows = lens.size
     parts = lens + 1
@@ -85,7 +85,7 @@ def read_shape(path: Path, starts: np.ndarray, lengths: np.ndarray, chunk: int =
     the mean interval between reads (ms; NaN with one read)."""
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
-    out = _shape_of(np.empty(0, "<u4"), np.zeros(len(lengths), dtype=np.int64))
+    out = shape_of(np.empty(0, "<u4"), np.zeros(len(lengths), dtype=np.int64))
     out["parts"] = lengths + 1
     path = Path(path)
     if not len(lengths) or not path.is_file() or not int(lengths.sum()):
@@ -100,7 +100,7 @@ def read_shape(path: Path, starts: np.ndarray, lengths: np.ndarray, chunk: int =
             f.seek(int(starts[i]) * 4)
             if f.readinto(memoryview(vals.data).cast("B")) != n * 4:
                 raise ValueError(f"{path}: ends before the gaps of its records (truncated file?)")
-            for k, v in _shape_of(vals, lens).items():
+            for k, v in shape_of(vals, lens).items():
                 out[k][i:j] = v
     return out
 
@@ -109,7 +109,7 @@ def sampled_shape(store: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
     """The shape of these rows (sorted), read from a ``GapStore`` with one pass over their gaps only."""
     rows = np.sort(np.asarray(rows, dtype=np.int64))
     vals, _ = store.sample(rows, 1 << 62, 0, owners=True)  # every gap of these rows, row after row
-    return _shape_of(np.asarray(vals), store.lengths[rows])
+    return shape_of(np.asarray(vals), store.lengths[rows])
 
 
 def verdicts(shape: dict[str, np.ndarray], ok: np.ndarray) -> np.ndarray:

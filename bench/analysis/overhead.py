@@ -28,19 +28,45 @@ MIN_PAIRS = 6  # below this a median's 95 % interval has no finite bounds
 COLUMNS = ["model", "error", "pair_id", "t_wall_start", *METRICS]
 
 
-def route_overhead(run_dir: Path, route: pd.DataFrame) -> dict | None:
-    """Per model: pairs, and per metric the paired difference's median [95 % interval]; ``None``
-    without a backend. ``route``: the run's measured route records (after the warm-up)."""
+def paired_turns(run_dir: Path, route: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The turns whose route and backend requests both succeeded, one row each (columns ``X_route``,
+    ``X_backend``), and the backend's records; ``None`` without a backend. ``route``: the run's
+    measured route records (after the warm-up)."""
     bdir = Path(run_dir) / BACKEND_DIR
     if not (bdir / "requests.parquet").is_file() or "pair_id" not in route:
         return None
     back = load_records(bdir, COLUMNS)
-    a = route.loc[route["error"].isna() & route["pair_id"].notna(), [c for c in COLUMNS if c in route]]
+    cols = [*COLUMNS, "conversation_id"]
+    a = route.loc[route["error"].isna() & route["pair_id"].notna(), [c for c in cols if c in route]]
     b = back.loc[back["error"].isna() & back["pair_id"].notna(), [c for c in COLUMNS if c in back]]
     pairs = a.astype({"pair_id": str}).merge(b.astype({"pair_id": str}), on="pair_id", suffixes=("_route", "_backend"))
+    pairs["route_overhead_ms"] = pairs["ttfc_ms_route"] - pairs["ttfc_ms_backend"]  # the catalogue's pair metric
+    return pairs, back
+
+
+def overhead_samples(run_dir: Path, route: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per model: each paired turn's ``route_overhead_ms`` with the conversation and start time it
+    belongs to (what the gate clusters by); empty without a backend."""
+    got = paired_turns(run_dir, route)
+    if got is None:
+        return {}
+    pairs = got[0].dropna(subset=["route_overhead_ms"])
+    keep = ["route_overhead_ms", "conversation_id", "t_wall_start_route"]
+    return {str(m): g[[c for c in keep if c in g]] for m, g in pairs.groupby(pairs["model_route"].astype(str))}
+
+
+def route_overhead(run_dir: Path, route: pd.DataFrame) -> dict | None:
+    """Per model: pairs, and per metric the paired difference's median [95 % interval]; ``None``
+    without a backend. ``route``: the run's measured route records (after the warm-up)."""
+    from bench.analysis.summaries import stats
+
+    got = paired_turns(run_dir, route)
+    if got is None:
+        return None
+    pairs, back = got
     out: dict = {"backend_requests": int(len(back)), "backend_failed": int(back["error"].notna().sum()), "models": {}}
     for model, g in pairs.groupby(pairs["model_route"].astype(str)):
-        row: dict = {"pairs": int(len(g))}
+        row: dict = {"pairs": int(len(g)), "route_overhead_ms": stats(g["route_overhead_ms"])}
         for m in METRICS:
             d = (g[f"{m}_route"] - g[f"{m}_backend"]).dropna().to_numpy(float)
             if d.size < MIN_PAIRS:

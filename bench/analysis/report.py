@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment
 
-from bench.analysis import delivery
+from bench.analysis import delivery, reading
 from bench.analysis.overhead import markdown as overhead_markdown
 from bench.analysis.overhead import route_overhead
 from bench.analysis.page import environment, num
@@ -28,15 +28,18 @@ from bench.analysis.summaries import (
     gap_summaries,
     model_summary,
     prompt_buckets,
+    slo_verdicts,
+    stats,
     time_series,
 )
 from bench.analysis.timing import uncertainty, untrusted_reason
-from bench.metrics import label
+from bench.metrics import PAIRED, READER, label
 from bench.schema import ErrorClass
 from bench.servermetrics import prefix_cache
 from bench.servermetrics import summary as server_summary
 from bench.slo import parse_slo
 
+LATER = PAIRED | READER  # metrics the report adds to a model's summary after model_summary: SLOs on them judged then
 METRICS_URL = "METRICS.md"  # copied into the run folder beside report.html
 METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "METRICS.md"
 CPU_UNTRUSTED = 90.0
@@ -58,12 +61,20 @@ def stream_delivery(measured: pd.DataFrame, models: dict) -> dict:
     if sampled:
         judge = np.sort(np.random.default_rng(0).choice(judge, delivery.SAMPLE, replace=False))
     judge = np.sort(judge)
-    shape = delivery.sampled_shape(store, judge)  # rows in the order given: sorted
+    vals, _ = store.sample(judge, 1 << 62, 0, owners=True)  # every gap of these rows, row after row
+    lens = store.lengths[judge]
+    shape = delivery.shape_of(np.asarray(vals), lens)
     v = delivery.verdicts(shape, np.ones(judge.size, bool))
-    model_of = measured["model"].astype(str).loc[judge].to_numpy()  # the index holds each record's position
+    picked = measured.loc[judge, ["model", "output_chars", "chunks"]]  # the index holds each record's position
+    model_of = picked["model"].astype(str).to_numpy()
+    per_part = picked["output_chars"].to_numpy(dtype=float) / np.maximum(picked["chunks"].to_numpy(dtype=float), 1.0)
+    read = reading.reader(np.asarray(vals), lens, np.nan_to_num(per_part))
     for model in models:
-        mine = v[model_of == model]
+        here = model_of == model
+        mine = v[here]
         models[model]["delivery"] = {d.value: int((mine == d.value).sum()) for d in delivery.Delivery}
+        for name in READER:  # the reader's figures, on the same (sampled) requests as the delivery verdicts
+            models[model][name] = stats(read[name][here])
     out = delivery.summary(shape, v)
     out["counts"]["short"] = int(len(measured) - ok.sum())
     out["sampled"] = int(judge.size) if sampled else None
@@ -109,6 +120,14 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
     delivery_summary = stream_delivery(measured, models)
     if (w := delivery.warning(delivery_summary)) is not None:
         warnings.append(w)
+    overhead = route_overhead(run_dir, measured)
+    for model, m in models.items():
+        got = ((overhead or {}).get("models") or {}).get(model)
+        if got is not None:
+            m["route_overhead_ms"] = got["route_overhead_ms"]
+    if any(x.metric in LATER for x in slos):  # judged now that pairs and readers are known ("not judged" without)
+        for m in models.values():
+            m["slo_verdicts"] = [slo_verdicts(m, [x])[0] if x.metric in LATER else v for x, v in zip(slos, m["slo_verdicts"])]
     untrusted = bool(reasons)
     if untrusted:
         warnings.insert(
@@ -130,7 +149,7 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
         "server": server_summary(run_dir, t_from),
         "prefix_cache": prefix_cache(run_dir),
         "delivery": delivery_summary,
-        "route_overhead": route_overhead(run_dir, measured),  # the server's own hit rate over the run, where it publishes one
+        "route_overhead": overhead,  # the server's own hit rate over the run, where it publishes one
         "cache_salt": ((meta.get("route") or {}).get("cache_salt") or {"mode": "none"}).get("mode"),
         "offered": offered,
         "not_sent": not_sent,

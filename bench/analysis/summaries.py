@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
-from bench.metrics import FIRST_PART, LATENCY_COLUMNS, PER_REQUEST
+from bench.metrics import FIRST_PART, LATENCY_COLUMNS, PAIRED, PER_REQUEST, READER
 from bench.schema import ErrorClass
 from bench.slo import Slo
 
@@ -349,6 +349,13 @@ def slo_verdicts(summary: dict, slos: list[Slo], samples: dict | None = None, ce
                 entry.update(ok=False, status="too few", note=f"{n} finished requests < {MIN_SAMPLES}")
             else:
                 entry.update(ok=s.ok(observed), status="met" if s.ok(observed) else "missed")
+        elif s.metric in PAIRED or s.metric in READER:  # figures the report adds; absent, nothing to judge
+            why = (
+                "no paired turns: route_overhead_ms needs bench run --backend URL"
+                if s.metric in PAIRED
+                else "no gaps to model a reader on (a run folder without gaps.u32)"
+            )
+            entry.update(observed=None, n=0, ok=False, status="not judged", note=why)
         else:
             observed = summary.get(s.metric)
             entry.update(

@@ -49,7 +49,7 @@ DEFAULT_TOLERANCES = [
     "decode_tps:p50:-10%",
     "error_rate:+1pp",
 ]
-from bench.metrics import GATED, LOWER_IS_BETTER  # noqa: E402  (the catalogue's names and directions)
+from bench.metrics import GATED, LOWER_IS_BETTER, PAIRED  # noqa: E402  (the catalogue's names and directions)
 
 _TOL = re.compile(
     r"^(?P<metric>[a-z0-9_]+)(?::(?P<stat>p50|p90|p95|p99|mean))?:(?P<sign>[+-])(?P<value>[0-9.]+)(?P<unit>%|pp|ms)$"
@@ -273,6 +273,19 @@ def request_sample(df: pd.DataFrame, metric: str) -> Sample:
     return Sample(sel[metric].to_numpy(dtype=float), clusters, requests=len(sel))
 
 
+def paired_samples(run_dir: Path, run: pd.DataFrame) -> dict[str, Sample]:
+    """Per model: each paired turn's ``route_overhead_ms`` (``bench run --backend``), clustered by
+    conversation and stretch of the run as request samples are; empty without a backend."""
+    from bench.analysis.overhead import overhead_samples
+
+    out = {}
+    for model, g in overhead_samples(run_dir, run).items():
+        conv = pd.factorize(g["conversation_id"], use_na_sentinel=False)[0]
+        clusters = (conv, _windows(g["t_wall_start_route"].to_numpy(dtype=float)))
+        out[model] = Sample(g["route_overhead_ms"].to_numpy(dtype=float), clusters, requests=len(g))
+    return out
+
+
 def gap_samples(run: pd.DataFrame, stat: str, seed: int) -> dict[str, Sample]:
     """Per model: the successful requests' gaps (ms), clustered by stream.
 
@@ -367,6 +380,9 @@ def compare_runs(
     gaps_b = {s: gap_samples(db, s, 0) for s in gap_stats}
     gaps_c = {s: gap_samples(dc, s, 1) for s in gap_stats}
     rate_c = request_rate(dc)
+    paired = any(t.metric in PAIRED for t in tolerances)
+    pairs_b = paired_samples(base_dir, db) if paired else {}
+    pairs_c = paired_samples(cand_dir, dc) if paired else {}
     for model in sorted(models_b):
         gb, gc = db[db["model"] == model], dc[dc["model"] == model]
         nb, nc = int(gb["error"].isna().sum()), int(gc["error"].isna().sum())
@@ -387,6 +403,20 @@ def compare_runs(
             if tol.metric == "gaps_ms":
                 a, b = gaps_b[tol.stat].get(model), gaps_c[tol.stat].get(model)
                 if a is None or b is None or a.point is None or b.point is None:
+                    continue
+            elif tol.metric in PAIRED:
+                a, b = pairs_b.get(model, Sample(np.empty(0))), pairs_c.get(model, Sample(np.empty(0)))
+                if min(a.values.size, b.values.size) < MIN_SAMPLES:  # never a silent pass: counted as undecided
+                    skipped.append(
+                        {
+                            "model": model,
+                            "tolerance": tol.text,
+                            "baseline": int(a.values.size),
+                            "candidate": int(b.values.size),
+                            "reason": f"{model.split('/')[-1]} {tol.text}: {a.values.size} paired turns in the baseline, "
+                            f"{b.values.size} in the candidate (< {MIN_SAMPLES}); run both with --backend URL",
+                        }
+                    )
                     continue
             else:
                 a, b = request_sample(gb, tol.metric), request_sample(gc, tol.metric)
@@ -429,7 +459,7 @@ def compare_runs(
                     more_s,
                 )
             )
-    if not rows:
+    if not rows and not any(x.get("tolerance") for x in skipped):  # a tolerance without its pairs is undecided, not this
         raise NotComparable("no model has enough successful requests in both runs: " + "; ".join(x["reason"] for x in skipped))
     out = summarize(rows, skipped, base_dir, cand_dir, tolerances)
     out["alpha"] = alpha

@@ -1,9 +1,9 @@
 """Incremental decoders for the streams a chat route sends, safe under any split of the bytes.
 
-Four framings reach us: the route's AI SDK 4 data stream (``0:"text"\\n`` lines, either content
+Five framings reach us: the route's AI SDK 4 data stream (``0:"text"\\n`` lines, either content
 type), the same parts inside SSE ``data:`` events, the AI SDK 5 UI message stream (SSE events
-``{"type":"text-delta","delta":...}``, header ``x-vercel-ai-ui-message-stream: v1``), and OpenAI
-chat-completion chunks over SSE. ``StreamDecoder`` detects which from the bytes unless told, and
+``{"type":"text-delta","delta":...}``, header ``x-vercel-ai-ui-message-stream: v1``), OpenAI
+chat-completion chunks over SSE, and (``--backend-protocol tgi|hf``) Hugging Face's token stream. ``StreamDecoder`` detects which from the bytes unless told, and
 says what it found in ``detected``. Lines are split on the raw ``\\n`` byte before any UTF-8
 decoding, so a character spread over two reads is never cut.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.schema import ErrorClass
 
-PROTOCOLS = ("auto", "aisdk", "sse", "openai", "ui")
+PROTOCOLS = ("auto", "aisdk", "sse", "openai", "ui", "tgi")
 # UI message stream parts that carry no reply text: accepted and passed over (and any type not known yet)
 _UI_TERMINAL = {"finish"}
 _UI_FAILED = {"error", "abort"}
@@ -71,12 +71,16 @@ class StreamDecoder:
         self.done = False  # a terminal part ([DONE]) was seen
         self.first_visible: int | None = None  # index in ``texts`` of the first visible part
         self._reasoning_idx: list[int] = []  # parts that came as reasoning (a field or part type of their own)
-        self.saw_openai = protocol in ("openai", "ui")  # a protocol with a terminal part: without it, truncated
-        self.detected = {"aisdk": "aisdk-data", "sse": "aisdk-data-sse", "openai": "openai", "ui": "ui-message-stream"}.get(
-            protocol, ""
-        )
+        self.saw_openai = protocol in ("openai", "ui", "tgi")  # a protocol with a terminal part: without it, truncated
+        self.detected = {
+            "aisdk": "aisdk-data",
+            "sse": "aisdk-data-sse",
+            "openai": "openai",
+            "ui": "ui-message-stream",
+            "tgi": "tgi",
+        }.get(protocol, "")
         self._buf = bytearray()
-        self._sse = protocol in ("sse", "openai", "ui")
+        self._sse = protocol in ("sse", "openai", "ui", "tgi")
         self._data: list[bytes] = []
         self._pre = ""
 
@@ -167,7 +171,10 @@ class StreamDecoder:
         if self._sse and self._data:
             self._dispatch()
         if self.saw_openai and not self.done and not self.error:
-            end = "a finish part or data: [DONE]" if self.detected == "ui-message-stream" else "a finish_reason or data: [DONE]"
+            end = {
+                "ui-message-stream": "a finish part or data: [DONE]",
+                "tgi": "its last event (generated_text)",
+            }.get(self.detected, "a finish_reason or data: [DONE]")
             self._fail(ErrorClass.truncated, f"the stream ended without {end}")
         return self.error
 
@@ -291,7 +298,9 @@ class StreamDecoder:
             self._fail(ErrorClass.decode_error, "chunk is not a JSON object")
             return
         kind = obj.get("type")
-        if isinstance(kind, str) and "choices" not in obj and self.detected != "openai":
+        if self.detected == "tgi" or (not self.detected and "token" in obj and "choices" not in obj):
+            self._tgi_event(obj)
+        elif isinstance(kind, str) and "choices" not in obj and self.detected != "openai":
             self._ui_part(kind, obj)
         else:
             self._openai_chunk(obj)
@@ -320,6 +329,31 @@ class StreamDecoder:
                     self.usage_prompt = usage["inputTokens"]
         # start, start-step, text-start/-end, reasoning-start/-end, finish-step, source-*, file, data-*,
         # tool-*, message-metadata and any part type added later carry no reply text
+
+    def _tgi_event(self, obj: dict[str, Any]) -> None:
+        """One event of Hugging Face's text-generation stream (TGI ``/generate_stream``, the Inference
+        API): ``{"token": {"id", "text", "logprob", "special"}, "generated_text", "details"}``; special
+        tokens (the end of sequence) carry no reply text; the last event has ``generated_text``."""
+        self.saw_openai = True
+        self.detected = "tgi"
+        if "error" in obj:
+            self._fail(ErrorClass.stream_error, str(obj["error"])[:200])
+            return
+        token = obj.get("token")
+        if not isinstance(token, dict):
+            self._fail(ErrorClass.decode_error, f"a TGI event without a token object: {str(token)[:60]}")
+            return
+        text = token.get("text")
+        if not token.get("special"):
+            # one event per generated token: the count is the server's own (an empty text is a token too)
+            self.usage_completion = (self.usage_completion or 0) + 1
+            if isinstance(text, str) and text:
+                self._text(text)
+        if obj.get("generated_text") is not None:
+            self.done = True
+            details = obj.get("details")
+            if isinstance(details, dict) and isinstance(details.get("generated_tokens"), int):
+                self.usage_completion = details["generated_tokens"]
 
     def _openai_chunk(self, obj: dict[str, Any]) -> None:
         self.saw_openai = True

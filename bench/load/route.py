@@ -41,7 +41,7 @@ class RouteConfig:
     """Where a turn goes and what its body is. ``templates`` maps a model to its own route path
     (the app's sibling routes: cloudflare, openrouter, ollama); ``template`` is the default."""
 
-    kind: str = "neptun"  # neptun | openai
+    kind: str = "neptun"  # neptun | openai; for --backend also tgi | hf (Hugging Face's token stream)
     playground: bool = True  # is_playground=true: the deployment writes no chat history
     chat_id: int = -1
     template: str = ""
@@ -52,6 +52,10 @@ class RouteConfig:
     def path(self, model: str) -> str:
         if self.kind == "openai" and not self.template and not self.templates:
             return "/v1/chat/completions"
+        if self.kind == "tgi":  # one model per TGI server: none in the path
+            return "/generate_stream"
+        if self.kind == "hf":  # the Inference API's shape (a model's own path), as the app's client calls it
+            return "/models/" + split_model(model)[1]
         template = dict(self.templates).get(model) or self.template or NEPTUN_TEMPLATE
         provider, model_id = split_model(model)
         publisher, _, name = model_id.partition("/")
@@ -75,6 +79,10 @@ class RouteConfig:
                 obj["max_tokens"] = limit
             if self.ignore_eos:
                 obj["ignore_eos"] = True
+        elif self.kind in ("tgi", "hf"):  # what the app itself sends the model server (bench/neptunapp.py)
+            from bench.neptunapp import tgi_body
+
+            obj = tgi_body(split_model(model)[1], messages, limit, stream=self.kind == "hf")
         else:
             obj = {"messages": messages}
         return json.dumps(obj, ensure_ascii=False).encode()

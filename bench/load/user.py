@@ -27,6 +27,7 @@ from bench.load.arrivals import Arrival
 from bench.load.clock import wall
 from bench.load.route import RouteConfig, salted
 from bench.load.stream import Outcome, stream_request
+from bench.neptunapp import requested_new_tokens
 from bench.records import IDX, RequestContext, build_row, silent_at_end
 from bench.schema import ErrorClass
 
@@ -124,8 +125,9 @@ class ChatUser(User):
                 network_timeout=s.timeouts.first_chunk,
                 **(tls if b.url.startswith("https:") else {}),
             )
-            broute = RouteConfig(kind="openai", max_tokens=s.route.max_tokens, ignore_eos=s.route.ignore_eos)
-            self.backend_via = Via("backend", bclient, urlsplit(b.url).path.rstrip("/"), broute, "openai", b)
+            broute = RouteConfig(kind=b.protocol, max_tokens=s.route.max_tokens, ignore_eos=s.route.ignore_eos)
+            decoded_as = "openai" if b.protocol == "openai" else "tgi"  # tgi and hf: Hugging Face's token stream
+            self.backend_via = Via("backend", bclient, urlsplit(b.url).path.rstrip("/"), broute, decoded_as, b)
         self._pairs = 0
         self._pair_rng = random.Random(f"{s.seed}:{self.worker_index}:{self.index}:pairs")
         self.user_id = self.worker_index * 100_000 + self.index  # the same user in every run of the same seed
@@ -313,13 +315,16 @@ class ChatUser(User):
             ctx = context(
                 sum(len(m["content"]) for m in history),
                 sum(tokens) if tokens else None,
-                limit if route.kind == "openai" else None,
+                limit
+                if route.kind == "openai"
+                else (requested_new_tokens(model, limit or 0) if route.kind in ("tgi", "hf") else None),
             )
             self.collector.count_sent(ctx)
             if s.cache_salt is not None:  # --cache-salt run | request
                 history = salted(history, s.cache_salt or rid.replace("-", "")[:10])
             sent_model = via.backend.model(model) if via.backend is not None else model
-            body = route.body(sent_model, history, limit or 0)
+            # a Hugging Face backend gets the app's prompt, built from the route's model (its template)
+            body = route.body(model if route.kind in ("tgi", "hf") else sent_model, history, limit or 0)
             headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-ID": rid}
             if via.backend is None:
                 headers.update(s.credentials.headers())

@@ -8,6 +8,7 @@ the same monotonic clock a client on this host reads) so the harness can measure
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -93,6 +94,7 @@ class Truth:
     text_crc: int = 0  # CRC-32 of the reply text sent, so a client can prove it decoded every character
     cached_tokens: int = 0  # prompt tokens the prefix cache had seen (bench/target/cache.py)
     first_user_head: str = ""  # the first 24 characters of the first user message (a --cache-salt nonce shows here)
+    prompt_crc: int = 0  # CRC-32 of a TGI request's ``inputs`` (the prompt a route or the harness built)
 
 
 def _error(
@@ -574,11 +576,12 @@ class Target:
         after the first part leaves the response open and silent, as the app's does."""
         import aiohttp
 
-        prompt = "".join(f"<|im_start|>{m.get('role', 'user')}\n{m.get('content', '')}<|im_end|>\n" for m in messages)
-        prompt += "<|im_start|>assistant\n"
+        from bench.neptunapp import hf_model_id, tgi_body
+
         profile = self.engines[model].profile
-        url = str(self.config.upstream).rstrip("/") + "/models/" + model
-        body = {"inputs": prompt, "parameters": {"max_new_tokens": profile.max_new_tokens}, "stream": True}
+        url = str(self.config.upstream).rstrip("/") + "/models/" + hf_model_id(model)
+        # the app's prompt and parameters: its instruction, sanitising and the model's template
+        body = tgi_body(model, messages, profile.max_new_tokens, stream=True)
         async with self._session.post(url, json=body, headers={"X-Request-ID": truth.request_id + "-up"}) as up:
             if up.status != 200:
                 truth.status, truth.outcome = 500, f"upstream:{up.status}"
@@ -747,12 +750,13 @@ class Target:
         if not isinstance(inputs, str) or not inputs:
             truth.status = 422
             return web.json_response({"error": "Input validation error: `inputs` must be a non-empty string"}, status=422)
+        truth.prompt_crc = zlib.crc32(inputs.encode())  # a test proves two senders built the same prompt
         faults = self._faults(request)
         if isinstance(faults, web.Response):
             return faults
         params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
-        if params.get("max_new_tokens"):
-            faults.tokens = faults.tokens or int(params["max_new_tokens"])
+        if params.get("max_new_tokens"):  # a bound, as TGI takes it (the reply may end before it)
+            faults.token_cap = int(params["max_new_tokens"])
         truth.faults = ",".join(faults.names)
         messages = [{"role": "user", "content": inputs}]
         return await self._stream(request, truth, model, messages, faults, TgiFramer(), "text/event-stream", raw=True)
@@ -801,6 +805,8 @@ class Target:
         key = json.dumps(last, sort_keys=True) + str(len(messages))
         prompt_chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
         profile = self.engines[model].profile
+        if faults.token_cap and faults.token_cap < profile.max_new_tokens:
+            profile = dataclasses.replace(profile, max_new_tokens=faults.token_cap)
         return make_plan(profile, self.config.seed, key, prompt_chars, faults.tokens, raw=raw)
 
     async def _stream(

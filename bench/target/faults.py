@@ -57,6 +57,7 @@ class FaultPlan:
     ttft_ms: float | None = None
     step_ms: float | None = None
     tokens: int | None = None
+    token_cap: int | None = None  # TGI's max_new_tokens: a bound on the drawn reply, not its length
     names: list[str] = field(default_factory=list)
 
     def apply(self, name: str, param: float | None) -> None:
