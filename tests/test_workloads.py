@@ -46,11 +46,12 @@ def test_trace_layouts_ours_mooncake_azure(tmp_path):
     assert tr.rows[0].model == "x/y" and tr.rows[0].input_tokens == 40 and tr.rows[0].output_tokens == 8
     moon = tmp_path / "mooncake.jsonl"  # timestamps in milliseconds
     moon.write_text(
-        '{"timestamp": 0, "input_length": 6955, "output_length": 52, "hash_ids": [1, 2]}\n'
-        '{"timestamp": 2500, "input_length": 100, "output_length": 10, "hash_ids": [3]}\n'
+        '{"timestamp": 0, "input_length": 6955, "output_length": 52, "hash_ids": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]}\n'
+        '{"timestamp": 2500, "input_length": 100, "output_length": 10, "hash_ids": [14]}\n'
     )
     tr = load_trace(moon)
     assert [r.t for r in tr.rows] == [0.0, 2.5] and tr.rows[0].input_tokens == 6955 and tr.rows[1].output_tokens == 10
+    assert tr.rows[0].hash_ids == tuple(range(14)) and tr.rows[1].hash_ids == (14,)
     assert tr.rows[0].conversation != tr.rows[1].conversation  # rows without a conversation stand alone
     azure = tmp_path / "azure.csv"  # seven fraction digits, as Azure writes them
     azure.write_text(
@@ -75,6 +76,9 @@ def test_trace_layouts_ours_mooncake_azure(tmp_path):
         ),
         ('{"t": 1, "messages": [{"role": "robot", "content": "x"}]}\n', "field 'messages.0'"),
         ('{"t": 1, "model": "has space", "prompt": "a"}\n', "field 'model'"),
+        ('{"timestamp": 1, "input_length": 6955, "hash_ids": [1, 2]}\n', "field 'hash_ids': 2 blocks of 512 tokens"),
+        ('{"timestamp": 1, "input_length": 10, "hash_ids": [1, -2]}\n', "field 'hash_ids': expected a whole number >= 0"),
+        ('{"timestamp": 1, "input_length": 10, "hash_ids": {"a": 1}}\n', "field 'hash_ids': expected a list"),
     ],
 )
 def test_trace_errors_name_file_line_and_field(tmp_path, text, needle):
@@ -496,3 +500,65 @@ def test_import_that_keeps_nothing_says_why(tmp_path):
     with pytest.raises(InputError) as e:
         import_conversations(SAMPLE, "auto", ImportFilters(min_turns=9))
     assert "no conversation was kept" in str(e.value) and "fewer than 9 user turns" in str(e.value)
+
+
+def _bpe_tokenizer(tmp_path: Path) -> Path:
+    """A real byte-level BPE tokenizer.json trained here on the prompt corpus with a small vocabulary,
+    so that many words are several tokens (a word-level tokenizer would hide a block cut mid-word)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from bench.workload.synthetic import PromptMaker
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([PromptMaker(1).text[:200_000]], trainer)
+    path = tmp_path / "bpe" / "tokenizer.json"
+    path.parent.mkdir()
+    tok.save(str(path))
+    return path
+
+
+def test_mooncake_hash_ids_share_exactly_their_blocks_of_prefix(tmp_path):
+    """Rows with the same leading hash ids share exactly that many 512-token blocks of prompt, token for
+    token with the run's tokenizer (a BPE that splits words into several tokens); lengths are exact."""
+    from bench.tokens import load_tokenizer
+    from bench.workload.synthetic import PromptMaker
+
+    count = load_tokenizer(str(_bpe_tokenizer(tmp_path)))
+    maker = PromptMaker(3, count)
+    rows = {"a": ((1, 2, 3), 1400), "b": ((1, 2, 9), 1300), "c": ((1, 7), 700), "d": ((4, 5), 1024)}
+    ids = {k: count._tok.encode(maker.block_prompt(h, n), add_special_tokens=False).ids for k, (h, n) in rows.items()}
+    assert {k: len(v) for k, v in ids.items()} == {k: n for k, (_, n) in rows.items()}
+    assert sum(len(count._tok.encode(w).ids) > 1 for w in set(maker.text.split()[:2000])) > 50  # words of several tokens
+
+    def shared(x, y):
+        return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+
+    assert shared(ids["a"], ids["b"]) == 1024 and shared(ids["a"], ids["c"]) == 512 and shared(ids["a"], ids["d"]) == 0
+    assert maker.block_prompt((1, 2, 3), 1400) == PromptMaker(3, count).block_prompt((1, 2, 3), 1400)  # every process
+    plain = PromptMaker(3)  # no tokenizer: 4 characters a token, the same sharing by characters
+    a, b = plain.block_prompt((1, 2, 3), 1400), plain.block_prompt((1, 2, 9), 1300)
+    assert len(a) == 5600 and len(b) == 5200 and a[:4096] == b[:4096] and a[4096:4160] != b[4096:4160]
+
+
+def test_a_mooncake_trace_with_hash_ids_is_replayed_at_its_lengths(tmp_path):
+    """End to end: every row of a Mooncake trace is sent once, its prompt exactly input_length tokens."""
+    tok = _bpe_tokenizer(tmp_path)
+    trace = tmp_path / "mooncake.jsonl"
+    rows = [((0, 1), 700), ((0, 1, 2), 1100), ((0, 3), 600), ((4,), 300), ((0, 1, 2, 5), 1600), ((6,), 50)]
+    trace.write_text(
+        "".join(
+            json.dumps({"timestamp": 100 * i, "input_length": n, "output_length": 8, "hash_ids": list(h)}) + "\n"
+            for i, (h, n) in enumerate(rows)
+        )
+    )
+    r = bench(
+        "run", "--trace", str(trace), "--tokenizer", str(tok), "--out", str(tmp_path / "out"),
+        "--target-profiles", FAST, "-u", "2", "-r", "2", "-q", "--no-report",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_parquet(only_run(tmp_path / "out") / "requests.parquet").sort_values("trace_row")
+    assert df["error"].isna().all() and list(df["trace_row"]) == list(range(1, 7))
+    assert list(df["prompt_tokens"]) == [n for _, n in rows] and list(df["requested_input_tokens"]) == [n for _, n in rows]

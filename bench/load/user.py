@@ -230,7 +230,12 @@ class ChatUser(User):
                     text = row.prompt
                 else:  # a row with only a length: the workload's prompt maker writes it (checked when the trace was read)
                     assert s.workload is not None and s.workload.maker is not None and row.input_tokens is not None
-                    text = s.workload.maker.prompt(row.input_tokens, row.row)
+                    maker = s.workload.maker
+                    text = (
+                        maker.block_prompt(row.hash_ids, row.input_tokens)
+                        if row.hash_ids
+                        else maker.prompt(row.input_tokens, row.row)
+                    )
                 history = st.history + [{"role": "user", "content": text}]
                 tokens = st.tokens + [self._count(text)] if count is not None else []  # earlier turns counted once
             reply, reply_tokens, _ = self._turn(

@@ -33,6 +33,7 @@ WORDS = (
     "learn point city play toward five using himself usually money seen car morning given trying horse plan river"
 ).split()
 CORPUS_WORDS = 120_000  # about 600,000 characters: prompts longer than this wrap around
+BLOCK_TOKENS = 512  # a Mooncake trace's hash_ids: one per block of this many prompt tokens
 
 
 class PromptMaker:
@@ -44,6 +45,7 @@ class PromptMaker:
         self.seed = seed
         self.count_tokens = count_tokens
         self._offsets = None
+        self._word_start: list[bool] | None = None
         if count_tokens is not None:  # token boundaries of the stream, once: each prompt is then a slice
             enc = count_tokens._tok.encode(self.text, add_special_tokens=False)
             self._offsets = [o for o in enc.offsets]
@@ -68,6 +70,34 @@ class PromptMaker:
                 start = 0
             out = " ".join(pieces)
         return out.strip() or "hello"
+
+    def block_prompt(self, hash_ids: tuple[int, ...], tokens: int, block: int = BLOCK_TOKENS) -> str:
+        """A Mooncake row's prompt: one text per hash id, the same text for the same id in every row and
+        process, ``block`` tokens each and the last one the rest of ``tokens``. Two rows with the same
+        first k ids share exactly k blocks of prefix. Each block is a run of whole words from the
+        corpus with its leading space, so no token spans two blocks: with the run's tokenizer (a
+        tokenizer that splits at spaces, as BPE and word-level ones do) block i holds exactly its tokens."""
+        last = max(1, int(tokens) - block * (len(hash_ids) - 1))
+        sizes = [block] * (len(hash_ids) - 1) + [min(block, last)]
+        return "".join(self._block(h, k) for h, k in zip(hash_ids, sizes))
+
+    def _block(self, hash_id: int, k: int) -> str:
+        rng = random.Random(f"{self.seed}:block:{hash_id}:{k}")
+        text = self.text
+        if self._offsets is None:  # CHARS_PER_TOKEN characters a token, from a word's start
+            chars = max(1, round(k * CHARS_PER_TOKEN))
+            start = text.rfind(" ", 0, rng.randrange(len(text) - chars - 1))
+            return text[max(start, 0) : max(start, 0) + chars]
+        offs, n = self._offsets, len(self._offsets)
+        if self._word_start is None:  # token i begins a word (the corpus is words joined by single spaces)
+            self._word_start = [i == 0 or text[o[0]] == " " or text[o[0] - 1] == " " for i, o in enumerate(offs)]
+        ws = self._word_start
+        for _ in range(10_000):  # a start at a word whose block also ends at a word's end
+            i = rng.randrange(n - k - 1)
+            if ws[i] and ws[i + k]:
+                begin = offs[i][0] if text[offs[i][0]] == " " else offs[i][0] - 1
+                return (" " if begin < 0 else "") + text[max(begin, 0) : offs[i + k - 1][1]]
+        raise ValueError(f"no block of {k} tokens of whole words in the corpus")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ One reader for three layouts, told apart by their fields (JSON Lines or CSV, eit
   ``prompt`` (this turn's user message: earlier turns and the replies that actually streamed
   are sent as the history) or ``messages`` (sent exactly as given) or ``input_tokens``
   (a synthetic prompt of that length); ``output_tokens`` bounds the reply.
-- Mooncake (FAST'25 traces): ``timestamp`` in milliseconds, ``input_length``, ``output_length``.
+- Mooncake (FAST'25 traces): ``timestamp`` in milliseconds, ``input_length``, ``output_length``, and
+  ``hash_ids`` (one id per 512-token block of the prompt; rows with the same leading ids get prompts that
+  share exactly those blocks, token for token with ``--tokenizer``, so the trace's prefix sharing reaches
+  the server's cache).
 - Azure LLM inference traces: ``TIMESTAMP`` (a date-time), ``ContextTokens``, ``GeneratedTokens``.
 
 Rows without a conversation are conversations of their own. Times are made relative to the
@@ -45,6 +48,7 @@ class TraceRow:
     messages: tuple | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    hash_ids: tuple[int, ...] | None = None  # Mooncake: one id per BLOCK_TOKENS-token block of the prompt
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,18 @@ class Trace:
     def window(self, start: float, end: float | None) -> Trace:
         """The rows arriving in [start, end) of trace time, shifted so the window starts at 0."""
         rows = tuple(
-            TraceRow(r.row, r.t - start, r.conversation, r.turn, r.model, r.prompt, r.messages, r.input_tokens, r.output_tokens)
+            TraceRow(
+                r.row,
+                r.t - start,
+                r.conversation,
+                r.turn,
+                r.model,
+                r.prompt,
+                r.messages,
+                r.input_tokens,
+                r.output_tokens,
+                r.hash_ids,
+            )
             for r in self.rows
             if r.t >= start and (end is None or r.t < end)
         )
@@ -106,6 +121,28 @@ def _int(where: str, field: str, v) -> int:
     if not math.isfinite(f) or f < 0 or f != int(f):
         raise InputError(f"{where}, field '{field}': expected a whole number >= 0, got {v!r}")
     return int(f)
+
+
+def _hash_ids(where: str, v, input_tokens: int | None) -> tuple[int, ...] | None:
+    """Mooncake's ``hash_ids``: the prompt's blocks of ``BLOCK_TOKENS`` tokens, equal ids for equal
+    blocks (a shared system prompt, an earlier turn): as many blocks as ``input_length`` fills."""
+    from bench.workload.synthetic import BLOCK_TOKENS
+
+    if v in (None, "", []):
+        return None
+    if isinstance(v, str):  # CSV: "[1, 2, 3]" or "1 2 3"
+        v = [x for x in v.strip("[] ").replace(",", " ").split() if x]
+    if not isinstance(v, list):
+        raise InputError(f"{where}, field 'hash_ids': expected a list of whole numbers, got {str(v)[:60]!r}")
+    ids = tuple(_int(where, "hash_ids", x) for x in v)
+    if input_tokens is None:
+        raise InputError(f"{where}, field 'hash_ids': needs the row's input_length (the last block's size)")
+    if not (len(ids) - 1) * BLOCK_TOKENS < input_tokens <= len(ids) * BLOCK_TOKENS:
+        raise InputError(
+            f"{where}, field 'hash_ids': {len(ids)} blocks of {BLOCK_TOKENS} tokens do not make an input_length of "
+            f"{input_tokens} (expected {max(1, -(-input_tokens // BLOCK_TOKENS))} ids)"
+        )
+    return ids
 
 
 def _time(where: str, rec: dict) -> float:
@@ -203,6 +240,7 @@ def load_trace(path: str | Path) -> Trace:
         input_tokens = _int(where, name, v) if name else None
         name, v = _pick(rec, OUTPUT_TOKENS)
         output_tokens = _int(where, name, v) if name else None
+        hash_ids = _hash_ids(where, rec.get("hash_ids"), input_tokens) if prompt is None and msgs is None else None
         if prompt is None and msgs is None and not input_tokens:
             raise InputError(
                 f"{where}: the row has no prompt, messages or input_tokens (input_length, ContextTokens): nothing to send"
@@ -215,7 +253,19 @@ def load_trace(path: str | Path) -> Trace:
         if turn not in (None, ""):
             turn = _int(where, "turn", turn)
         raw.append(
-            (t, n, where, str(conv) if conv is not None else f"row-{n}", turn, model, prompt, msgs, input_tokens, output_tokens)
+            (
+                t,
+                n,
+                where,
+                str(conv) if conv is not None else f"row-{n}",
+                turn,
+                model,
+                prompt,
+                msgs,
+                input_tokens,
+                output_tokens,
+                hash_ids,
+            )
         )
     if not raw:
         raise InputError(f"{path}: the trace has no rows")
@@ -224,7 +274,7 @@ def load_trace(path: str | Path) -> Trace:
     rows: list[TraceRow] = []
     turns: dict[str, int] = {}
     last: dict[str, int] = {}
-    for t, n, where, conv, turn, model, prompt, msgs, inp, out in raw:
+    for t, n, where, conv, turn, model, prompt, msgs, inp, out, hashes in raw:
         k = turns.get(conv, 0)
         if turn is not None:
             if conv in last and turn <= last[conv]:
@@ -234,7 +284,7 @@ def load_trace(path: str | Path) -> Trace:
                 )
             last[conv] = turn
         turns[conv] = k + 1
-        rows.append(TraceRow(n, t - t0, conv, k, model, prompt, msgs, inp, out))
+        rows.append(TraceRow(n, t - t0, conv, k, model, prompt, msgs, inp, out, hashes))
     return Trace(path, tuple(rows))
 
 
@@ -295,6 +345,8 @@ def trace_from_run(run_dir: Path, out: Path) -> int:
                     row["messages"] = list(src.messages)
                 else:
                     row["input_tokens"] = src.input_tokens
+                    if src.hash_ids:
+                        row["hash_ids"] = list(src.hash_ids)
                 if src.output_tokens:
                     row["output_tokens"] = src.output_tokens
             else:
