@@ -18,7 +18,15 @@ def bench(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "case", ["out-through-a-file", "out-is-a-file", "token-file-missing", "adaptive-negative", "chat-id-without-persist"]
+    "case",
+    [
+        "out-through-a-file",
+        "out-is-a-file",
+        "token-file-missing",
+        "adaptive-negative",
+        "chat-id-without-persist",
+        "capacity-on-a-reader-slo",
+    ],
 )
 def test_refused_with_one_line_before_any_load(tmp_path, case):
     out = tmp_path / "results"
@@ -34,13 +42,15 @@ def test_refused_with_one_line_before_any_load(tmp_path, case):
         args = ["run", "--out", str(out), "--token-file", "/nonexistent/token", "-t", "3s"]
     elif case == "chat-id-without-persist":  # the app reads chat_id only when it persists: said, not dropped
         args = ["run", "--out", str(out), "--chat-id", "7", "-t", "3s"]
+    elif case == "capacity-on-a-reader-slo":  # a level would read it as unmet: refused, not a capacity too low
+        args = ["capacity", "--out", str(out), "--slo", "read_stall_share:p95<=10%", "--levels", "1,2"]
     else:
         args = ["capacity", "--out", str(out), "--adaptive", "-1", "--levels", "1,2"]
     r = bench(*args)
     assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
     assert "Traceback" not in r.stderr and "run " not in r.stderr.split("error")[0]  # no run started
     lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
-    assert lines and any(f in r.stderr for f in ("--out", "--token-file", "--adaptive", "--chat-id")), r.stderr
+    assert lines and any(f in r.stderr for f in ("--out", "--token-file", "--adaptive", "--chat-id", "--slo")), r.stderr
     assert not out.exists() or not any(out.iterdir())
 
 

@@ -85,7 +85,7 @@ def test_route_overhead_is_measured_from_paired_turns(tmp_path):
     hop = _measure(tmp_path, 0.0)
     app = _measure(tmp_path, 30.0)
     assert 0 <= hop["ttfc_ms"]["median"] < 10 and hop["ttfc_ms"]["high"] - hop["ttfc_ms"]["low"] < 5, hop
-    assert abs((app["ttfc_ms"]["median"] - hop["ttfc_ms"]["median"]) - 30.0) < 3.0, (app["ttfc_ms"], hop["ttfc_ms"])
+    assert abs((app["ttfc_ms"]["median"] - hop["ttfc_ms"]["median"]) - 30.0) < 2.0, (app["ttfc_ms"], hop["ttfc_ms"])
     assert app["ttfc_ms"]["low"] > hop["ttfc_ms"]["high"] and 0.2 < app["ttfc_share"] < 0.8, (app, hop)
     # what the app adds is before the first part: the gaps between parts are the model's own
     assert abs(app["gap_p50_ms"]["median"]) < 3.0 and abs(hop["gap_p50_ms"]["median"]) < 3.0, (app, hop)

@@ -375,6 +375,14 @@ def sweep(o: CapacityOptions) -> Path:
     slos = [parse_slo(s) for s in (o.slos or scenario.slos)]
     if not slos:
         raise InputError("no SLOs: pass --slo (e.g. --slo 'ttfc_ms:p95<=1000') or add slos: to the scenario")
+    from bench.metrics import PAIRED, READER
+
+    later = [x.text for x in slos if x.metric in PAIRED or x.metric in READER]
+    if later:  # a level would read them as unmet: refused rather than a capacity below the truth
+        raise InputError(
+            f"{'--slo' if o.slos else o.run.scenario + ', slos'}: {', '.join(later)}: the sweep judges its levels on "
+            "per-request metrics; route overhead and reader figures are judged by bench run and bench report"
+        )
     seconds = parse_duration(o.level_duration)
     if o.run.load_mode != "open" and any(level != int(level) for level in o.levels):
         raise InputError(
