@@ -98,10 +98,6 @@ class Interval:
         return math.isfinite(self.low) and math.isfinite(self.high)
 
 
-def percentile(x: np.ndarray, q: float) -> float:
-    return float(np.percentile(x, q))
-
-
 def quantile_interval(
     x: np.ndarray,
     q: float,

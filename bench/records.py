@@ -12,56 +12,20 @@ import struct
 import zlib
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 
 import msgpack
 
 from bench.load.stream import Outcome
-from bench.metrics import REQUEST_METRICS
 from bench.schema import NOT_LIVE as _NOT_LIVE
-from bench.schema import ErrorClass
+from bench.schema import START_FIELDS, ErrorClass, RequestRecord
 from bench.secrets import redact  # what a server echoes back (a debug page listing headers) is scrubbed before it is kept
 
-CONTEXT_COLUMNS = [
-    "run_id",
-    "request_id",
-    "worker",
-    "user",
-    "conversation_id",
-    "conversation",
-    "turn",
-    "model",
-    "tags",
-    "t_wall_start",
-    "t_start_ns",
-    "intended_delay_ms",
-    "status",
-    "error",
-    "error_detail",
-    "protocol",
-]
-DETAIL_COLUMNS = [
-    "chunks",
-    "gaps_us",
-    "output_chars",
-    "output_tokens",
-    "token_source",
-    "prompt_chars",
-    "prompt_tokens",
-    "prompt_messages",
-    "bytes_in",
-    "content_type",
-    "body_head",
-    "requested_tokens",
-    "trace_row",
-    "requested_input_tokens",
-    "retry_ms",
-    "path",  # route (the app's chat route) or backend (--backend: the same turn sent to the model server)
-    "pair_id",  # --backend: the route and backend requests of one turn share it
-]
-# what was known before the request, the per-request metrics of the catalogue (bench.metrics), then the details
-COLUMNS: list[str] = CONTEXT_COLUMNS + REQUEST_METRICS + DETAIL_COLUMNS
+# the record's columns, in wire and disk order: declared once, as the fields of bench.schema.RequestRecord
+COLUMNS: list[str] = [f.name for f in fields(RequestRecord)]
+_ROW = attrgetter(*COLUMNS)
 IDX = {c: i for i, c in enumerate(COLUMNS)}
 # Outcomes that say nothing about the target (cut off by the run's end, offered but never sent, in flight on a
 # worker that died): kept as records, left out of error rates. Declared in bench.schema, re-exported for readers.
@@ -192,54 +156,52 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
             tps = (out_tokens - first) / ((o.t_end - t_first) / 1e9)
     prompt_tokens = dec.usage_prompt if dec is not None and dec.usage_prompt is not None else c.prompt_tokens
     head = redact(o.head.decode("utf-8", "replace")) if o.error is not None and o.head else None
-    metrics = {  # by name: the catalogue's per-request metrics (a new one is computed here and declared there)
-        "connect_ms": o.connect_ms,
-        "ttfb_ms": _ms(o.t_headers, o.t_start) if o.t_headers else None,
-        "ttfc_ms": ttfc,
-        "ttsc_ms": ttsc,
-        "ttfc_sched_ms": _ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc,
-        "ttfv_ms": ttfv,
-        "e2e_ms": _ms(o.t_end, o.t_start) if o.t_end else None,
-        "tpot_ms": tpot,
-        "icl_ms": icl,
-        "decode_tps": tps,
-    }
-    return [
-        c.run_id,
-        c.request_id,
-        c.worker,
-        c.user,
-        c.conversation_id,
-        c.conversation,
-        c.turn,
-        c.model,
-        c.tags,
-        c.t_wall_start,
-        o.t_start,
-        _ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
-        o.status,
-        o.error,
-        redact(o.detail) if o.detail else o.detail,
-        (dec.detected or c.protocol) if dec is not None else c.protocol,
-        *[metrics[name] for name in REQUEST_METRICS],
-        chunks,
-        gaps.tobytes(),
-        text_len,
-        out_tokens,
-        source,
-        c.prompt_chars,
-        prompt_tokens,
-        c.prompt_messages,
-        o.bytes_in,
-        o.content_type or None,
-        head,
-        c.requested_tokens,
-        c.trace_row,
-        c.requested_input_tokens,
-        o.retry_ms,
-        c.path,
-        c.pair_id,
-    ]
+    rec = RequestRecord(
+        run_id=c.run_id,
+        request_id=c.request_id,
+        worker=c.worker,
+        user=c.user,
+        conversation_id=c.conversation_id,
+        conversation=c.conversation,
+        turn=c.turn,
+        model=c.model,
+        tags=c.tags,
+        t_wall_start=c.t_wall_start,
+        t_start_ns=o.t_start,
+        intended_delay_ms=_ms(o.t_start, c.t_intended) if c.t_intended else 0.0,
+        status=o.status,
+        error=o.error,
+        error_detail=redact(o.detail) if o.detail else o.detail,
+        protocol=(dec.detected or c.protocol) if dec is not None else c.protocol,
+        connect_ms=o.connect_ms,
+        ttfb_ms=_ms(o.t_headers, o.t_start) if o.t_headers else None,
+        ttfc_ms=ttfc,
+        ttsc_ms=ttsc,
+        ttfc_sched_ms=_ms(t_first, c.t_intended) if stamps and c.t_intended else ttfc,
+        ttfv_ms=ttfv,
+        e2e_ms=_ms(o.t_end, o.t_start) if o.t_end else None,
+        tpot_ms=tpot,
+        icl_ms=icl,
+        decode_tps=tps,
+        chunks=chunks,
+        gaps_us=gaps.tobytes(),
+        output_chars=text_len,
+        output_tokens=out_tokens,
+        token_source=source,
+        prompt_chars=c.prompt_chars,
+        prompt_tokens=prompt_tokens,
+        prompt_messages=c.prompt_messages,
+        bytes_in=o.bytes_in,
+        content_type=o.content_type or None,
+        body_head=head,
+        requested_tokens=c.requested_tokens,
+        trace_row=c.trace_row,
+        requested_input_tokens=c.requested_input_tokens,
+        retry_ms=o.retry_ms,
+        path=c.path,
+        pair_id=c.pair_id,
+    )
+    return list(_ROW(rec))
 
 
 def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
@@ -290,36 +252,12 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
     return build_row(o, ctx)
 
 
-START_FIELDS = (
-    "request_id",
-    "t_wall_start",
-    "model",
-    "conversation",
-    "conversation_id",
-    "turn",
-    "user",
-    "tags",
-    "trace_row",
-    "prompt_chars",
-    "prompt_messages",
-)
+_START = attrgetter(*START_FIELDS)  # bench.schema.RequestRecord's start positions: the notice's wire order
 
 
 def start_notice(c: RequestContext) -> tuple:
     """What a worker tells the master as a request starts, so a worker that dies loses no request."""
-    return (
-        c.request_id,
-        c.t_wall_start,
-        c.model,
-        c.conversation,
-        c.conversation_id,
-        c.turn,
-        c.user,
-        c.tags,
-        c.trace_row,
-        c.prompt_chars,
-        c.prompt_messages,
-    )
+    return tuple(_START(c))
 
 
 def lost_row(notice: tuple, run_id: str, worker: str, protocol: str) -> list:

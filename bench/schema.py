@@ -1,6 +1,6 @@
 """What the stages hand each other and write to disk, declared once; imports no stage.
 
-Two contracts live here:
+Three contracts live here:
 
 * ``ErrorClass``: every outcome a request record can carry (METRICS.md, "Error classes"), as a
   ``StrEnum`` so a record still holds the plain string (Parquet, msgpack and JSON unchanged) while
@@ -10,12 +10,15 @@ Two contracts live here:
 * ``RunMeta``: ``run.json``, a versioned pydantic model. Every writer (``bench run``, plain
   Locust's folder, capacity levels) goes through ``analysis.results.write_run_json``, which
   validates here; readers accept every older folder (``schema`` absent is version 1).
+* ``RequestRecord``: one request's columns, their order on the wire and on disk, their Parquet types,
+  which the report reads and which a worker's start notice carries.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -162,3 +165,85 @@ class RunMeta(BaseModel):
     def read(cls, data: dict[str, Any]) -> RunMeta:
         """A run.json of any version (older ones have no ``schema``: version 1)."""
         return cls.model_validate({"schema": 1, **data})
+
+
+# --- the request record -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Col:
+    """How one record column is kept: its Parquet type (``gaps``: not a Parquet column, the raw gaps
+    go to ``gaps.u32``), its place in a worker's start notice (``start``: position, None if not in
+    it) and whether the report reads it by default (``read``)."""
+
+    parquet: str
+    start: int | None = None
+    read: bool = True
+
+
+def col(parquet: str, *, start: int | None = None, read: bool = True) -> Any:
+    return field(default=None, metadata={"col": Col(parquet, start, read)})
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request, as ``requests.parquet`` keeps it: the one declaration of the record's columns.
+
+    Field order is the column order of the rows on the wire (msgpack lists, the CRC-framed spool) and
+    on disk: append, never reorder. ``COLUMNS``, ``IDX``, the Parquet types, the report's read columns
+    and the start notice's fields are all generated from these fields; the per-request metrics among
+    them are the metric catalogue's (``bench.metrics``: a test holds the two together). Adding a
+    column: a field here (at the end), and the line in ``records.build_row`` that fills it.
+    """
+
+    # what was known before the request
+    run_id: str = col("string", read=False)
+    request_id: str = col("string", start=0, read=False)
+    worker: str = col("string", read=False)
+    user: int = col("int64", start=6, read=False)
+    conversation_id: str = col("string", start=4)
+    conversation: str = col("string", start=3)
+    turn: int = col("int32", start=5)
+    model: str = col("string", start=2)
+    tags: str = col("string", start=7, read=False)
+    t_wall_start: float = col("float64", start=1)
+    t_start_ns: int = col("int64", read=False)
+    intended_delay_ms: float = col("float64")
+    status: int = col("int32")
+    error: str | None = col("string")
+    error_detail: str | None = col("string")
+    protocol: str = col("string")
+    # the catalogue's per-request metrics (bench.metrics, scope "request"), in its order
+    connect_ms: float | None = col("float64")
+    ttfb_ms: float | None = col("float64")
+    ttfc_ms: float | None = col("float64")
+    ttsc_ms: float | None = col("float64")
+    ttfc_sched_ms: float | None = col("float64")
+    ttfv_ms: float | None = col("float64")
+    e2e_ms: float | None = col("float64")
+    tpot_ms: float | None = col("float64")
+    icl_ms: float | None = col("float64")
+    decode_tps: float | None = col("float64")
+    # the details
+    chunks: int = col("int32")
+    gaps_us: bytes = col("gaps")  # uint32 microseconds, in gaps.u32 (gaps_offset, gaps_count in Parquet)
+    output_chars: int = col("int64")
+    output_tokens: int = col("int64")
+    token_source: str = col("string")
+    prompt_chars: int = col("int64", start=9)
+    prompt_tokens: int | None = col("int64")
+    prompt_messages: int = col("int32", start=10, read=False)
+    bytes_in: int = col("int64", read=False)
+    content_type: str | None = col("string")
+    body_head: str | None = col("string")
+    requested_tokens: int | None = col("int64")
+    trace_row: int | None = col("int64", start=8)
+    requested_input_tokens: int | None = col("int64")
+    retry_ms: float | None = col("float64", read=False)
+    path: str = col("string", read=False)  # route (the app's chat route) or backend (--backend: the model server)
+    pair_id: str | None = col("string")  # --backend: the route and backend requests of one turn share it
+
+
+RECORD_COLUMNS: dict[str, Col] = {f.name: f.metadata["col"] for f in fields(RequestRecord)}
+START_FIELDS: tuple[str, ...] = tuple(
+    sorted((n for n, c in RECORD_COLUMNS.items() if c.start is not None), key=lambda n: RECORD_COLUMNS[n].start or 0)
+)
+READ_COLUMNS: list[str] = [n for n, c in RECORD_COLUMNS.items() if c.read]

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from bench.errors import InputError
 from bench.metrics import BY_NAME, HIGHER_IS_BETTER, LATENCY, RATES  # noqa: F401  (the catalogue: which names exist)
+from bench.stats import STATISTICS
 
 SHARES = {m.name for m in BY_NAME.values() if m.unit == "share"}  # shown as percentages
 
 METRICS = set(BY_NAME)
-STATS = {"p50", "p90", "p95", "p99", "max", "mean"}
+STATS = set(STATISTICS)  # the statistics catalogue's (bench.stats)
 _RE = re.compile(
     r"^\s*(?P<metric>[a-z0-9_]+)(?::(?P<stat>[a-z0-9]+))?\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<pct>%)?\s*$"
 )

@@ -214,3 +214,33 @@ def test_history_by_build_without_any_build_recorded_is_refused_in_one_line(tmp_
         write_run(tmp_path / "r" / f"run-{k}", [row("m/a", v, t=i * 0.1) for i, v in enumerate(lognormal(30, 100, seed=k))])
     r = bench("history", str(tmp_path / "r"), "--order", "build", "--out", str(tmp_path / "h"))
     assert r.returncode == 2 and "no run records its build" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+
+
+def test_the_request_record_is_the_one_declaration_of_its_columns():
+    """Columns, wire order, Parquet types, read columns and the start notice all come from
+    ``RequestRecord``; the order is the one every earlier release wrote (spools and start notices are
+    positional), and its metric fields are exactly the catalogue's per-request metrics, in its order."""
+    from dataclasses import fields
+
+    from bench.analysis.results import schema
+    from bench.analysis.summaries import READ_COLS
+    from bench.metrics import REQUEST_METRICS
+    from bench.records import COLUMNS, IDX
+    from bench.schema import START_FIELDS, RequestRecord
+
+    released = (  # session 7's hand-kept lists, as written to spools and Parquet since
+        "run_id request_id worker user conversation_id conversation turn model tags t_wall_start t_start_ns "
+        "intended_delay_ms status error error_detail protocol connect_ms ttfb_ms ttfc_ms ttsc_ms ttfc_sched_ms ttfv_ms "
+        "e2e_ms tpot_ms icl_ms decode_tps chunks gaps_us output_chars output_tokens token_source prompt_chars "
+        "prompt_tokens prompt_messages bytes_in content_type body_head requested_tokens trace_row "
+        "requested_input_tokens retry_ms path pair_id"
+    ).split()
+    assert COLUMNS == released == [f.name for f in fields(RequestRecord)]
+    assert [c for c in COLUMNS if c in REQUEST_METRICS] == REQUEST_METRICS
+    assert IDX["pair_id"] == len(COLUMNS) - 1
+    assert START_FIELDS == tuple(
+        "request_id t_wall_start model conversation conversation_id turn user tags trace_row prompt_chars prompt_messages".split()
+    )
+    types = {f.name: str(f.type) for f in schema()}
+    assert types["turn"] == "int32" and types["ttfc_ms"] == "double" and types["gaps_offset"] == "int64"
+    assert "gaps_us" not in types and "request_id" not in READ_COLS and "gap_p99_ms" in READ_COLS

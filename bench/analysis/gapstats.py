@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-PCTS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
+from bench.stats import PERCENTILES, from_order_stats
+
+PCTS = PERCENTILES  # the statistics catalogue's (bench.stats)
 FINE_BITS = 20
 FINE = 1 << FINE_BITS  # gaps below this many microseconds (1.05 s) are counted, longer ones kept raw
 CHUNK = 1 << 22  # gaps per read: a 16 MB read buffer and two 32 MB buffers (keys, groups)
@@ -63,11 +65,7 @@ class _Counts:
     def summary(self) -> GapSummary:
         if self.n == 0:
             return GapSummary.empty()
-        ranks = np.array([q / 100 * (self.n - 1) for q in PCTS.values()])
-        lo = np.floor(ranks).astype(np.int64)
-        a = self.order_stats(lo).astype(np.float64)
-        b = self.order_stats(np.minimum(lo + 1, self.n - 1)).astype(np.float64)
-        vals = a + (b - a) * (ranks - lo)
+        vals = from_order_stats(self.order_stats, self.n, list(PCTS.values()))
         stats: dict[str, float | None] = {k: float(v) * 1e-3 for k, v in zip(PCTS, vals)}
         stats["max"] = float(self.order_stats(np.array([self.n - 1]))[0]) * 1e-3
         stats["mean"] = self.total / self.n * 1e-3

@@ -17,49 +17,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.metrics import CATALOGUE
 from bench.records import COLUMNS, IDX, SpoolCheck, read_spool, rescue_dir
-from bench.schema import RUN_SCHEMA, RunMeta, default_warmup, read_run_json  # noqa: F401  (re-exported for readers)
+from bench.schema import RECORD_COLUMNS, RUN_SCHEMA, RunMeta, default_warmup, read_run_json  # noqa: F401  (re-exported for readers)
 from bench.secrets import redact
+from bench.stats import PERCENTILES, segmented
 
+# the Parquet types: each column's own (bench.schema.RequestRecord), the raw gaps as their slice of gaps.u32
 _TYPES = {
-    "run_id": pa.string(),
-    "request_id": pa.string(),
-    "worker": pa.string(),
-    "user": pa.int64(),
-    "conversation_id": pa.string(),
-    "conversation": pa.string(),
-    "turn": pa.int32(),
-    "model": pa.string(),
-    "tags": pa.string(),
-    "t_wall_start": pa.float64(),
-    "t_start_ns": pa.int64(),
-    "intended_delay_ms": pa.float64(),
-    "status": pa.int32(),
-    "error": pa.string(),
-    "error_detail": pa.string(),
-    "protocol": pa.string(),
-    "chunks": pa.int32(),
+    **{name: getattr(pa, c.parquet)() for name, c in RECORD_COLUMNS.items() if c.parquet != "gaps"},
     "gaps_offset": pa.int64(),
     "gaps_count": pa.int32(),
-    "output_chars": pa.int64(),
-    "output_tokens": pa.int64(),
-    "token_source": pa.string(),
-    "prompt_chars": pa.int64(),
-    "prompt_tokens": pa.int64(),
-    "prompt_messages": pa.int32(),
-    "bytes_in": pa.int64(),
-    "content_type": pa.string(),
-    "body_head": pa.string(),
-    "requested_tokens": pa.int64(),
-    "trace_row": pa.int64(),
-    "path": pa.string(),
-    "pair_id": pa.string(),
-    "requested_input_tokens": pa.int64(),
-    "retry_ms": pa.float64(),
-    **{m.name: getattr(pa, m.parquet)() for m in CATALOGUE if m.scope == "request"},  # the catalogue's metric columns
 }
-GAP_PCTS = {"gap_p50_ms": 50, "gap_p90_ms": 90, "gap_p95_ms": 95, "gap_p99_ms": 99}
+GAP_PCTS = {f"gap_{name}_ms": q for name, q in PERCENTILES.items()}  # a request's own gap percentiles (bench.stats)
 GAP_COLUMNS = [*GAP_PCTS, "gap_max_ms"]
 
 
@@ -93,12 +62,7 @@ def gap_stats(gaps: list[bytes]) -> dict[str, np.ndarray]:
     has = lengths > 0
     st, ln = starts[has], lengths[has]
     for col, q in GAP_PCTS.items():
-        pos = q / 100.0 * (ln - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, ln - 1)
-        frac = pos - lo
-        a, b = vals[st + lo], vals[st + hi]
-        out[col][has] = a + (b - a) * frac
+        out[col][has] = segmented(vals, st, ln, q)
     out["gap_max_ms"][has] = vals[st + ln - 1]
     return out
 

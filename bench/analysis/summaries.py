@@ -13,51 +13,15 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.gapstats import PCTS, GapSummary, empty_stats, sample, summarize
+from bench.analysis.results import GAP_COLUMNS
 from bench.metrics import FIRST_PART, LATENCY_COLUMNS, PAIRED, PER_REQUEST, READER
-from bench.schema import ErrorClass
+from bench.schema import READ_COLUMNS, ErrorClass
 from bench.slo import Slo
 
 LAT_COLS = LATENCY_COLUMNS  # per-request latencies, summarized by percentile (the catalogue's order)
-READ_COLS = [
-    "conversation_id",
-    "conversation",
-    "turn",
-    "model",
-    "t_wall_start",
-    "status",
-    "error",
-    "error_detail",
-    "ttfb_ms",
-    "ttfc_ms",
-    "ttfc_sched_ms",
-    "ttfv_ms",
-    "e2e_ms",
-    "tpot_ms",
-    "decode_tps",
-    "icl_ms",
-    "chunks",
-    "gaps_us",
-    "output_chars",
-    "output_tokens",
-    "token_source",
-    "prompt_chars",
-    "prompt_tokens",
-    "gap_p50_ms",
-    "gap_p90_ms",
-    "gap_p95_ms",
-    "gap_p99_ms",
-    "gap_max_ms",
-    "intended_delay_ms",
-    "connect_ms",
-    "body_head",
-    "protocol",
-    "content_type",
-    "ttsc_ms",
-    "requested_tokens",
-    "requested_input_tokens",
-    "trace_row",
-    "pair_id",
-]
+# what the report reads by default: the record's read columns (bench.schema.RequestRecord), then the per-request
+# gap statistics finalize derives (bench.analysis.results.GAP_COLUMNS)
+READ_COLS = [*READ_COLUMNS, *GAP_COLUMNS]
 from bench.records import NOT_LIVE  # noqa: E402,F401  (cut off, never sent, lost with a worker: not failures of the target)
 
 MIN_SAMPLES = 20  # fewer finished requests than this: a percentile is not judged met (nor compared)

@@ -37,6 +37,7 @@ from bench.analysis.summaries import MIN_SAMPLES, gap_summaries, group_rows, liv
 from bench.errors import InputError
 from bench.metrics import FIRST_PART
 from bench.schema import ErrorClass
+from bench.stats import PERCENTILES
 
 DEFAULT_TOLERANCES = [
     "ttfc_ms:p50:+10%",
@@ -52,7 +53,7 @@ DEFAULT_TOLERANCES = [
 from bench.metrics import GATED, LOWER_IS_BETTER, PAIRED  # noqa: E402  (the catalogue's names and directions)
 
 _TOL = re.compile(
-    r"^(?P<metric>[a-z0-9_]+)(?::(?P<stat>p50|p90|p95|p99|mean))?:(?P<sign>[+-])(?P<value>[0-9.]+)(?P<unit>%|pp|ms)$"
+    rf"^(?P<metric>[a-z0-9_]+)(?::(?P<stat>{'|'.join([*PERCENTILES, 'mean'])}))?:(?P<sign>[+-])(?P<value>[0-9.]+)(?P<unit>%|pp|ms)$"
 )
 ALPHA = 0.05
 

@@ -20,9 +20,10 @@ from scipy import stats as sst
 from bench.analysis.summaries import FIRST_PART, NOT_LIVE
 from bench.errors import InputError
 from bench.schema import ErrorClass
+from bench.stats import PERCENTILES, segmented
 
 METRICS = ("ttfc_ms", "tpot_ms", "e2e_ms")
-PCTS = (50, 95, 99)
+PCTS = tuple(int(PERCENTILES[k]) for k in ("p50", "p95", "p99"))  # of the statistics catalogue (bench.stats): drawn
 
 
 def find_runs(root: Path) -> list[dict]:
@@ -70,10 +71,7 @@ def _grouped_percentiles(df: pd.DataFrame, metric: str, keep: pd.Series) -> pd.D
     v = sub[metric].to_numpy(dtype=float)
     out = pd.DataFrame(index=keys.index)
     for q in PCTS:
-        pos = q / 100 * (n - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, n - 1)
-        out[f"{metric}_p{q}"] = v[starts + lo] + (v[starts + hi] - v[starts + lo]) * (pos - lo)
+        out[f"{metric}_p{q}"] = segmented(v, starts, n, q)
         k_lo = sst.binom.ppf(0.025, n, q / 100).astype(np.int64)
         k_hi = sst.binom.ppf(0.975, n, q / 100).astype(np.int64)
         out[f"{metric}_p{q}_lo"] = v[starts + np.clip(k_lo - 1, 0, n - 1)]
