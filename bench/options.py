@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from bench.errors import InputError
 from bench.load.route import Credentials, RouteConfig, check_models, check_template, credentials_from, parse_headers
 from bench.load.stream import Timeouts
-from bench.optiontable import add_arguments  # noqa: F401  (the locustfile registers them through here)
+from bench.optiontable import add_arguments as add_arguments  # the locustfile registers them through here
 from bench.scenario import Scenario, load_scenario
 from bench.secrets import refuse_url_credentials
 
+# a run's options: a RunOptions (bench run, capacity) or the Locust child's parsed namespace, with the same names
+Opts = Any
+
 if TYPE_CHECKING:
+    import ssl
+
+    from bench.tokens import TokenCounter
     from bench.workload.setup import Workload
 
 
@@ -42,7 +47,7 @@ class Settings:
     seed: int
     run_id: str
     run_dir: Path
-    count_tokens: Callable[[str], int] | None = None
+    count_tokens: TokenCounter | None = None
     rng: random.Random = field(default_factory=random.Random)
     headers: dict[str, str] = field(default_factory=dict)  # --header: extra request headers (values may be secrets)
     history: str = "visible"  # what a turn sends back of earlier replies: visible text, or reasoning too
@@ -73,7 +78,7 @@ class Backend:
         return route_model
 
 
-def backend_from(opts) -> Backend | None:
+def backend_from(opts: Opts) -> Backend | None:
     url = getattr(opts, "backend", "") or ""
     if not url:
         return None
@@ -121,12 +126,12 @@ class Tls:
     ca_file: str = ""
     insecure: bool = False
 
-    def httpx_verify(self):
+    def httpx_verify(self) -> ssl.SSLContext | bool:
         import ssl
 
         return False if self.insecure else (ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True)
 
-    def context(self):
+    def context(self) -> ssl.SSLContext:
         """One SSL context for every user of a process (creating one costs about 20 ms of CPU); gevent's,
         so its sockets yield to the other users while they wait."""
         import ssl
@@ -137,17 +142,17 @@ class Tls:
         if self.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+        return cast("ssl.SSLContext", ctx)  # gevent's SSLContext subclasses the standard library's
 
 
-def tls_from(opts) -> Tls:
+def tls_from(opts: Opts) -> Tls:
     ca = getattr(opts, "ca_file", "") or ""
     if ca and not Path(ca).is_file():
         raise InputError(f"--ca-file {ca}: file not found")
     return Tls(ca, bool(getattr(opts, "insecure", False)))
 
 
-def check_values(opts) -> None:
+def check_values(opts: Opts) -> None:
     """Values that need no file or server to be refused: before any target starts or load is sent.
 
     Every number must be finite: NaN passes a ``<= 0`` check (every comparison with it is false) and
@@ -197,7 +202,7 @@ def check_values(opts) -> None:
     tls_from(opts)
 
 
-def ignored_options(opts, defaults: dict | None = None) -> list[str]:
+def ignored_options(opts: Opts, defaults: dict[str, Any] | None = None) -> list[str]:
     """Options given that this run cannot use: said in one line each (console and run.json), never
     silently dropped."""
     out = []
@@ -222,7 +227,7 @@ def ignored_options(opts, defaults: dict | None = None) -> list[str]:
     return out
 
 
-def check_files(opts) -> None:
+def check_files(opts: Opts) -> None:
     """Every file an option names exists before any target starts (not in the Locust child, after the load began)."""
     from pathlib import Path as _P
 
@@ -240,7 +245,7 @@ def check_files(opts) -> None:
             raise InputError(f"--{name.replace('_', '-')} {v}: {what} not found")
 
 
-def route_and_models(opts, scenario: Scenario) -> tuple[RouteConfig, list[str], list[float]]:
+def route_and_models(opts: Opts, scenario: Scenario) -> tuple[RouteConfig, list[str], list[float]]:
     """The route (templates per model included) and the model mix, checked: one home for both the
     ``bench`` process (before any load) and every load-generating process."""
     if opts.route_template:
@@ -275,7 +280,7 @@ def route_and_models(opts, scenario: Scenario) -> tuple[RouteConfig, list[str], 
     return route, models, weights
 
 
-def settings_from(opts) -> Settings:
+def settings_from(opts: Opts) -> Settings:
     """Validate everything before any load: scenario, models, credentials, timeouts."""
     refuse_url_credentials(getattr(opts, "host", None))
     scenario = load_scenario(opts.scenario)

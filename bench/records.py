@@ -15,18 +15,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from bench.load.stream import Outcome
 from bench.schema import NOT_LIVE as _NOT_LIVE
 from bench.schema import START_FIELDS, ErrorClass, RequestRecord
+
+if TYPE_CHECKING:
+    from bench.load.arrivals import Arrival
+    from bench.load.decode import StreamDecoder
+    from bench.tokens import TokenCounter
 from bench.secrets import redact  # what a server echoes back (a debug page listing headers) is scrubbed before it is kept
 
 # the record's columns, in wire and disk order: declared once, as the fields of bench.schema.RequestRecord
 COLUMNS: list[str] = [f.name for f in fields(RequestRecord)]
 _ROW = attrgetter(*COLUMNS)
 IDX = {c: i for i, c in enumerate(COLUMNS)}
+Row = list[Any]  # one record on the wire: its values in COLUMNS order (msgpack packs a list cheaply)
+StartNotice = tuple[Any, ...]  # START_FIELDS' values, as a worker sends them when a request starts
 # Outcomes that say nothing about the target (cut off by the run's end, offered but never sent, in flight on a
 # worker that died): kept as records, left out of error rates. Declared in bench.schema, re-exported for readers.
 NOT_LIVE = _NOT_LIVE
@@ -64,7 +72,9 @@ def _ms(a: int, b: int) -> float:
     return (a - b) / 1e6
 
 
-def _first_read_tokens(dec, parts: int, out_tokens: int, text_len: int, source: str, count_tokens) -> int:
+def _first_read_tokens(
+    dec: StreamDecoder | None, parts: int, out_tokens: int, text_len: int, source: str, count_tokens: TokenCounter | None
+) -> int:
     """Tokens the first read delivered: counted with the tokenizer, else the reply's tokens shared
     by characters (one part of one token stays one)."""
     if dec is None or not text_len:
@@ -106,7 +116,7 @@ def silent_at_end(o: Outcome) -> str | None:
     return None
 
 
-def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
+def build_row(o: Outcome, c: RequestContext, count_tokens: TokenCounter | None = None) -> Row:
     """One row from what was observed. Light: a few loops over the part stamps, no sorting."""
     dec = o.decoder
     stamps = o.stamps
@@ -204,7 +214,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens=None) -> list:
     return list(_ROW(rec))
 
 
-def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
+def not_sent_row(arrival: Arrival, run_id: str, worker: str, protocol: str) -> Row:
     """An open-loop arrival the run ended before any user was free to send: offered, never sent.
 
     Its ``intended_delay_ms`` is how long it waited; it has no start on the wire.
@@ -224,6 +234,7 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
             len(row.prompt or "") or round((row.input_tokens or 0) * CHARS_PER_TOKEN),
         )
     else:
+        assert conv is not None, "an arrival is a trace row or a conversation"
         name, turn, tags, chars = conv.name, 0, ",".join(conv.tags), len(conv.turns[0].user)
     ctx = RequestContext(
         run_id=run_id,
@@ -255,12 +266,12 @@ def not_sent_row(arrival, run_id: str, worker: str, protocol: str) -> list:
 _START = attrgetter(*START_FIELDS)  # bench.schema.RequestRecord's start positions: the notice's wire order
 
 
-def start_notice(c: RequestContext) -> tuple:
+def start_notice(c: RequestContext) -> StartNotice:
     """What a worker tells the master as a request starts, so a worker that dies loses no request."""
     return tuple(_START(c))
 
 
-def lost_row(notice: tuple, run_id: str, worker: str, protocol: str) -> list:
+def lost_row(notice: StartNotice, run_id: str, worker: str, protocol: str) -> Row:
     """A request a worker started but never reported: it died (SIGKILL, OOM, a lost machine) meanwhile.
 
     The target may have answered it; its outcome is unknown, so it is neither a success nor a
@@ -310,7 +321,7 @@ class Spool:
         self._packer = msgpack.Packer(use_bin_type=True)
         self.rows = 0
 
-    def write(self, rows: list[list]) -> None:
+    def write(self, rows: list[Row]) -> None:
         if not rows:
             return
         payload = self._packer.pack(rows)
@@ -340,7 +351,7 @@ def rescue_dir(run_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"bench-rescue-{safe}"
 
 
-def _reopen_truncated(fh, path: Path, pos: int):
+def _reopen_truncated(fh: Any, path: Path, pos: int) -> Any:
     try:
         fh.close()  # closing flushes what the failed write left buffered; it may fail again
     except OSError:
@@ -371,7 +382,7 @@ class SpoolCheck:
         return out
 
 
-def read_spool(path: Path, check: SpoolCheck | None = None) -> Iterator[list]:
+def read_spool(path: Path, check: SpoolCheck | None = None) -> Iterator[Row]:
     """Rows of every good frame, in order; damaged frames are skipped up to the next frame header."""
     check = check if check is not None else SpoolCheck()
     data = Path(path).read_bytes()
@@ -406,7 +417,7 @@ def read_spool(path: Path, check: SpoolCheck | None = None) -> Iterator[list]:
         pos = nxt
 
 
-def _read_legacy(data: bytes, check: SpoolCheck) -> Iterator[list]:
+def _read_legacy(data: bytes, check: SpoolCheck) -> Iterator[Row]:
     """Spools written before frames had headers: bare msgpack lists, read up to the first bad byte."""
     unpacker = msgpack.Unpacker(raw=False, use_list=True, max_buffer_size=1 << 30)
     unpacker.feed(data)

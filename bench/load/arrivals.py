@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import gevent
 
 if TYPE_CHECKING:
+    from bench.options import Settings
     from bench.scenario import Conversation
     from bench.workload.trace import TraceRow
 from gevent.queue import Queue
@@ -36,7 +37,7 @@ class Schedule:
     """An open-loop schedule in one load-generating process: a greenlet that puts each arrival on
     the queue the users take from when it is due, and the count of every arrival it offered."""
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.queue: Queue = Queue()
         self.offered = 0
@@ -69,7 +70,7 @@ class Arrivals(Schedule):
     ends become ``not_sent`` records: offered load that the generator could not send.
     """
 
-    def __init__(self, settings, rate: float, rng: random.Random) -> None:
+    def __init__(self, settings: Settings, rate: float, rng: random.Random) -> None:
         super().__init__(settings)
         self.rate = rate
         self.rng = rng

@@ -32,7 +32,7 @@ def wall() -> float:
 
 @dataclass
 class WorkerClock:
-    samples: deque = field(default_factory=lambda: deque(maxlen=KEEP))  # (rtt, offset, t)
+    samples: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=KEEP))  # (rtt, offset, t)
     exchanges: int = 0
 
     def add(self, t0: float, tw: float, t3: float) -> None:
@@ -47,7 +47,7 @@ class WorkerClock:
         rtt, offset, _ = min(self.samples)
         return offset, rtt
 
-    def summary(self) -> dict | None:
+    def summary(self) -> dict[str, float] | None:
         b = self.best()
         if b is None:
             return None
@@ -60,7 +60,7 @@ class WorkerClock:
         }
 
 
-def clock_warnings(clocks: dict[str, dict | None]) -> list[str]:
+def clock_warnings(clocks: dict[str, dict[str, float] | None]) -> list[str]:
     out = []
     for wid, c in clocks.items():
         if c is None:

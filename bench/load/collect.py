@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable
 from pathlib import Path
 from time import monotonic_ns
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import psutil
@@ -29,12 +29,16 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from bench.load.clock import WorkerClock, clock_warnings, wall
 from bench.load.drop import load_drop
+from bench.load.locusttypes import LocustEnv
 from bench.load.workerauth import WorkerGate, send_hello
-from bench.records import IDX, Spool, lost_row, not_sent_row, rescue_dir, start_notice
+from bench.records import IDX, Row, Spool, StartNotice, lost_row, not_sent_row, rescue_dir, start_notice
 from bench.schema import TIMING_FILE, default_warmup
 
 if TYPE_CHECKING:
+    from locust.rpc.protocol import Message
+
     from bench.load.arrivals import Schedule
+    from bench.records import RequestContext
 
 FLUSH_INTERVAL = 1.0
 FINAL_WAIT = 20.0
@@ -44,7 +48,7 @@ MASTER_SILENT_S = 15.0  # a worker on another machine takes its master for dead 
 CLOCK_EVERY = 5.0  # seconds between clock exchanges with each worker (plus a burst at the start)
 
 
-def _write_json(path: Path, obj: dict, rescue: Path | None = None) -> None:
+def _write_json(path: Path, obj: dict[str, Any], rescue: Path | None = None) -> None:
     """Atomically; on a full disk, into ``rescue`` instead (when given), else not at all."""
     tmp = path.with_suffix(".tmp")
     try:
@@ -116,35 +120,35 @@ class Collector:
     # (bench.analysis.results.ensure_records), wired in by the locustfile so load/ never imports analysis/
     finalize: Callable[[Path], None] | None = None
 
-    def __init__(self, environment, run_dir: Path) -> None:
+    def __init__(self, environment: LocustEnv, run_dir: Path) -> None:
         self.env = environment
         self.run_dir = Path(run_dir)
-        self.rows: list[list] = []
-        self.pending: list[list] = []  # rows not yet written to the spool (a full disk keeps them here)
+        self.rows: list[Row] = []
+        self.pending: list[Row] = []  # rows not yet written to the spool (a full disk keeps them here)
         self._rescue_spool: Spool | None = None  # the rescue folder's spool, once the run folder's disk gave up
         self.rescued = 0
         self.write_failing_since: float | None = None
         self.arrivals: Schedule | None = None  # open loop: this process's arrival schedule
         self.offered = 0
         self.not_sent = 0
-        self.lag: array = array("I")  # scheduling lag of the probe, microseconds, since the last flush
+        self.lag: array[int] = array("I")  # scheduling lag of the probe, microseconds, since the last flush
         self.timing = None  # timing.jsonl, where the master (or a local run) writes every process's lag
         self.sent = 0
         self.errors = 0
         self.done = 0
         self.worker_id = f"local-{os.getpid()}"
         self.spool: Spool | None = None
-        self.workers: dict[str, dict] = {}
+        self.workers: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
         self.cpu_max = 0.0
         self.cpu_samples: list[float] = []
-        self.starts: list[tuple] = []  # worker: start notices not yet sent to the master
+        self.starts: list[StartNotice] = []  # worker: start notices not yet sent to the master
         self._starts_flush = None
-        self.inflight: dict[str, dict] = {}  # master: per worker, started requests not yet reported as rows
+        self.inflight: dict[str, dict[str, StartNotice]] = {}  # master: per worker, started requests not yet reported as rows
         self.clocks: dict[str, WorkerClock] = {}  # master: per worker, clock exchanges
         self.users_over_time: list[tuple[float, int, int, str]] = []  # (seconds since start, users, target users, state)
         self.lost = 0
-        self.meta: dict = {}
+        self.meta: dict[str, Any] = {}
         from bench.load.live import LiveStats
 
         self.live = LiveStats()  # scenario, models, SLOs: so a plain-locust run folder explains itself
@@ -181,7 +185,7 @@ class Collector:
         ev.spawning_complete.add_listener(self._on_spawned)
 
     # --- measuring side ----------------------------------------------------------------------
-    def count_sent(self, ctx=None) -> None:
+    def count_sent(self, ctx: RequestContext | None = None) -> None:
         self.sent += 1
         if self.is_worker and ctx is not None:
             self.starts.append(start_notice(ctx))
@@ -240,11 +244,11 @@ class Collector:
         os._exit(3)
 
     # --- clocks (distributed runs) -------------------------------------------------------------
-    def _on_clock_ping(self, environment, msg, **kw) -> None:
+    def _on_clock_ping(self, environment: LocustEnv, msg: Message, **kw: Any) -> None:
         """Worker: answer the master's clock ping with this machine's wall clock, at once."""
         environment.runner.send_message("bench_clock_reply", {"w": self.worker_id, "t0": msg.data["t0"], "tw": wall()})
 
-    def _on_clock_reply(self, environment, msg, **kw) -> None:
+    def _on_clock_reply(self, environment: LocustEnv, msg: Message, **kw: Any) -> None:
         t3 = wall()
         d = msg.data
         self.clocks.setdefault(d["w"], WorkerClock()).add(d["t0"], d["tw"], t3)
@@ -267,18 +271,18 @@ class Collector:
         b = c.best() if c is not None else None
         return b[0] if b is not None else 0.0
 
-    def _on_started(self, environment, msg, **kw) -> None:
+    def _on_started(self, environment: LocustEnv, msg: Message, **kw: Any) -> None:
         d = msg.data
         w = self.inflight.setdefault(d["w"], {})
         off = self._offset(d["w"])
-        for n in d["starts"]:
-            n = list(n)
+        for got in d["starts"]:
+            n = list(got)
             n[1] -= off  # t_wall_start onto the master's clock
-            w[n[0]] = n
+            w[n[0]] = tuple(n)
         ws = self.workers.setdefault(d["w"], {"received": 0, "sent": 0, "final": False})
         ws["started"] = ws.get("started", 0) + len(d["starts"])
 
-    def add(self, row: list, failed: bool) -> None:
+    def add(self, row: Row, failed: bool) -> None:
         self.rows.append(row)
         if not self.is_worker:
             self.live.add(row)
@@ -286,11 +290,11 @@ class Collector:
         if failed:
             self.errors += 1
 
-    def _on_spawned(self, user_count: int = 0, **kw) -> None:
+    def _on_spawned(self, user_count: int = 0, **kw: Any) -> None:
         if self.spawned_s is None:
             self.spawned_s = time.time() - self.started
 
-    def _on_test_start(self, environment, **kw) -> None:
+    def _on_test_start(self, environment: LocustEnv, **kw: Any) -> None:
         self.started = time.time()
         self.spawned_s = None
         self._final_sent = False
@@ -352,7 +356,7 @@ class Collector:
             except Exception as exc:  # a flush problem must never kill the flusher
                 self.warnings.append(f"record flush failed: {exc!r}")
 
-    def _not_sent_rows(self) -> list[list]:
+    def _not_sent_rows(self) -> list[Row]:
         """Open loop: every arrival still queued at the end becomes a record of its own."""
         if self.arrivals is None:
             return []
@@ -403,7 +407,7 @@ class Collector:
         if final:
             self._final_sent = True
 
-    def _write(self, rows: list[list]) -> None:
+    def _write(self, rows: list[Row]) -> None:
         """Rows to the spool, or kept until the disk takes them; a disk that stays full stops the run."""
         self.pending.extend(rows)
         if not self.pending:
@@ -454,7 +458,7 @@ class Collector:
         self.rescued += n
         return f"{self.rescued} records kept in {where} (bench report on the run folder reads them)"
 
-    def _timing(self, worker: str, t: float, cpu: float | None, lag: bytes | array) -> None:
+    def _timing(self, worker: str, t: float, cpu: float | None, lag: bytes | array[int]) -> None:
         if self.timing is None:
             return
         lag_us = list(array("I", lag)) if isinstance(lag, bytes) else list(lag)
@@ -464,16 +468,16 @@ class Collector:
         except OSError:
             pass  # the records matter more; their own write reports the disk
 
-    def _on_flush_request(self, environment, msg, **kw) -> None:
+    def _on_flush_request(self, environment: LocustEnv, msg: Message, **kw: Any) -> None:
         """Worker: the master's handshake. Stop users (cancelled rows get recorded), then flush."""
         environment.runner.stop()
         self.flush(final=True)
 
-    def _on_cpu_warning(self, environment, cpu_usage, **kw) -> None:
+    def _on_cpu_warning(self, environment: LocustEnv, cpu_usage: float, **kw: Any) -> None:
         self.warnings.append(f"load generator CPU at {cpu_usage:.0f}%: timings are not trustworthy")
 
     # --- collecting side ---------------------------------------------------------------------
-    def _on_records(self, environment, msg, **kw) -> None:
+    def _on_records(self, environment: LocustEnv, msg: Message, **kw: Any) -> None:
         data = msg.data
         off = self._offset(data["w"])
         t_i, id_i = IDX["t_wall_start"], IDX["request_id"]
@@ -523,7 +527,7 @@ class Collector:
             },
         )
 
-    def _on_test_stopping(self, environment, **kw) -> None:
+    def _on_test_stopping(self, environment: LocustEnv, **kw: Any) -> None:
         if not self.is_master:
             return
         runner = environment.runner
@@ -537,14 +541,14 @@ class Collector:
                 break
             gevent.sleep(0.05)
 
-    def _on_test_stop(self, environment, **kw) -> None:
+    def _on_test_stop(self, environment: LocustEnv, **kw: Any) -> None:
         if self.is_worker:
             return
         if not self.is_master:
             self.flush(final=True)
         self.write_summary()
 
-    def _on_quitting(self, environment, **kw) -> None:
+    def _on_quitting(self, environment: LocustEnv, **kw: Any) -> None:
         """Locust is exiting (end of -t, Ctrl-C, SIGTERM, the web UI's quit): leave a whole run folder.
 
         A web-UI run may still be running here: stopping the users first turns the streams in

@@ -95,7 +95,7 @@ def _install_bounded_headers() -> None:
     from geventhttpclient import client as ghc_client
     from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError, HTTPSocketPoolResponse
 
-    if getattr(ghc_client.HTTPSocketPoolResponse, "_bench_bounded", False):
+    if getattr(ghc_client.HTTPSocketPoolResponse, "_bench_bounded", False):  # type: ignore[attr-defined]
         return
 
     class BoundedResponse(HTTPSocketPoolResponse):
@@ -147,7 +147,7 @@ def _install_bounded_headers() -> None:
                     sock.close()
                 raise
 
-    ghc_client.HTTPSocketPoolResponse = BoundedResponse  # type: ignore[misc]  # the name client.request builds
+    ghc_client.HTTPSocketPoolResponse = BoundedResponse  # type: ignore[attr-defined,misc]  # the name client.request builds
 
 
 _install_bounded_headers()

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, deque
+from typing import Any
 
 import numpy as np
 
 from bench.metrics import label
-from bench.records import IDX, NOT_LIVE
+from bench.records import IDX, NOT_LIVE, Row
 
 TAB_KEY = "bench-streams"
 WINDOW_S = 60.0
@@ -33,11 +34,11 @@ _I_MODEL, _I_ERR, _I_TTFC, _I_TPS, _I_TOK = IDX["model"], IDX["error"], IDX["ttf
 
 class LiveStats:
     def __init__(self, maxlen: int = 5000) -> None:
-        self.recent: dict[str, deque] = {}
-        self.errors: dict[str, Counter] = {}
+        self.recent: dict[str, deque[tuple[float, float | None, float | None, int]]] = {}
+        self.errors: dict[str, Counter[str]] = {}
         self.maxlen = maxlen
 
-    def add(self, row: list) -> None:
+    def add(self, row: Row) -> None:
         model, err = row[_I_MODEL], row[_I_ERR]
         if err in NOT_LIVE:
             return
@@ -49,7 +50,7 @@ class LiveStats:
             self.errors[model][err] += 1
         q.append((time.time(), row[_I_TTFC] if not err else None, row[_I_TPS], row[_I_TOK] if not err else 0))
 
-    def table(self) -> list[dict]:
+    def table(self) -> list[dict[str, Any]]:
         now = time.time()
         out = []
         for model in sorted(self.recent):
@@ -57,7 +58,10 @@ class LiveStats:
             ttfc = np.array([r[1] for r in rows if r[1] is not None], dtype=float)
             tps = np.array([r[2] for r in rows if r[2] is not None], dtype=float)
             span = min(WINDOW_S, max(1.0, now - rows[0][0])) if rows else WINDOW_S
-            pct = lambda a, q: round(float(np.percentile(a, q)), 1) if a.size else ""  # noqa: E731
+
+            def pct(a: np.ndarray[Any, Any], q: float) -> float | str:
+                return round(float(np.percentile(a, q)), 1) if a.size else ""
+
             out.append(
                 {
                     "model": model,
@@ -73,7 +77,7 @@ class LiveStats:
         return out
 
 
-def install(environment, live: LiveStats) -> None:
+def install(environment: Any, live: LiveStats) -> None:
     """Register the tab and extend ``/stats/requests`` with its rows."""
     web_ui = environment.web_ui
     if web_ui is None:
@@ -83,11 +87,12 @@ def install(environment, live: LiveStats) -> None:
     web_ui.template_args["extended_tabs"] = [{"title": "Streams", "key": TAB_KEY}]
     web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": STRUCTURE}]
 
-    @web_ui.app.after_request
-    def _extend(response):
+    def _extend(response: Any) -> Any:
         if request.path != "/stats/requests" or not response.is_json:
             return response
         data = response.get_json()
         data["extended_stats"] = [{"key": TAB_KEY, "data": live.table()}]
         response.set_data(json.dumps(data))
         return response
+
+    web_ui.app.after_request(_extend)

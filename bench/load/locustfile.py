@@ -11,6 +11,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # Locust puts the working directory first on the import path: a `bench/` folder where the user stands (their
 # own scripts, a second checkout) would replace the harness here. The harness is imported first without it.
@@ -28,9 +29,13 @@ from locust.runners import MasterRunner, WorkerRunner
 from bench.errors import InputError
 from bench.load.arrivals import Arrivals, Schedule
 from bench.load.collect import Collector
-from bench.load.user import ChatUser, load_state
+from bench.load.locusttypes import LocustEnv, on
+from bench.load.user import ChatUser, LoadState, load_state
 from bench.load.workerauth import WorkerGate
 from bench.options import add_arguments, new_run_id, settings_from
+
+if TYPE_CHECKING:
+    from bench.options import Settings
 
 __all__ = ["ChatUser"]
 
@@ -42,16 +47,16 @@ if ("--processes" in sys.argv or os.environ.get("LOCUST_PROCESSES")) and not os.
     os.environ["BENCH_RUN_SECRET"] = secrets.token_hex(32)
 
 
-@events.init_command_line_parser.add_listener
-def _options(parser, **kw) -> None:
+@on(events.init_command_line_parser)
+def _options(parser: Any, **kw: Any) -> None:
     add_arguments(parser)
     # Locust's web UI listens on every interface by default, with no authentication: anyone who reached it
     # could start load, or point it (and the run's credentials) at another host. Loopback unless asked.
     parser.set_defaults(web_host="127.0.0.1")
 
 
-@events.init.add_listener
-def _init(environment, **kw) -> None:
+@on(events.init)
+def _init(environment: LocustEnv, **kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
@@ -91,7 +96,7 @@ def _init(environment, **kw) -> None:
         }
 
 
-def _preflight(environment, s) -> str | None:
+def _preflight(environment: LocustEnv, s: Settings) -> str | None:
     """Plain Locust's preflight: the one bench run does (one request per model, playground mode), run
     before the first user. ``bench run``'s own child skips it (its parent ran it). Returns the error line."""
     import os
@@ -110,8 +115,8 @@ def _preflight(environment, s) -> str | None:
     return None
 
 
-@events.test_start.add_listener
-def _test_start(environment, **kw) -> None:
+@on(events.test_start)
+def _test_start(environment: LocustEnv, **kw: Any) -> None:
     runner = environment.runner
     state = load_state(environment)
     refused = _host_change_refused(environment, state)
@@ -164,14 +169,14 @@ def _test_start(environment, **kw) -> None:
             arrivals.start()
         else:  # a trace's clock starts once every user is running: its first rows must not wait for the ramp-up
 
-            def _go(**kw) -> None:
+            def _go(**kw: Any) -> None:
                 environment.events.spawning_complete.remove_listener(_go)
                 arrivals.start()
 
             environment.events.spawning_complete.add_listener(_go)
 
 
-def _host_change_refused(environment, state) -> str | None:
+def _host_change_refused(environment: LocustEnv, state: LoadState) -> str | None:
     """The web UI's start form can name any host, and the run's token or cookie would go there: only the
     host given at start is used, unless ``--allow-host-change``."""
     if isinstance(environment.runner, WorkerRunner) or getattr(environment.parsed_options, "allow_host_change", False):
@@ -190,7 +195,7 @@ def _host_change_refused(environment, state) -> str | None:
     )
 
 
-def _trace_finished(environment) -> None:
+def _trace_finished(environment: LocustEnv) -> None:
     """Every row of this process's share of the trace is answered: the run is over (no idle tail)."""
     import gevent
 
@@ -201,13 +206,13 @@ def _trace_finished(environment) -> None:
         gevent.spawn_later(0.2, runner.quit)  # after this turn's record is handed to the collector
 
 
-@events.init.add_listener
-def _trace_done_listener(environment, **kw) -> None:
+@on(events.init)
+def _trace_done_listener(environment: LocustEnv, **kw: Any) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
-        done: set = set()
+        done: set[str] = set()
 
-        def on_done(environment, msg, **kw) -> None:
+        def on_done(environment: LocustEnv, msg: Any, **kw: Any) -> None:
             import gevent
 
             done.add(msg.data)
@@ -217,8 +222,8 @@ def _trace_done_listener(environment, **kw) -> None:
         runner.register_message("bench_trace_done", on_done)
 
 
-@events.test_stopping.add_listener
-def _test_stopping(environment, **kw) -> None:
+@on(events.test_stopping)
+def _test_stopping(environment: LocustEnv, **kw: Any) -> None:
     arrivals = load_state(environment).arrivals
     if arrivals is not None:
         arrivals.stop()  # offered load ends with the run; what is still queued becomes not_sent

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -69,7 +70,7 @@ class RouteConfig:
     def body(self, model: str, messages: list[dict[str, str]], max_tokens: int = 0) -> bytes:
         limit = max_tokens or self.max_tokens  # a request's own bound (a trace row, a length mix) first
         if self.kind == "openai":
-            obj: dict = {
+            obj: dict[str, Any] = {
                 "model": split_model(model)[1],
                 "messages": messages,
                 "stream": True,
@@ -192,7 +193,9 @@ def cookie_header(value: str, name: str = DEFAULT_COOKIE) -> str:
     return v
 
 
-def _found(token_file, jwt_secret_file, cookie_file, cookie_name) -> tuple[dict, dict]:
+def _found(
+    token_file: str | None, jwt_secret_file: str | None, cookie_file: str | None, cookie_name: str
+) -> tuple[dict[str, str | None], dict[str, str]]:
     token = read_secret("BENCH_TOKEN", token_file, "token")
     secret = read_secret("BENCH_JWT_SECRET", jwt_secret_file, "JWT secret")
     cookie = read_secret("BENCH_COOKIE", cookie_file, "cookie")
@@ -249,7 +252,7 @@ def credentials_from(
             "cookie": "BENCH_COOKIE or --cookie-file",
         }[kind]
         raise InputError(f"--auth {kind}: no secret found; set {where}")
-    if kind == "jwt" and len(found[kind].encode()) < 32:
+    if kind == "jwt" and len((found[kind] or "").encode()) < 32:
         import sys
 
         sys.stderr.write("warning: the JWT secret is shorter than 32 bytes; HS256 wants at least 256 bits of key\n")

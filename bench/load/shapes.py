@@ -13,11 +13,15 @@ from bench.load.steps import parse_steps, schedule
 class StepShape(LoadTestShape):
     """Reads --steps, --ramp and --drain from Locust's parsed options."""
 
-    def tick(self):
+    def tick(self) -> tuple[int, float] | None:
+        assert self.runner is not None, "Locust gives a shape its runner before the first tick"
         opts = self.runner.environment.parsed_options
         steps = parse_steps(getattr(opts, "steps", "") or "10:30s")
         users = schedule(
-            steps, self.get_run_time(), bool(getattr(opts, "ramp", False)), float(getattr(opts, "drain", 0.0) or 0.0)
+            steps,
+            self.get_run_time(),  # type: ignore[no-untyped-call]  # Locust's own, untyped
+            bool(getattr(opts, "ramp", False)),
+            float(getattr(opts, "drain", 0.0) or 0.0),
         )
         if users is None:
             return None

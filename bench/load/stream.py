@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from time import monotonic_ns
+from typing import Any
 
 from gevent import GreenletExit
 from geventhttpclient import HTTPClient
@@ -66,7 +67,7 @@ class Outcome:
         return (self.t_start - self.t_connect) / 1e6 if self.t_connect and self.t_start else None
 
 
-def _zod_issues(obj: dict) -> list[dict]:
+def _zod_issues(obj: dict[str, Any]) -> list[dict[str, Any]]:
     """The issues of a ZodError in a Nitro error body (``data.issues``, or ``data`` the error itself)."""
     data = obj.get("data")
     if isinstance(data, dict):
@@ -154,7 +155,7 @@ def classify_http_error(status: int, body: bytes) -> tuple[str, str]:
     return cls, f"{status} {message}".strip()[:300]
 
 
-def _issues_line(obj: dict) -> str:
+def _issues_line(obj: dict[str, Any]) -> str:
     """A ZodError's issues in one line ("(is_playground: Expected boolean, received null)"), as h3 and
     Nitro carry them under ``data`` (the real handler's 400s for a query or body it refuses)."""
     out = []
@@ -165,7 +166,7 @@ def _issues_line(obj: dict) -> str:
     return "(" + "; ".join(x for x in out if x) + ")" if any(out) else ""
 
 
-def _discard(resp) -> None:
+def _discard(resp: Any) -> None:
     """Close a connection whose response did not end cleanly, so the pool never reuses it."""
     sock, pool = ghc.detach(resp)
     if sock is not None:
@@ -273,7 +274,7 @@ def stream_request(
     return o
 
 
-def _error_body(resp, deadline: int) -> tuple[bytes, bool]:
+def _error_body(resp: Any, deadline: int) -> tuple[bytes, bool]:
     """An error answer's body, at most ``MAX_ERROR_BODY`` bytes and by ``deadline``; (bytes, whether it
     was whole). A body cut short leaves its connection closed, never back in the pool."""
     buf = ghc.body_buffer(resp)
@@ -301,7 +302,7 @@ def _error_body(resp, deadline: int) -> tuple[bytes, bool]:
     return raw, whole
 
 
-def _read_body(o: Outcome, resp, dec: StreamDecoder, timeouts: Timeouts, first_deadline: int, total_deadline: int) -> None:
+def _read_body(o: Outcome, resp: Any, dec: StreamDecoder, timeouts: Timeouts, first_deadline: int, total_deadline: int) -> None:
     """The read loop. The stall clock runs from the last *content* part: keep-alive comments,
     data parts or a byte-by-byte trickle between parts do not reset it."""
     now = monotonic_ns

@@ -15,7 +15,7 @@ import ssl
 import uuid
 from dataclasses import dataclass, field
 from time import monotonic_ns
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import gevent
@@ -25,10 +25,11 @@ from locust import User, constant, task
 
 from bench.load.arrivals import Arrival
 from bench.load.clock import wall
+from bench.load.locusttypes import LocustEnv
 from bench.load.route import RouteConfig, salted
 from bench.load.stream import Outcome, stream_request
 from bench.neptunapp import requested_new_tokens
-from bench.records import IDX, RequestContext, build_row, silent_at_end
+from bench.records import IDX, RequestContext, Row, build_row, silent_at_end
 from bench.schema import ErrorClass
 
 if TYPE_CHECKING:
@@ -48,17 +49,18 @@ class LoadState:
     arrivals: Schedule | None = None
     ssl_context: ssl.SSLContext | None = None
     preflight_host: str | None = None  # the host plain Locust's preflight checked (a web-UI host is checked at start)
-    preflight_log: list[dict] = field(default_factory=list)  # its requests, for run.json: the server saw them
+    preflight_log: list[dict[str, Any]] = field(default_factory=list)  # its requests, for run.json: the server saw them
     start_host: str | None = None  # --host as given at start: the web UI may not send the credentials elsewhere
 
-    def ssl_context_factory(self, **kw):
+    def ssl_context_factory(self, **kw: Any) -> ssl.SSLContext:
         """One SSL context for every user of the process (creating one costs about 20 ms of CPU)."""
         if self.ssl_context is None:
+            assert self.settings is not None and self.settings.tls is not None, "only asked for with https"
             self.ssl_context = self.settings.tls.context()
         return self.ssl_context
 
 
-def load_state(environment) -> LoadState:
+def load_state(environment: LocustEnv) -> LoadState:
     state = getattr(environment, "bench", None)
     if state is None:
         state = environment.bench = LoadState()
@@ -87,7 +89,7 @@ class ChatUser(User):
     wait_time = constant(0)  # think time lives inside the conversation, between turns
     _index = itertools.count()  # users of this process in the order Locust started them
 
-    def __init__(self, environment) -> None:
+    def __init__(self, environment: LocustEnv) -> None:
         super().__init__(environment)
         self.state = load_state(environment)
         s, collector = self.state.settings, self.state.collector
@@ -143,7 +145,7 @@ class ChatUser(User):
         if self.backend_via is not None:
             self.backend_via.client.close()
 
-    def _turn(self, *args, **kw) -> tuple[str, int | None, bool]:
+    def _turn(self, *args: Any, **kw: Any) -> tuple[str, int | None, bool]:
         """One turn: the route's request, and with --backend (for its share of turns) the same
         messages straight to the model server, the two in alternating order and sharing a pair id.
         The conversation goes on with the route's reply."""
@@ -267,17 +269,17 @@ class ChatUser(User):
 
     def _send(
         self,
-        model,
-        history,
-        tokens,
-        name,
-        tags,
-        conv_id,
-        turn_no,
-        t_intended,
-        input_tokens=None,
-        output_tokens=None,
-        trace_row=None,
+        model: str,
+        history: list[dict[str, str]],
+        tokens: list[int],
+        name: str,
+        tags: str,
+        conv_id: str,
+        turn_no: int,
+        t_intended: int,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        trace_row: int | None = None,
         pair_id: str | None = None,
         via: Via | None = None,
     ) -> tuple[str, int | None, bool]:
@@ -376,7 +378,7 @@ class ChatUser(User):
         if self._fast_failures > 1:
             gevent.sleep(min(1.0, 0.01 * 2 ** (self._fast_failures - 1)))
 
-    def _record(self, o: Outcome, ctx: RequestContext) -> list:
+    def _record(self, o: Outcome, ctx: RequestContext) -> Row:
         if o.error is None and o.decoder is not None and not o.decoder.texts:
             o.error, o.detail = ErrorClass.truncated, "the stream ended with no content part"
         if o.t_start == 0 and o.t_end:

@@ -55,7 +55,7 @@ class Stranger:
     first_seen: float
     dropped: int = 0  # its messages that were thrown away
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"id": self.client_id, "reason": self.reason, "first_seen": self.first_seen, "messages_dropped": self.dropped}
 
 
@@ -91,7 +91,7 @@ class WorkerGate:
 
     def admit(self, client_id: str, msg: Any) -> bool:
         if self.secret is None or client_id in self.verified:
-            return msg.type != HELLO
+            return bool(msg.type != HELLO)
         if msg.type == "client_ready":
             if client_id not in self.strangers:
                 self.held[client_id] = (time.monotonic(), msg)
@@ -146,7 +146,7 @@ class WorkerGate:
             )
         return out
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "authenticated": self.secret is not None,
             "verified": len(self.verified),

@@ -6,11 +6,17 @@ process; every load-generating process builds the same workload from the same op
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import InputError
 from bench.workload.synthetic import LengthDist, PromptMaker, parse_length, synthetic_pool
 from bench.workload.trace import Trace, load_trace, parse_window
+
+if TYPE_CHECKING:
+    from bench.scenario import Scenario
+    from bench.tokens import TokenCounter
 
 DEFAULT_DURATION_S = 30.0
 TRACE_TAIL_S = 60.0  # a trace replay's default run length past its last arrival (the run ends sooner once all answered)
@@ -56,7 +62,12 @@ class Workload:
         return out
 
 
-def workload_from(opts, scenario, count_tokens=None, models_check=None):
+def workload_from(
+    opts: Any,
+    scenario: Scenario,
+    count_tokens: TokenCounter | None = None,
+    models_check: Callable[[list[str]], None] | None = None,
+) -> tuple[Workload, Scenario]:
     """(workload, scenario to replay). ``models_check`` checks a trace's model ids against the route."""
     trace_path = getattr(opts, "trace", "") or ""
     input_spec = getattr(opts, "input_tokens", "") or ""
