@@ -90,7 +90,7 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
     cpu = (meta.get("collector") or {}).get("cpu_max") or 0.0
     warnings = list(meta.get("warnings") or [])
     models = {}
-    gaps = gap_summaries(measured[measured["error"].isna()], "model")  # one pass over the gaps for every model
+    gaps = gap_summaries(measured.loc[measured["error"].isna(), ["model"]], "model")  # one pass over the gaps, every model
     for model, g in measured.groupby("model", observed=True):
         models[model] = model_summary(g, slos, gaps=gaps[model].stats if model in gaps else False)
     overall = model_summary(measured, [], gaps=False) if len(models) > 1 else None  # the all-models row (no pooled gap pass)
@@ -378,7 +378,8 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     summary, gaps = build_summary(run)
     by_turn = by_group(measured, "turn", "turn")
     by_turn["turn"] = by_turn["turn"] + 1  # turns as a person counts them
-    by_prompt = by_group(measured.assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
+    cols = ["model", "error", "prompt_chars", "ttfc_ms", "decode_tps"]  # the columns by_group reads, not all 40
+    by_prompt = by_group(measured[cols].assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
     warm_table = (
         headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}})
         if len(warm_df)

@@ -260,7 +260,8 @@ def model_summary(df: pd.DataFrame, slos: list[Slo], window_s: float | None = No
     out["output_tokens"] = stats(df.loc[ok_m, "output_tokens"])
     req = df["requested_tokens"].dropna() if "requested_tokens" in df else pd.Series(dtype=float)
     out["requested_tokens"] = int(req.max()) if len(req) else None  # the bound asked for, beside what came back
-    out["lengths"] = requested_lengths(df[ok_m])
+    asked = ("requested_input_tokens", "requested_tokens", "prompt_tokens", "output_tokens", "prompt_chars", "token_source")
+    out["lengths"] = requested_lengths(df.loc[ok_m, [c for c in asked if c in df]])  # not a copy of every column
     out["gaps_ms"] = gaps if isinstance(gaps, dict) else gap_stats_ms(df[ok_m]) if gaps else empty_stats()
     out["prompt_chars"] = stats(df.loc[live_m, "prompt_chars"])
     judged = {m for m in FIRST_PART if any(x.metric == m for x in slos)}
@@ -359,7 +360,7 @@ def requested_lengths(ok: pd.DataFrame) -> dict | None:
 
 def by_group(df: pd.DataFrame, key: str, name: str) -> pd.DataFrame:
     """Per model and ``key`` (turn, prompt bucket): counts, TTFC p50/p95, decode speed p50, prompt size."""
-    live = live_rows(df)
+    live = live_rows(df[[c for c in ("model", key, "error", "prompt_chars", "ttfc_ms", "decode_tps") if c in df]])
     cols = ["model", name, "requests", "errors", "ttfc_p50_ms", "ttfc_p95_ms", "decode_tps_p50", "prompt_chars_mean"]
     if live.empty:
         return pd.DataFrame(columns=cols)
