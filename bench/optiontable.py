@@ -63,7 +63,7 @@ def opt(
     return field(default=bool(default) if flag else default, metadata={"opt": spec})
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
     """What ``bench run``, each level of ``bench capacity`` and the Locust child run with.
 

@@ -51,8 +51,10 @@ if TYPE_CHECKING:
 _INTERRUPTED_BY = {"signal": "SIGINT"}  # which signal stopped the last run (run.json "interrupted_by")
 
 
-def _validate(o: RunOptions) -> tuple[float, list[str], Workload, RouteConfig]:
-    """Everything checked before any target starts: (seconds, models, workload, route)."""
+def _validate(o: RunOptions) -> tuple[RunOptions, float, list[str], Workload, RouteConfig]:
+    """Everything checked before any target starts: (the options as the run uses them, seconds, models,
+    workload, route). The options are frozen: what a check settles (a trace's open loop, the embedded
+    target's models) comes back in a new copy."""
     if o.users < 1:
         raise InputError(f"--users must be at least 1, got {o.users}")
     from bench.options import check_files
@@ -94,7 +96,7 @@ def _validate(o: RunOptions) -> tuple[float, list[str], Workload, RouteConfig]:
     workload, _ = workload_from(o, scenario, counter, lambda ids: check_models(ids, o.route, o.route_template))
     if workload.trace is not None:  # the trace's own models are sent too: preflight and profile checks cover them
         models = list(dict.fromkeys([*models, *(r.model for r in workload.trace.rows if r.model)]))
-        o.load_mode = "open"
+        o = replace(o, load_mode="open")
     if o.until_decided:
         if o.duration:
             raise InputError("--until-decided sets the run's length itself: give --max-duration instead of -t/--duration")
@@ -125,14 +127,14 @@ def _validate(o: RunOptions) -> tuple[float, list[str], Workload, RouteConfig]:
         profiles = load_profiles(o.target_profiles)
         if not models:  # --route openai without --models: what the embedded target serves
             models = sorted(profiles.models)
-            o.models = ",".join(models)
+            o = replace(o, models=",".join(models))
         unknown = [m for m in models if m not in profiles.models and m not in profiles.retired]
         if unknown and not o.models:
             raise InputError(f"the embedded target has no profile for {', '.join(unknown)} (add them with --target-profiles)")
     if o.host and not re.match(r"^https?://[^/\s]+", o.host):
         raise InputError(f"--host {o.host!r}: expected http(s)://host[:port]")
     refuse_url_credentials(o.host)
-    return seconds, models, workload, route
+    return o, seconds, models, workload, route
 
 
 def _locust_cmd(o: RunOptions, host: str, seconds: float, run_dir: Path, run_id: str, pin: str | None = None) -> list[str]:
@@ -186,7 +188,7 @@ def run(o: RunOptions) -> Path:
     """Run a benchmark; return the run folder. Raises InputError before any load on bad input."""
     from bench.preflight import preflight
 
-    seconds, models, workload, route = _validate(o)
+    o, seconds, models, workload, route = _validate(o)
     from bench.options import ignored_options
 
     ignored = ignored_options(o)
@@ -216,7 +218,7 @@ def run(o: RunOptions) -> Path:
                 from bench.preflight import served_models
 
                 models = served_models(host, creds, tls)
-                o.models = ",".join(models)
+                o = replace(o, models=",".join(models))
         else:
             if not o.quiet:  # a first run waits here for a second or more (longer on a loaded machine): say why
                 click.echo("starting the embedded reference target (no --host given) ...", err=True)
@@ -230,7 +232,7 @@ def run(o: RunOptions) -> Path:
             env["BENCH_JWT_SECRET"] = secret
             for var in ("BENCH_TOKEN", "BENCH_COOKIE"):
                 env.pop(var, None)
-            o.auth = "jwt"
+            o = replace(o, auth="jwt")
             creds = Credentials("jwt", secret)
             candidates = [creds]
             remember(secret)
@@ -258,7 +260,7 @@ def run(o: RunOptions) -> Path:
                 if not o.quiet:
                     click.echo(f"preflight: {creds.source} was rejected; trying {candidates[i + 1].source}", err=True)
         if len(candidates) > 1:
-            o.auth = creds.kind  # the Locust child uses the kind the target accepted
+            o = replace(o, auth=creds.kind)  # the Locust child uses the kind the target accepted
             env.update(
                 {
                     k: ""
