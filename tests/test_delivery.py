@@ -86,6 +86,7 @@ def test_a_buffering_relay_is_flagged_and_a_pass_through_one_is_not(tmp_path, ho
     # a reader at 238 words a minute outruns neither: 200 ms bursts of 20 ms parts still come faster than they read
     m = got["summary"]["models"]["mistralai/Mistral-7B-Instruct-v0.3"]
     assert m["read_wait_ms"]["n"] >= 12 and m["read_wait_ms"]["p95"] == 0, m["read_wait_ms"]
+    assert "What a reader met" not in got["md"]  # nobody waited: no table (the figures stay in summary.json)
     assert [v["status"] for v in m["slo_verdicts"]] == ["too few" if m["read_wait_ms"]["n"] < 20 else "met"], m["slo_verdicts"]
 
 
@@ -151,3 +152,13 @@ def test_the_reader_model_waits_only_when_the_text_runs_out():
             backlog = max(0.0, backlog + step - g)
         off += n
         assert got["read_wait_ms"][r] == pytest.approx(wait, abs=1e-6), r
+
+
+def test_the_readers_table_shows_when_a_reader_waited():
+    from bench.analysis.reading import markdown
+
+    waited = {"m/a": {"read_wait_ms": {"n": 30, "p50": 0.0, "p95": 1200.0}, "read_stall_share": {"p50": 0.0, "p95": 0.31}}}
+    text = "\n".join(markdown(waited))
+    assert "What a reader met (238 words a minute" in text and "| a | 30 | 0 | 1200 | 0.0% | 31.0% |" in text
+    calm = {"m/a": {"read_wait_ms": {"n": 30, "p50": 0.0, "p95": 0.0}, "read_stall_share": {"p50": 0.0, "p95": 0.0}}}
+    assert markdown(calm) == [] and markdown({"m/a": {"read_wait_ms": {"n": 0}}}) == []

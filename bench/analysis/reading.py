@@ -37,6 +37,28 @@ CHARS_PER_WORD = 6.0
 READING_CPS = READING_WPM * CHARS_PER_WORD / 60.0  # 23.8 characters a second
 
 
+def markdown(models: dict[str, dict[str, object]]) -> list[str]:
+    """The reader's figures per model, for summary.md: only when some reader waited (a stream that
+    outran its readers everywhere needs no table; the figures stay in summary.json)."""
+    rows = []
+    for model, m in models.items():
+        w, s = m.get("read_wait_ms"), m.get("read_stall_share")
+        if not isinstance(w, dict) or not isinstance(s, dict) or not w.get("n"):
+            continue
+        rows.append((model, w, s))
+    if not any((w.get("p95") or 0) > 0 for _, w, _ in rows):
+        return []
+    lines = [
+        f"#### What a reader met ({READING_WPM:.0f} words a minute, from the first part; bench/analysis/reading.py)",
+        "",
+        "| model | replies | wait p50 ms | wait p95 ms | stalled p50 | stalled p95 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for model, w, s in rows:
+        lines.append(f"| {model.split('/')[-1]} | {w['n']} | {w['p50']:.0f} | {w['p95']:.0f} | {s['p50']:.1%} | {s['p95']:.1%} |")
+    return lines + [""]
+
+
 def reader(gaps_us: np.ndarray, lens: np.ndarray, chars_per_part: np.ndarray, cps: float = READING_CPS) -> dict[str, np.ndarray]:
     """Per row (``lens[r]`` gaps each, row after row in ``gaps_us``): ``read_wait_ms`` and
     ``read_stall_share`` for a reader of ``cps`` characters a second, each part ``chars_per_part[r]`` long."""

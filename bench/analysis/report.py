@@ -307,6 +307,7 @@ def markdown(summary: dict) -> str:
         if not w.startswith("Numbers not trustworthy"):
             out += [f"> ⚠️ {w}", ""]
     out += overhead_markdown(summary.get("route_overhead"))
+    out += reading.markdown(summary["models"])
     if summary.get("prefix_cache"):
         pc = summary["prefix_cache"]
         out += [
