@@ -136,3 +136,28 @@ def test_openai_reasoning_content_counts_for_ttfc_not_ttfv():
 def test_openai_cut_before_its_end_is_truncated():
     raw = sse([chunk({"content": "Hi"})], done=False)
     assert decode_all(raw).error == "truncated"
+
+
+def test_tgi_stream_as_tgis_own_client_reads_it():
+    """The reference target's TGI token stream (what --backend-protocol tgi|hf reads in tests) is parsed
+    by the client TGI itself ships (``text-generation``, its pydantic models validating every event),
+    and the harness's decoder reads the same text, the same token count and the proper end from it."""
+    import urllib.request
+
+    from text_generation import Client
+
+    from bench.target import TargetProcess
+
+    body = {"inputs": "[INST]hi[/INST]", "parameters": {"max_new_tokens": 20}}
+    with TargetProcess(["--profiles", str(Path(__file__).parent / "data" / "delivery-profiles.yaml"), "--no-auth"]) as t:
+        theirs = list(Client(t.url).generate_stream(body["inputs"], max_new_tokens=20))
+        req = urllib.request.Request(
+            t.url + "/generate_stream", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+    text = "".join(r.token.text for r in theirs if not r.token.special)
+    assert theirs[-1].generated_text is not None and theirs[-1].token.special
+    d = decode_all(raw, "tgi")
+    assert d.error is None and d.done and d.detected == "tgi"
+    assert d.text == text and d.usage_completion == sum(not r.token.special for r in theirs) == 20

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -103,13 +102,6 @@ def read_shape(path: Path, starts: np.ndarray, lengths: np.ndarray, chunk: int =
             for k, v in shape_of(vals, lens).items():
                 out[k][i:j] = v
     return out
-
-
-def sampled_shape(store: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The shape of these rows (sorted), read from a ``GapStore`` with one pass over their gaps only."""
-    rows = np.sort(np.asarray(rows, dtype=np.int64))
-    vals, _ = store.sample(rows, 1 << 62, 0, owners=True)  # every gap of these rows, row after row
-    return shape_of(np.asarray(vals), store.lengths[rows])
 
 
 def verdicts(shape: dict[str, np.ndarray], ok: np.ndarray) -> np.ndarray:

@@ -409,6 +409,7 @@ class Target:
         self.app.router.add_get("/v1/models", self.openai_models)
         # a model server as the app calls it (Hugging Face's Inference API / TGI): --backend-mode tgi
         self.app.router.add_post("/generate_stream", self.tgi_stream)
+        self.app.router.add_post("/", self.tgi_stream)  # TGI's compat route, where its own Python client posts (stream: true)
         self.app.router.add_post("/models/{owner}/{name}", self.tgi_stream)
         self.app.router.add_post("/hf-inference/models/{owner}/{name}", self.tgi_stream)
         self.app.router.add_get("/_bench/health", self.health)
