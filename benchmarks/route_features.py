@@ -1,6 +1,7 @@
 """The figures the README quotes for what the route adds and for stream delivery, printed by the
 same set-ups the tests use (tests/test_overhead.py, tests/test_delivery.py): a target serving the
-route in front of another (0 and 30 ms of app work), and a relay holding bytes for 200 ms or not.
+route in front of another (0 and 30 ms of app work), the A/A case (the model server as both route and
+backend: the route adds nothing), and a relay holding bytes for 200 ms or not.
 
     python benchmarks/route_features.py
 """
@@ -17,7 +18,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import SECRET  # noqa: E402
 from relay import Relay  # noqa: E402
 from test_delivery import DATA, _run_through  # noqa: E402
-from test_overhead import _measure  # noqa: E402
+from test_overhead import _a_a, _measure  # noqa: E402
 
 from bench.target import TargetProcess  # noqa: E402
 
@@ -31,6 +32,11 @@ def main() -> None:
             f"app work {ms:g} ms: TTFC +{t['median']:.1f} ms [{t['low']:.1f}, {t['high']:.1f}] over {o['pairs']} pairs, "
             f"gap p50 {g['median']:+.1f} ms, share of TTFC {o['ttfc_share']:.0%}"
         )
+    o, _ = _a_a(tmp / "a-a")
+    t = o["ttfc_ms"]
+    print(
+        f"A/A (the model server as route and backend): TTFC {t['median']:+.2f} ms [{t['low']:+.2f}, {t['high']:+.2f}] over {o['pairs']} pairs"
+    )
     for hold in (0.0, 0.2):
         with TargetProcess(["--profiles", str(DATA / "delivery-profiles.yaml")], secret=SECRET) as t:
             with Relay(int(t.url.rsplit(":", 1)[1]), hold_s=hold) as r:

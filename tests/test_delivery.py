@@ -162,3 +162,17 @@ def test_the_readers_table_shows_when_a_reader_waited():
     assert "What a reader met (238 words a minute" in text and "| a | 30 | 0 | 1200 | 0.0% | 31.0% |" in text
     calm = {"m/a": {"read_wait_ms": {"n": 30, "p50": 0.0, "p95": 0.0}, "read_stall_share": {"p50": 0.0, "p95": 0.0}}}
     assert markdown(calm) == [] and markdown({"m/a": {"read_wait_ms": {"n": 0}}}) == []
+
+
+def test_a_reader_slo_with_no_successful_reply_is_never_met(tmp_path):
+    """Every request failed: no reply to model a reader on. The SLO says "too few" and the run's
+    slo_ok is False (bench run --fail-on-slo exits 1 on it), never met."""
+    from synth import row, write_run
+
+    from bench.analysis.report import build_summary
+
+    rows = [row("m/a", None, t=i * 0.1, error="server_error", status=500) for i in range(30)]
+    summary, _ = build_summary(write_run(tmp_path / "run", rows, slos=["read_stall_share:p95<=10%"]))
+    v = summary["models"]["m/a"]["slo_verdicts"][0]
+    assert v["status"] == "too few" and not v["ok"] and summary["slo_ok"] is False, v
+    assert summary["models"]["m/a"]["read_wait_ms"]["n"] == 0

@@ -244,14 +244,12 @@ def test_route_overhead_is_a_gate_tolerance(tmp_path):
     assert rc == 3 and res["verdict"] == "undecided" and "run both with --backend" in res["skipped"][0]["reason"], out
 
 
-def test_a_route_that_adds_nothing_reads_as_nothing(tmp_path):
-    """The A/A case: the "route" is the model server's own OpenAI route and --backend the same server,
-    so the route adds exactly nothing; the paired difference's interval must hold 0 (no bias from the
-    pairing's order, its connections or its clocks). The proxy cases above then measure the proxy."""
+def _a_a(out: Path) -> tuple[dict, Path]:
+    """The A/A run: the model server is both the route (``--route openai``) and ``--backend``.
+    (The route_overhead entry of its model, the run folder.) benchmarks/route_features.py prints it."""
     from bench.target import TargetProcess
 
     with TargetProcess(["--profiles", str(DATA / "delivery-profiles.yaml"), "--no-auth"]) as server:
-        out = tmp_path / "out"
         r = subprocess.run(
             bench_cmd(
                 "run", "--host", server.url, "--route", "openai", "--backend", server.url, "--auth", "none",
@@ -264,8 +262,15 @@ def test_a_route_that_adds_nothing_reads_as_nothing(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     run = next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
     o = json.loads((run / "summary.json").read_text())["route_overhead"]["models"]["mistralai/Mistral-7B-Instruct-v0.3"]
+    return o, run
+
+
+def test_a_route_that_adds_nothing_reads_as_nothing(tmp_path):
+    """The A/A case: the "route" is the model server's own OpenAI route and --backend the same server,
+    so the route adds exactly nothing; the paired difference's interval must hold 0 (no bias from the
+    pairing's order, its connections or its clocks). The proxy cases above then measure the proxy."""
+    o, run = _a_a(tmp_path / "out")
     t = o["ttfc_ms"]
-    print("A/A", o["pairs"], t)  # pytest -s shows the figures
     assert o["pairs"] >= 20 and t["low"] is not None and abs(t["median"]) < 1.0, o
     # the report's interval is 95 %: in a true A/A it misses 0 one run in 20 by design. The test holds the same
     # paired differences to a 99.9 % interval, so that it fails on a bias, not on one run in twenty
