@@ -58,7 +58,8 @@ REQUEST_METRICS: list[str] = [m.name for m in CATALOGUE if m.scope == "request"]
 LATENCY: set[str] = {m.name for m in CATALOGUE if m.unit == "ms"}
 HIGHER_IS_BETTER: set[str] = {m.name for m in CATALOGUE if m.better == "higher"}
 LOWER_IS_BETTER: set[str] = {m.name for m in CATALOGUE if m.better == "lower"}
-RATES: set[str] = {m.name for m in CATALOGUE if m.unit == "share" and m.scope == "run"}
+SHARES: set[str] = {m.name for m in CATALOGUE if m.unit == "share"}  # shown as percentages
+RATES: set[str] = {m.name for m in CATALOGUE if m.unit == "share" and m.scope == "run"}  # a run's share (error rate)
 READER: set[str] = {m.name for m in CATALOGUE if m.scope == "reader"}
 FIRST_PART: set[str] = {m.name for m in CATALOGUE if m.first_part}
 PER_REQUEST: set[str] = {m.name for m in CATALOGUE if m.scope in ("request", "parts")}  # a value (or samples) per request

@@ -10,10 +10,9 @@ import re
 from dataclasses import dataclass
 
 from bench.errors import InputError
-from bench.metrics import BY_NAME, HIGHER_IS_BETTER, LATENCY, RATES  # noqa: F401  (the catalogue: which names exist)
+from bench.metrics import BY_NAME, HIGHER_IS_BETTER, LATENCY, RATES, SHARES  # noqa: F401  (the catalogue: which names exist)
 from bench.stats import STATISTICS
 
-SHARES = {m.name for m in BY_NAME.values() if m.unit == "share"}  # shown as percentages
 
 METRICS = set(BY_NAME)
 STATS = set(STATISTICS)  # the statistics catalogue's (bench.stats)
@@ -44,7 +43,7 @@ class Slo:
         """The observed value in the SLO's own terms: a rate as a percentage, a latency as a number."""
         if observed is None or observed != observed:
             return "–"
-        if self.metric in RATES or self.metric in SHARES or "%" in self.text:
+        if self.metric in SHARES or "%" in self.text:
             return f"{100 * observed:.2f}%"
         return f"{observed:,.1f}"
 
