@@ -13,7 +13,6 @@ from bench.errors import InputError
 from bench.metrics import BY_NAME, HIGHER_IS_BETTER, LATENCY, RATES, SHARES  # noqa: F401  (the catalogue: which names exist)
 from bench.stats import STATISTICS
 
-
 METRICS = set(BY_NAME)
 STATS = set(STATISTICS)  # the statistics catalogue's (bench.stats)
 _RE = re.compile(
