@@ -17,6 +17,7 @@ from bench.load.route import Credentials, RouteConfig, check_models, check_templ
 from bench.load.stream import Timeouts
 from bench.optiontable import add_arguments as add_arguments  # the locustfile registers them through here
 from bench.scenario import Scenario, load_scenario
+from bench.schema import Protocol
 from bench.secrets import refuse_url_credentials
 
 # a run's options: a RunOptions (bench run, capacity) or the Locust child's parsed namespace, with the same names
@@ -37,7 +38,7 @@ class Settings:
     route: RouteConfig
     credentials: Credentials
     timeouts: Timeouts
-    protocol: str
+    protocol: Protocol  # the route's stream framing (--protocol)
     load_mode: str
     arrival_rate: float
     arrival_dist: str
@@ -325,7 +326,7 @@ def settings_from(opts: Opts) -> Settings:
         backend=backend_from(opts),
         tls=tls_from(opts),
         timeouts=Timeouts(opts.connect_timeout, opts.first_chunk_timeout, opts.stall_timeout, opts.total_timeout),
-        protocol=opts.protocol,
+        protocol=Protocol(opts.protocol),
         load_mode=load_mode,
         arrival_rate=opts.arrival_rate,
         arrival_dist=opts.arrival_dist,

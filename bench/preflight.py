@@ -13,7 +13,7 @@ import uuid
 import httpx
 
 from bench.errors import PreflightError
-from bench.load.decode import StreamDecoder
+from bench.load.decode import decoder_for
 from bench.load.route import Credentials, RouteConfig
 from bench.load.stream import classify_http_error
 from bench.schema import ErrorClass
@@ -147,11 +147,11 @@ def _bounded_body(resp: httpx.Response) -> bytes:
 
 def _first_part(host: str, model: str, resp: httpx.Response, protocol: str) -> str:
     """Read until the decoder yields one content part; a stream that never does stops the run here."""
-    dec = StreamDecoder(protocol)
+    dec = decoder_for(protocol)
     head = b""
     ctype = resp.headers.get("content-type", "?")
     if resp.headers.get("x-vercel-ai-ui-message-stream"):
-        dec.detected = "ui-message-stream"
+        dec.saw_ui_header()
     for data in resp.iter_raw():
         if len(head) < 200:
             head += data[: 200 - len(head)]

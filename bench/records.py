@@ -25,7 +25,7 @@ from bench.schema import START_FIELDS, ErrorClass, RequestRecord
 
 if TYPE_CHECKING:
     from bench.load.arrivals import Arrival
-    from bench.load.decode import StreamDecoder
+    from bench.load.decode import Decoder
     from bench.tokens import TokenCounter
 from bench.secrets import redact  # what a server echoes back (a debug page listing headers) is scrubbed before it is kept
 
@@ -73,7 +73,7 @@ def _ms(a: int, b: int) -> float:
 
 
 def _first_read_tokens(
-    dec: StreamDecoder | None, parts: int, out_tokens: int, text_len: int, source: str, count_tokens: TokenCounter | None
+    dec: Decoder | None, parts: int, out_tokens: int, text_len: int, source: str, count_tokens: TokenCounter | None
 ) -> int:
     """Tokens the first read delivered: counted with the tokenizer, else the reply's tokens shared
     by characters (one part of one token stays one)."""
@@ -182,7 +182,7 @@ def build_row(o: Outcome, c: RequestContext, count_tokens: TokenCounter | None =
         status=o.status,
         error=o.error,
         error_detail=redact(o.detail) if o.detail else o.detail,
-        protocol=(dec.detected or c.protocol) if dec is not None else c.protocol,
+        protocol=(dec.detected or c.protocol) if dec is not None else c.protocol,  # c.protocol: a Protocol's record name
         connect_ms=o.connect_ms,
         ttfb_ms=_ms(o.t_headers, o.t_start) if o.t_headers else None,
         ttfc_ms=ttfc,

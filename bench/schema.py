@@ -1,12 +1,13 @@
 """What the stages hand each other and write to disk, declared once; imports no stage.
 
-Three contracts live here:
+Four contracts live here:
 
 * ``ErrorClass``: every outcome a request record can carry (METRICS.md, "Error classes"), as a
   ``StrEnum`` so a record still holds the plain string (Parquet, msgpack and JSON unchanged) while
   code names a member, not a literal spelled out in a dozen files. The groupings readers need
   (``NOT_LIVE``: says nothing about the target; ``TIMEOUTS``; ``KEEPS_FIRST_PART``) are derived
   from the members' declarations, and a test holds the enum against METRICS.md.
+* ``Protocol``: the stream framings, carrying both the option's name and the name a record stores.
 * ``RunMeta``: ``run.json``, a versioned pydantic model. Every writer (``bench run``, plain
   Locust's folder, capacity levels) goes through ``analysis.results.write_run_json``, which
   validates here; readers accept every older folder (``schema`` absent is version 1).
@@ -107,6 +108,37 @@ TIMEOUTS: tuple[str, ...] = tuple(sorted(e.value for e in _TIMEOUTS))
 def error_class(text: str | None) -> ErrorClass | None:
     """The class of a stored error string; ``None`` for a success. Unknown strings raise ``ValueError``."""
     return None if text is None else ErrorClass(text)
+
+
+class Protocol(StrEnum):
+    """A stream framing: the value is the ``--protocol`` choice, ``recorded`` what a record's ``protocol``
+    column says of a stream decoded in it (the names every release so far wrote)."""
+
+    auto = "auto"  # detected from the bytes; a record says "auto" only when nothing was read to tell
+    aisdk = "aisdk"  # AI SDK 4 data stream: 0:"text" lines
+    sse = "sse"  # the same parts, each as an SSE data: event
+    ui = "ui"  # AI SDK 5 UI message stream (SSE, header x-vercel-ai-ui-message-stream: v1)
+    openai = "openai"  # OpenAI chat-completion chunks over SSE
+    tgi = "tgi"  # Hugging Face's text-generation token stream (TGI, the Inference API)
+
+    @property
+    def recorded(self) -> str:
+        return _RECORDED[self]
+
+    @property
+    def has_terminal(self) -> bool:
+        """The framing has a last part of its own: a stream that ends without it was cut off."""
+        return self in (Protocol.ui, Protocol.openai, Protocol.tgi)
+
+
+_RECORDED = {
+    Protocol.auto: "auto",
+    Protocol.aisdk: "aisdk-data",
+    Protocol.sse: "aisdk-data-sse",
+    Protocol.ui: "ui-message-stream",
+    Protocol.openai: "openai",
+    Protocol.tgi: "tgi",
+}
 
 
 class ScenarioRef(BaseModel):

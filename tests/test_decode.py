@@ -7,7 +7,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.load.decode import StreamDecoder, decode_all
+from bench.load.decode import PROTOCOLS, Decoder, decode_all, decoder_for
+from bench.schema import Protocol
 
 ERRORS = {None, "decode_error", "stream_error", "truncated"}
 
@@ -25,8 +26,8 @@ def openai(texts: list[str], usage: int | None = None) -> bytes:
     return out + b"data: [DONE]\n\n"
 
 
-def feed_split(data: bytes, cuts: list[int], protocol: str = "auto") -> StreamDecoder:
-    d = StreamDecoder(protocol)
+def feed_split(data: bytes, cuts: list[int], protocol: str = "auto") -> Decoder:
+    d = decoder_for(protocol)
     prev = 0
     for c in sorted(set(cuts)) + [len(data)]:
         d.feed(data[prev:c])
@@ -70,7 +71,7 @@ def test_sse_wrapped_aisdk_any_split(texts, data):
 @settings(max_examples=500, deadline=None)
 @given(raw=st.binary(max_size=300), data=st.data())
 def test_arbitrary_bytes_never_raise(raw, data):
-    for protocol in ("auto", "aisdk", "sse", "openai"):
+    for protocol in PROTOCOLS:
         cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=6))
         d = feed_split(raw, cuts, protocol)
         assert d.error in ERRORS
@@ -130,3 +131,81 @@ def test_finish_part_usage_and_other_parts_ignored():
 def test_empty_parts_do_not_count():
     d = decode_all(aisdk(["", "a"]).replace(b'0:"a"', b'0:""\n0:"a"'))
     assert d.texts == ["a"]
+
+
+# --- one class per framing, one vocabulary -------------------------------------------------------------
+
+UI = (
+    b'data: {"type":"start"}\n\ndata: {"type":"text-start","id":"0"}\n\n'
+    b'data: {"type":"text-delta","id":"0","delta":"Hi"}\n\ndata: {"type":"finish"}\n\ndata: [DONE]\n\n'
+)
+TGI = (
+    b'data:{"token":{"id":1,"text":"Hi","logprob":0,"special":false},"generated_text":null,"details":null}\n\n'
+    b'data:{"token":{"id":2,"text":"","logprob":0,"special":true},"generated_text":"Hi","details":null}\n\n'
+)
+BODIES = {
+    Protocol.aisdk: aisdk(["Hi"]),
+    Protocol.sse: b'data: 0:"Hi"\n\n',
+    Protocol.ui: UI,
+    Protocol.openai: openai(["Hi"]),
+    Protocol.tgi: TGI,
+}
+
+
+def test_every_framing_has_its_class_and_auto_becomes_it():
+    classes = set()
+    for protocol, body in BODIES.items():
+        told = decode_all(body, protocol)
+        assert told.error is None and told.texts == ["Hi"], (protocol, told.error_detail)
+        assert told.detected == protocol.recorded and type(told).protocol is protocol
+        classes.add(type(told))
+        auto = feed_split(body, [1, 7, len(body) // 2])
+        assert type(auto) is type(told), protocol  # the auto decoder is now that framing's own class
+        assert auto.detected == protocol.recorded and auto.texts == ["Hi"] and auto.error is None
+    assert len(classes) == len(BODIES)
+    # the names a record stores are the ones every release so far wrote
+    assert [p.recorded for p in Protocol] == ["auto", "aisdk-data", "aisdk-data-sse", "ui-message-stream", "openai", "tgi"]
+    assert PROTOCOLS == tuple(p.value for p in Protocol)
+
+
+def test_no_framing_adds_state_of_its_own():
+    """AutoDecoder becomes another class in place, which needs one slot layout for all of them."""
+
+    def subclasses(c: type) -> list[type]:
+        return [c] + [s for sub in c.__subclasses__() for s in subclasses(sub)]
+
+    found = subclasses(Decoder)
+    assert len(found) >= 8
+    for cls in found[1:]:
+        assert cls.__dict__.get("__slots__") == (), cls
+
+
+def test_auto_tells_nothing_before_the_first_line_and_stamps_no_part_early():
+    d = decoder_for()
+    assert d.detected == "" and d.feed(b"\n\n: keep-alive\n") == 0 and d.detected == ""  # an SSE comment: which SSE?
+    assert d.feed(b'\ndata: {"choices":[{"delta":{"content":"a"}}]}') == 0  # the event is not complete
+    assert d.feed(b"\n\n") == 1 and d.detected == "openai"
+
+
+def test_ui_header_is_a_hint_not_a_label():
+    d = decoder_for()
+    d.saw_ui_header()
+    d.feed(b'data: {"type":"text-delta","delta":"a"}\n\ndata: {"type":"finish"}\n\n')
+    assert d.finish() is None and d.detected == "ui-message-stream"
+    d = decoder_for()
+    d.saw_ui_header()  # an app that sets the header but sends AI SDK 4 lines is recorded as what it sent
+    d.feed(aisdk(["a"]))
+    assert d.finish() is None and d.detected == "aisdk-data"
+
+
+def test_a_framing_told_refuses_another_ones_bytes():
+    assert decode_all(b'data: {"delta":"a"}\n\n', "ui").error == "decode_error"  # a UI part has a type
+    assert decode_all(openai(["a"]), "sse").error == "decode_error"  # JSON chunks are not AI SDK parts
+    assert decode_all(aisdk(["a"]), "openai").error == "decode_error"  # lines that are not SSE
+    assert decode_all(b"", "openai").error == "truncated" and decode_all(b"").error is None
+    try:
+        decoder_for("vercel")
+    except ValueError as exc:
+        assert "aisdk" in str(exc)
+    else:
+        raise AssertionError("an unknown protocol was accepted")

@@ -14,7 +14,7 @@ from conftest import bench_cmd, bench_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.load.decode import StreamDecoder, decode_all
+from bench.load.decode import decode_all, decoder_for
 
 HERE = Path(__file__).parent
 
@@ -56,7 +56,7 @@ _json = st.recursive(
 def test_decoder_never_raises_on_any_json_shape(values, protocol, prefix):
     """Grammar-based: JSON of every shape in every framing (``"choices": 5`` raised TypeError before)."""
     body = b"".join(prefix.encode() + json.dumps(v).encode() + (b"\n\n" if prefix.startswith("data") else b"\n") for v in values)
-    d = StreamDecoder(protocol)
+    d = decoder_for(protocol)
     d.feed(body)
     d.finish()  # no exception is the assertion; the class is one of METRICS.md's
     assert d.error in (None, "decode_error", "stream_error", "truncated")

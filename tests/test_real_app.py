@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import FAST, bench_cmd, bench_env, request_context, token
 
-from bench.load.decode import StreamDecoder
+from bench.load.decode import decoder_for
 from bench.load.route import RouteConfig, cookie_header
 from bench.load.stream import Outcome, classify_http_error
 from bench.records import IDX, build_row
@@ -171,7 +171,7 @@ def test_dead_streams_count_as_stalls_at_default_settings(tmp_path):
 def test_r1_thinking_block_is_reasoning_and_the_rate_counts_its_tokens():
     """The app's R1 stream: the whole thinking as one <details> part (28 tokens), then the answer.
     TTFV is the first answer part; the decode rate leaves the first read's tokens out."""
-    dec = StreamDecoder("aisdk")
+    dec = decoder_for("aisdk")
     block = "<details>\n<summary>AI Thinking Process</summary>\n" + ("word " * 28).strip() + "\n</details>\n\n"
     o = Outcome(t_start=1_000_000_000, t_headers=1_010_000_000, decoder=dec)
     t = 1_500_000_000

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from conftest import FAST, request_context
 
-from bench.load.decode import StreamDecoder
+from bench.load.decode import decoder_for
 from bench.load.stream import Outcome, classify_http_error
 from bench.records import IDX, build_row
 from bench.target.engine import r1_parts
@@ -42,7 +42,7 @@ def parts(f: dict) -> list[str]:
 
 def record(f: dict) -> list:
     """The fixture's reads fed to the decoder at the times they arrived, and the record built from them."""
-    dec = StreamDecoder("aisdk")
+    dec = decoder_for("aisdk")
     t0 = 1_000_000_000
     o = Outcome(t_start=t0, t_headers=t0 + int(f["chunks"][0][0] * 1e6) - 1, decoder=dec)
     for t_ms, data in f["chunks"]:

@@ -32,7 +32,7 @@ from bench.load.drop import load_drop
 from bench.load.locusttypes import LocustEnv
 from bench.load.workerauth import WorkerGate, send_hello
 from bench.records import IDX, Row, Spool, StartNotice, lost_row, not_sent_row, rescue_dir, start_notice
-from bench.schema import TIMING_FILE, default_warmup
+from bench.schema import TIMING_FILE, Protocol, default_warmup
 
 if TYPE_CHECKING:
     from locust.rpc.protocol import Message
@@ -362,7 +362,7 @@ class Collector:
             return []
         self.arrivals.stop()
         s = self.arrivals.s
-        rows = [not_sent_row(a, s.run_id, self.worker_id, s.protocol) for a in self.arrivals.drain()]
+        rows = [not_sent_row(a, s.run_id, self.worker_id, s.protocol.recorded) for a in self.arrivals.drain()]
         self.not_sent += len(rows)
         return rows
 
@@ -611,7 +611,7 @@ class Collector:
                 continue
             pending = self.inflight.pop(wid, {})
             if pending:
-                rows = [lost_row(tuple(n), meta_run, wid, "auto") for n in pending.values()]
+                rows = [lost_row(tuple(n), meta_run, wid, Protocol.auto.recorded) for n in pending.values()]
                 self._write(rows)
                 for row in rows:
                     self.live.add(row)

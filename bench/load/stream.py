@@ -19,9 +19,9 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from bench.load import ghc
-from bench.load.decode import StreamDecoder
+from bench.load.decode import Decoder, decoder_for
 from bench.load.watchdog import WATCHDOG, Deadline
-from bench.schema import ErrorClass
+from bench.schema import ErrorClass, Protocol
 
 READ_SIZE = 256 * 1024
 HEAD_BYTES = 256  # of a body, kept in the record of a failed request
@@ -56,7 +56,7 @@ class Outcome:
     error: str | None = None
     detail: str = ""
     stamps: list[int] = field(default_factory=list)  # flat: read time, parts completed by that read, ...
-    decoder: StreamDecoder | None = None
+    decoder: Decoder | None = None
     bytes_in: int = 0
     content_type: str = ""
     head: bytes = b""  # the first bytes of the body, kept so a failure can show what came back
@@ -197,10 +197,16 @@ _CLOSING = (ConnectionResetError, BrokenPipeError)  # with HTTPConnectionClosed:
 
 
 def stream_request(
-    o: Outcome, client: HTTPClient, path: str, body: bytes, headers: dict[str, str], timeouts: Timeouts, protocol: str = "auto"
+    o: Outcome,
+    client: HTTPClient,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeouts: Timeouts,
+    protocol: Protocol | str = Protocol.auto,
 ) -> Outcome:
     """Send ``body`` to ``path`` and read the answer into ``o``. Never raises but ``GreenletExit``."""
-    dec = o.decoder = StreamDecoder(protocol)
+    dec = o.decoder = decoder_for(protocol)
     now = monotonic_ns
     for attempt in (0, 1):
         try:
@@ -254,8 +260,8 @@ def stream_request(
     o.t_headers = now()
     o.status = resp.status_code
     o.content_type = str(resp.get("content-type") or "")
-    if not dec.detected and resp.get("x-vercel-ai-ui-message-stream"):
-        dec.detected = "ui-message-stream"
+    if resp.get("x-vercel-ai-ui-message-stream"):
+        dec.saw_ui_header()
     try:
         if o.status >= 300:
             raw, whole = _error_body(resp, min(first_deadline, total_deadline))
@@ -302,7 +308,7 @@ def _error_body(resp: Any, deadline: int) -> tuple[bytes, bool]:
     return raw, whole
 
 
-def _read_body(o: Outcome, resp: Any, dec: StreamDecoder, timeouts: Timeouts, first_deadline: int, total_deadline: int) -> None:
+def _read_body(o: Outcome, resp: Any, dec: Decoder, timeouts: Timeouts, first_deadline: int, total_deadline: int) -> None:
     """The read loop. The stall clock runs from the last *content* part: keep-alive comments,
     data parts or a byte-by-byte trickle between parts do not reset it."""
     now = monotonic_ns

@@ -30,7 +30,7 @@ from bench.load.route import RouteConfig, salted
 from bench.load.stream import Outcome, stream_request
 from bench.neptunapp import requested_new_tokens
 from bench.records import IDX, RequestContext, Row, build_row, silent_at_end
-from bench.schema import ErrorClass
+from bench.schema import ErrorClass, Protocol
 
 if TYPE_CHECKING:
     from bench.load.arrivals import Schedule
@@ -75,7 +75,7 @@ class Via:
     client: HTTPClient
     base_path: str
     route: RouteConfig
-    protocol: str
+    protocol: Protocol
     backend: Backend | None  # the backend's headers and model ids; None for the route
 
 
@@ -128,7 +128,7 @@ class ChatUser(User):
                 **(tls if b.url.startswith("https:") else {}),
             )
             broute = RouteConfig(kind=b.protocol, max_tokens=s.route.max_tokens, ignore_eos=s.route.ignore_eos)
-            decoded_as = "openai" if b.protocol == "openai" else "tgi"  # tgi and hf: Hugging Face's token stream
+            decoded_as = Protocol.openai if b.protocol == "openai" else Protocol.tgi  # tgi and hf: Hugging Face's token stream
             self.backend_via = Via("backend", bclient, urlsplit(b.url).path.rstrip("/"), broute, decoded_as, b)
         self._pairs = 0
         self._pair_rng = random.Random(f"{s.seed}:{self.worker_index}:{self.index}:pairs")
@@ -308,7 +308,7 @@ class ChatUser(User):
                 t_wall_start=wall(),
                 prompt_chars=prompt_chars,
                 prompt_messages=len(history),
-                protocol=via.protocol,
+                protocol=via.protocol.recorded,
                 prompt_tokens=prompt_tokens,
                 requested_tokens=requested,
                 trace_row=trace_row,
