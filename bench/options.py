@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from bench.errors import InputError
 from bench.load.route import Credentials, RouteConfig, check_models, check_template, credentials_from, parse_headers
 from bench.load.stream import Timeouts
+from bench.optiontable import LOCUST, OPTIONS
 from bench.optiontable import add_arguments as add_arguments  # the locustfile registers them through here
 from bench.scenario import Scenario, load_scenario
 from bench.schema import Protocol
@@ -86,9 +87,7 @@ def backend_from(opts: Opts) -> Backend | None:
     refuse_url_credentials(url)
     if not url.startswith(("http://", "https://")):
         raise InputError(f"--backend {url}: expected an http:// or https:// base URL of the model server")
-    share = float(opts.backend_share)
-    if not 0 < share <= 1:
-        raise InputError(f"--backend-share {share:g}: expected a share in (0, 1]")
+    share = float(opts.backend_share)  # in (0, 1]: checked with the option (check_values)
     models = {}
     for item in filter(None, (x.strip() for x in (opts.backend_models or "").split(","))):
         route_id, sep, backend_id = item.partition("=")
@@ -153,41 +152,30 @@ def tls_from(opts: Opts) -> Tls:
     return Tls(ca, bool(getattr(opts, "insecure", False)))
 
 
-def check_values(opts: Opts) -> None:
+def check_values(opts: Opts, command: str = LOCUST) -> None:
     """Values that need no file or server to be refused: before any target starts or load is sent.
 
-    Every number must be finite: NaN passes a ``<= 0`` check (every comparison with it is false) and
-    an infinite timeout or rate has sent thousands of requests that left no record."""
+    The one place option values are checked. Each option's accepted numbers are declared with it
+    (``optiontable.Bound``) and checked here for every option of ``command`` that ``opts`` holds:
+    the same code in ``bench run`` (``RUN``) and in every Locust process (``LOCUST``)."""
     import math
 
-    for name in (
-        "connect_timeout",
-        "first_chunk_timeout",
-        "stall_timeout",
-        "total_timeout",
-        "arrival_rate",
-        "arrival_cv",
-        "start_jitter",
-        "warmup",
-        "spawn_rate",
-        "speedup",
-        "trace_rate",
-        "decide_every",
-    ):
-        v = getattr(opts, name, None)
-        if isinstance(v, float) and not math.isfinite(v):
-            raise InputError(f"--{name.replace('_', '-')} {v}: expected a finite number")
+    for o in OPTIONS:
+        if command not in o.where or o.type not in (int, float):
+            continue
+        v = getattr(opts, o.name, None)
+        if v is None or isinstance(v, bool):
+            continue
+        if not isinstance(v, (int, float)):
+            raise InputError(f"{o.long} {v!r}: expected a number")
+        if not math.isfinite(v):
+            raise InputError(f"{o.long} {v}: expected a finite number")
+        if o.bound is not None and not o.bound.admits(v):
+            raise InputError(f"{o.long} {v:g}: expected {o.bound.phrase}")
     for text in getattr(opts, "slo", None) or []:
         from bench.slo import parse_slo
 
         parse_slo(text)  # a bad SLO is refused here, not after the run
-    for name in ("connect_timeout", "first_chunk_timeout", "stall_timeout", "total_timeout"):
-        if getattr(opts, name) <= 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive")
-    if opts.arrival_rate <= 0:
-        raise InputError(f"--arrival-rate must be positive, got {opts.arrival_rate:g}")
-    if opts.arrival_cv <= 0:
-        raise InputError(f"--arrival-cv must be positive, got {opts.arrival_cv:g}")
     if opts.persist and opts.chat_id < 0:
         raise InputError("--persist needs --chat-id N of a real chat")
     if not opts.persist and opts.chat_id != -1:
@@ -195,12 +183,23 @@ def check_values(opts: Opts) -> None:
             f"--chat-id {opts.chat_id} without --persist: playground mode always sends chat_id=-1; add --persist "
             "to write the load into that chat"
         )
-    if opts.start_jitter < 0:
-        raise InputError("--start-jitter must not be negative")
-    if getattr(opts, "warmup", None) is not None and opts.warmup < 0:
-        raise InputError("--warmup must not be negative")
     parse_headers(opts.header)
     tls_from(opts)
+
+
+def check_slos(opts: Opts, scenario: Scenario) -> None:
+    """The SLOs this run judges (``--slo``, else the scenario's), against what the run can measure: an
+    SLO on paired turns without ``--backend`` is said now, not "not judged" after the load."""
+    from bench.metrics import PAIRED
+    from bench.slo import parse_slo
+
+    given = list(getattr(opts, "slo", None) or [])
+    for text in given or scenario.slos:
+        if not getattr(opts, "backend", "") and parse_slo(text).metric in PAIRED:
+            where = "--slo" if given else f"{opts.scenario}, slos"
+            raise InputError(
+                f"{where}: {text!r} is judged on paired turns; add --backend URL (the model server behind the route)"
+            )
 
 
 def ignored_options(opts: Opts, defaults: dict[str, Any] | None = None) -> list[str]:
@@ -267,8 +266,6 @@ def route_and_models(opts: Opts, scenario: Scenario) -> tuple[RouteConfig, list[
     if not models and opts.route != "openai":
         raise InputError(f"scenario {scenario.name!r} names no models: add 'models:' or pass --models")
     check_models(models, opts.route, opts.route_template, templates)
-    if opts.max_tokens < 0:
-        raise InputError("--max-tokens must be positive")
     route = RouteConfig(
         kind=opts.route,
         playground=not opts.persist,
@@ -285,8 +282,9 @@ def settings_from(opts: Opts) -> Settings:
     """Validate everything before any load: scenario, models, credentials, timeouts."""
     refuse_url_credentials(getattr(opts, "host", None))
     scenario = load_scenario(opts.scenario)
-    route, models, weights = route_and_models(opts, scenario)
     check_values(opts)
+    route, models, weights = route_and_models(opts, scenario)
+    check_slos(opts, scenario)
     creds = credentials_from(
         opts.auth,
         opts.token_file or None,

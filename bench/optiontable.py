@@ -25,6 +25,31 @@ HARNESS = frozenset({RUN, CAPACITY})  # what bench run / capacity do around Locu
 
 
 @dataclass(frozen=True)
+class Bound:
+    """The numbers an option accepts, declared with it and checked in one place
+    (``bench.options.check_values``) before any target starts; every float must also be finite
+    (NaN passes a ``<= 0`` check, and an infinite timeout once sent requests that left no record)."""
+
+    low: float
+    above: bool = False  # ``low`` itself refused (> low rather than >= low)
+    high: float | None = None
+
+    def admits(self, v: float) -> bool:
+        return (v > self.low if self.above else v >= self.low) and (self.high is None or v <= self.high)
+
+    @property
+    def phrase(self) -> str:
+        if self.high is not None:
+            return f"a number in {'(' if self.above else '['}{self.low:g}, {self.high:g}]"
+        if self.low == 0:
+            return "a positive number" if self.above else "a number not below 0"
+        return f"a number {'above' if self.above else 'at least'} {self.low:g}"
+
+
+POSITIVE, NOT_NEGATIVE, AT_LEAST_1, SHARE = Bound(0, True), Bound(0), Bound(1), Bound(0, True, 1)
+
+
+@dataclass(frozen=True)
 class Opt:
     name: str  # the Python name: RunOptions field, Locust's parsed option, click parameter
     flags: tuple[str, ...]
@@ -37,6 +62,7 @@ class Opt:
     where: frozenset[str] = LOAD
     hidden: bool = False
     path: bool = False  # a file the child must find from another working directory
+    bound: Bound | None = None  # the numbers it accepts
 
     @property
     def long(self) -> str:
@@ -54,9 +80,10 @@ def opt(
     where: frozenset[str] = LOAD,
     hidden: bool = False,
     path: bool = False,
+    bound: Bound | None = None,
 ) -> Any:
     """One option: a ``RunOptions`` field carrying its ``Opt`` (name and type come from the field)."""
-    spec = Opt("", flags, help, default, str, choices, flag, multiple, where, hidden, path)
+    spec = Opt("", flags, help, default, str, choices, flag, multiple, where, hidden, path, bound)
     if multiple:
         items: list[str] = list(default or [])
         return field(default_factory=items.copy, metadata={"opt": spec})
@@ -82,8 +109,9 @@ class RunOptions:
         "Concurrent users (closed loop) or the cap on concurrent conversations (open loop).",
         12,
         where=frozenset({RUN}),
+        bound=AT_LEAST_1,
     )
-    spawn_rate: float = opt(("-r", "--spawn-rate"), "Users started per second.", 12.0, where=frozenset({RUN}))
+    spawn_rate: float = opt(("-r", "--spawn-rate"), "Users started per second.", 12.0, where=frozenset({RUN}), bound=POSITIVE)
     duration: str = opt(
         ("-t", "--duration"),
         "How long to load: 30s, 2m, 1h30m (default 30s; with --trace, the trace's span "
@@ -93,7 +121,11 @@ class RunOptions:
     )
     out: str = opt(("--out",), "Folder that receives the run folder.", "results", where=HARNESS)
     processes: int = opt(
-        ("--processes",), "Load-generator processes (Locust --processes); add more when one CPU saturates.", 1, where=HARNESS
+        ("--processes",),
+        "Load-generator processes (Locust --processes); add more when one CPU saturates.",
+        1,
+        where=HARNESS,
+        bound=AT_LEAST_1,
     )
     # --- the workload ---------------------------------------------------------------------------------------
     scenario: str = opt(
@@ -114,11 +146,13 @@ class RunOptions:
         "closed",
         choices=("closed", "open"),
     )
-    arrival_rate: float = opt(("--arrival-rate",), "Open loop: new conversations per second, all workers together.", 1.0)
+    arrival_rate: float = opt(
+        ("--arrival-rate",), "Open loop: new conversations per second, all workers together.", 1.0, bound=POSITIVE
+    )
     arrival_dist: str = opt(
         ("--arrival-dist",), "Open loop arrival process.", "poisson", choices=("poisson", "gamma", "constant")
     )
-    arrival_cv: float = opt(("--arrival-cv",), "Gamma arrivals: coefficient of variation (>1 is bursty).", 2.0)
+    arrival_cv: float = opt(("--arrival-cv",), "Gamma arrivals: coefficient of variation (>1 is bursty).", 2.0, bound=POSITIVE)
     on_error: str = opt(
         ("--on-error",),
         "After a failed turn: start a new conversation, or go on with the next turn.",
@@ -126,7 +160,7 @@ class RunOptions:
         choices=("next-conversation", "next-turn"),
     )
     start_jitter: float = opt(
-        ("--start-jitter",), "Closed loop: spread the users' first conversations over this many seconds.", 1.0
+        ("--start-jitter",), "Closed loop: spread the users' first conversations over this many seconds.", 1.0, bound=NOT_NEGATIVE
     )
     seed: int = opt(("--seed",), "Seed for conversation and model choice and think times.", 0)
     trace: str = opt(
@@ -142,12 +176,14 @@ class RunOptions:
         "--trace: play the trace this many times faster (2 = twice the rate).",
         1.0,
         where=frozenset({LOCUST, RUN}),
+        bound=POSITIVE,
     )
     trace_rate: float = opt(
         ("--trace-rate",),
         "--trace: scale time so the trace's mean rate becomes this many requests/s (instead of --speedup).",
         0.0,
         where=frozenset({LOCUST, RUN}),
+        bound=NOT_NEGATIVE,
     )
     trace_window: str = opt(
         ("--trace-window",),
@@ -215,7 +251,10 @@ class RunOptions:
         choices=("openai", "tgi", "hf"),
     )
     backend_share: float = opt(
-        ("--backend-share",), "--backend: the share of turns that get a paired backend request (1 = every turn).", 1.0
+        ("--backend-share",),
+        "--backend: the share of turns that get a paired backend request (1 = every turn).",
+        1.0,
+        bound=SHARE,
     )
     backend_models: str = opt(
         ("--backend-models",),
@@ -237,7 +276,10 @@ class RunOptions:
         choices=("none", "run", "request"),
     )
     max_tokens: int = opt(
-        ("--max-tokens",), "Bound every reply (OpenAI route: max_tokens in the body; overrides the scenario's max_tokens).", 0
+        ("--max-tokens",),
+        "Bound every reply (OpenAI route: max_tokens in the body; overrides the scenario's max_tokens).",
+        0,
+        bound=NOT_NEGATIVE,
     )
     ignore_eos: bool = opt(
         ("--ignore-eos",),
@@ -285,15 +327,18 @@ class RunOptions:
         "neptun-session",
     )
     # --- timeouts --------------------------------------------------------------------------------------------
-    connect_timeout: float = opt(("--connect-timeout",), "Seconds to open a connection.", 10.0)
-    first_chunk_timeout: float = opt(("--first-chunk-timeout",), "Seconds from send to the first content part.", 60.0)
+    connect_timeout: float = opt(("--connect-timeout",), "Seconds to open a connection.", 10.0, bound=POSITIVE)
+    first_chunk_timeout: float = opt(
+        ("--first-chunk-timeout",), "Seconds from send to the first content part.", 60.0, bound=POSITIVE
+    )
     stall_timeout: float = opt(
         ("--stall-timeout",),
         "Seconds without a content part mid-stream (a user waiting on a dead stream is "
         "held this long; a stream the run's end cuts off after 3 s and 20x its largest gap of silence is a stall too).",
         10.0,
+        bound=POSITIVE,
     )
-    total_timeout: float = opt(("--total-timeout",), "Seconds for a whole stream.", 300.0)
+    total_timeout: float = opt(("--total-timeout",), "Seconds for a whole stream.", 300.0, bound=POSITIVE)
     tokenizer: str = opt(
         ("--tokenizer",),
         "Local tokenizer.json to count tokens when the server sends no usage (pip install -e '.[tokenizer]').",
@@ -331,6 +376,7 @@ class RunOptions:
         "Seconds excluded from headline numbers (default: the ramp-up plus 1 s, at most a third of the run).",
         None,
         where=frozenset({LOCUST, RUN}),
+        bound=NOT_NEGATIVE,
     )
     run_id: str = opt(("--run-id",), "Run id (default: time-stamped).", "", where=frozenset({LOCUST, RUN}))
     build_id: str = opt(
@@ -369,7 +415,9 @@ class RunOptions:
         path=True,
     )
     max_duration: str = opt(("--max-duration",), "--until-decided: the longest the run may last.", "20m", where=frozenset({RUN}))
-    decide_every: float = opt(("--decide-every",), "--until-decided: seconds between looks.", 20.0, where=frozenset({RUN}))
+    decide_every: float = opt(
+        ("--decide-every",), "--until-decided: seconds between looks.", 20.0, where=frozenset({RUN}), bound=Bound(5)
+    )
     gate_tolerance: list[str] = opt(
         ("--gate-tolerance",),
         "--until-decided: a tolerance as for bench compare, repeatable (default: the gate's defaults).",
@@ -393,7 +441,11 @@ class RunOptions:
         ("--ramp",), "With bench/load/shapes.py: ramp linearly between steps.", False, flag=True, where=frozenset({LOCUST})
     )
     drain: float = opt(
-        ("--drain",), "With bench/load/shapes.py: seconds after the last step before stopping.", 0.0, where=frozenset({LOCUST})
+        ("--drain",),
+        "With bench/load/shapes.py: seconds after the last step before stopping.",
+        0.0,
+        where=frozenset({LOCUST}),
+        bound=NOT_NEGATIVE,
     )
     allow_host_change: bool = opt(
         ("--allow-host-change",),

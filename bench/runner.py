@@ -35,8 +35,8 @@ from bench.analysis.results import (
 from bench.errors import InputError, PreflightError, RunFolderError
 from bench.launch import embedded_target, locust_command, pinning
 from bench.load.route import Credentials, credential_candidates, parse_headers
-from bench.options import cache_salt, check_values, new_run_id, route_and_models, tls_from
-from bench.optiontable import RunOptions, locust_argv
+from bench.options import cache_salt, check_slos, check_values, new_run_id, route_and_models, tls_from
+from bench.optiontable import RUN, RunOptions, locust_argv
 from bench.records import rescue_dir
 from bench.scenario import hand_on, load_scenario, resolve_path
 from bench.schema import ErrorClass
@@ -55,10 +55,9 @@ def _validate(o: RunOptions) -> tuple[RunOptions, float, list[str], Workload, Ro
     """Everything checked before any target starts: (the options as the run uses them, seconds, models,
     workload, route). The options are frozen: what a check settles (a trace's open loop, the embedded
     target's models) comes back in a new copy."""
-    if o.users < 1:
-        raise InputError(f"--users must be at least 1, got {o.users}")
     from bench.options import check_files
 
+    check_values(o, RUN)  # every option's value, as declared with it: before files, scenario or target
     check_files(o)
     out = Path(o.out)
     if out.exists() and not out.is_dir():
@@ -69,10 +68,6 @@ def _validate(o: RunOptions) -> tuple[RunOptions, float, list[str], Workload, Ro
         raise InputError(f"--out {out}: cannot create the results folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK):
         raise InputError(f"--out {out}: not writable")
-    if o.spawn_rate <= 0:
-        raise InputError(f"--spawn-rate must be positive, got {o.spawn_rate}")
-    if o.processes < 1:
-        raise InputError(f"--processes must be at least 1, got {o.processes}")
     scenario = load_scenario(o.scenario)
     counter = None
     if o.tokenizer:
@@ -80,16 +75,7 @@ def _validate(o: RunOptions) -> tuple[RunOptions, float, list[str], Workload, Ro
 
         counter = load_tokenizer(o.tokenizer)  # a bad file is refused here, before any load, not in each worker
     route, models, _ = route_and_models(o, scenario)
-    check_values(o)
-    from bench.metrics import PAIRED
-    from bench.slo import parse_slo
-
-    for text in list(o.slo) or scenario.slos:  # an SLO on paired turns with nothing to pair: said now, not "not judged" later
-        if not o.backend and parse_slo(text).metric in PAIRED:
-            where = "--slo" if o.slo else f"{o.scenario}, slos"
-            raise InputError(
-                f"{where}: {text!r} is judged on paired turns; add --backend URL (the model server behind the route)"
-            )
+    check_slos(o, scenario)
     from bench.load.route import check_models
     from bench.workload.setup import workload_from
 
@@ -102,8 +88,6 @@ def _validate(o: RunOptions) -> tuple[RunOptions, float, list[str], Workload, Ro
             raise InputError("--until-decided sets the run's length itself: give --max-duration instead of -t/--duration")
         if workload.trace is not None:
             raise InputError("--until-decided cannot be combined with --trace (a trace fixes the run's length)")
-        if o.decide_every < 5 or not math.isfinite(o.decide_every):
-            raise InputError(f"--decide-every {o.decide_every:g}: expected at least 5 seconds")
         base = Path(o.until_decided)
         if not (base / "requests.parquet").is_file():
             raise InputError(f"--until-decided {base}: not a run folder (no requests.parquet)")
@@ -117,8 +101,6 @@ def _validate(o: RunOptions) -> tuple[RunOptions, float, list[str], Workload, Ro
         seconds = parse_duration(o.duration) if o.duration else float(math.ceil(workload.default_seconds()))
     if o.warmup is not None and o.warmup >= seconds:
         raise InputError(f"--warmup {o.warmup:g} must be shorter than the run ({seconds:g} s): nothing would be measured")
-    if o.warmup is not None and o.warmup < 0:
-        raise InputError("--warmup must not be negative")
     if not o.host:
         from bench.target.faults import FaultShares
         from bench.target.profiles import load_profiles

@@ -3,12 +3,18 @@ value bench run is given reaches its Locust child unchanged."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from conftest import bench_cmd
 
-from bench.optiontable import LOCUST, OPTIONS, RunOptions, locust_argv
+from bench.errors import InputError
+from bench.options import check_values
+from bench.optiontable import LOCUST, OPTIONS, RUN, Bound, RunOptions, locust_argv
 
 
 def test_capacity_help_shows_only_what_capacity_uses():
@@ -62,3 +68,52 @@ def test_every_locust_option_reaches_the_child_unchanged(tmp_path):
     parsed = json.loads(r.stdout)
     for name, v in values.items():
         assert parsed[name] == v, (name, parsed[name], v)
+
+
+# --- values: declared with each option, checked in one place ----------------------------------------------
+
+
+BOUNDED = [o for o in OPTIONS if o.bound is not None]
+
+
+def test_every_number_option_is_bounded_or_says_why_not():
+    unbounded = {o.name for o in OPTIONS if o.type in (int, float) and o.bound is None}
+    # seeds take any integer; chat_id has its own rule (-1 in playground mode, a real id with --persist)
+    assert unbounded == {"seed", "target_seed", "chat_id", "arrival_split"}, unbounded
+    assert len(BOUNDED) >= 15
+
+
+def _outside(b: Bound) -> list[float]:
+    out = [b.low if b.above else b.low - 1]
+    if b.high is not None:
+        out.append(b.high + 1)
+    return out
+
+
+@pytest.mark.parametrize("o", BOUNDED, ids=lambda o: o.name)
+def test_each_bound_refuses_the_case_outside_it_and_admits_its_edge(o):
+    where = RUN if RUN in o.where else LOCUST
+    base = RunOptions()
+    check_values(base, where)  # the defaults pass
+    edge = o.bound.high if o.bound.high is not None else (o.bound.low + 1 if o.bound.above else o.bound.low)
+    check_values(replace(base, **{o.name: o.type(edge)}), where)
+    for bad in _outside(o.bound):
+        with pytest.raises(InputError) as err:
+            check_values(replace(base, **{o.name: o.type(bad)}), where)
+        assert str(err.value).startswith(f"{o.long} {bad:g}: expected "), err.value
+    if o.type is float:
+        for bad in (math.nan, math.inf):
+            with pytest.raises(InputError, match=f"^{o.long} .*finite"):
+                check_values(replace(base, **{o.name: bad}), where)
+
+
+def test_a_locust_process_checks_its_own_options_with_the_same_code(tmp_path):
+    """Plain Locust: a value bench run never sees (--drain is Locust's own shape option) is refused in the child."""
+    r = subprocess.run(
+        ["locust", "-f", "locustfile.py", "--headless", "-u", "1", "-t", "2s", "--drain", "-1", "--host", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert r.returncode != 0 and "--drain -1: expected a number not below 0" in r.stderr, r.stderr[-600:]

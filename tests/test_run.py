@@ -255,7 +255,7 @@ def test_project_options_are_on_locusts_parser():
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["-u", "-3"], "--users must be at least 1"),
+        (["-u", "-3"], "--users -3: expected a number at least 1"),
         (["-t", "soon"], "--duration 'soon'"),
         (["--scenario", "nope"], "scenario file not found"),
         (["--models", "nobody/none"], "does not exist"),
@@ -263,7 +263,7 @@ def test_project_options_are_on_locusts_parser():
         (["--host", "ftp://x"], "--host"),
         (["--tokenizer", "no-such-tokenizer.json"], "not found"),
         (["--warmup", "50", "-t", "3s"], "--warmup 50 must be shorter than the run"),
-        (["--arrival-rate", "-1"], "--arrival-rate must be positive"),
+        (["--arrival-rate", "-1"], "--arrival-rate -1: expected a positive number"),
         (["--header", "no colon here"], "--header"),
         (["--route-template", "/api/{nope}/chat"], "unknown placeholder"),
     ],

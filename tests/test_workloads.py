@@ -344,7 +344,7 @@ def test_token_length_mix_achieves_the_requested_mean(tmp_path):
         (["--trace", "no-such-trace.jsonl"], "file not found"),
         (["--input-tokens", "lognormal:3"], "--input-tokens"),
         (["--output-tokens", "32"], "--output-tokens needs --input-tokens"),
-        (["--speedup", "0"], "--speedup must be positive"),
+        (["--speedup", "0"], "--speedup 0: expected a positive number"),
     ],
 )
 def test_workload_options_refused_before_load(tmp_path, args, needle):

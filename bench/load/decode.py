@@ -214,9 +214,21 @@ class DataStreamDecoder(Decoder):
     __slots__ = ()
 
     def _feed(self, data: bytes) -> None:
-        lines = self._lines(data)
-        if lines is None:
+        buf = self._buf  # Decoder._lines, inline: this is the read loop's own path (one call less per read)
+        if b"\n" not in data:
+            buf += data
+            if len(buf) > MAX_LINE_BYTES:
+                self._fail(ErrorClass.decode_error, f"a part longer than {MAX_LINE_BYTES} bytes")
             return
+        if buf:
+            buf += data
+            lines = bytes(buf).split(b"\n")
+            buf.clear()
+        else:
+            lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            buf += tail
         for line in lines:
             if line[:2] == b"0:":  # the hot path: one text part
                 try:

@@ -76,10 +76,6 @@ def workload_from(
         for name in ("trace_window", "trace_rate"):
             if getattr(opts, name, None):
                 raise InputError(f"--{name.replace('_', '-')} needs --trace")
-    if getattr(opts, "speedup", 1.0) <= 0:
-        raise InputError(f"--speedup must be positive, got {opts.speedup:g}")
-    if getattr(opts, "trace_rate", 0.0) < 0:
-        raise InputError(f"--trace-rate must be positive, got {opts.trace_rate:g}")
     if output_spec and not input_spec:
         raise InputError("--output-tokens needs --input-tokens (a trace's rows carry their own output_tokens)")
     if trace_path and input_spec:
