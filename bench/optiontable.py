@@ -211,7 +211,7 @@ class RunOptions:
     protocol: str = opt(
         ("--protocol",),
         "Stream format: aisdk (AI SDK 4 data stream), sse (its parts in SSE), ui (AI SDK 5 UI "
-        "message stream), openai; auto detects it.",
+        "message stream), openai, tgi (Hugging Face's token stream); auto detects it.",
         "auto",
         choices=PROTOCOLS,
     )

@@ -13,7 +13,7 @@ import uuid
 import httpx
 
 from bench.errors import PreflightError
-from bench.load.decode import decoder_for
+from bench.load.decode import PROTOCOLS, decoder_for
 from bench.load.route import Credentials, RouteConfig
 from bench.load.stream import classify_http_error
 from bench.schema import ErrorClass
@@ -165,7 +165,7 @@ def _first_part(host: str, model: str, resp: httpx.Response, protocol: str) -> s
     shown = head.decode("utf-8", "replace").replace("\n", "\\n")[:120]
     raise PreflightError(
         f"{resp.status_code} from {host} for model {model!r}, but its stream did not decode ({why}; "
-        f"content-type {ctype}; it began {shown!r}): is --protocol right (auto, aisdk, sse, ui, openai)? "
+        f"content-type {ctype}; it began {shown!r}): is --protocol right ({', '.join(PROTOCOLS)})? "
         "no load was sent"
     )
 

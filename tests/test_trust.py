@@ -322,46 +322,55 @@ def test_spool_keeps_rows_through_a_full_disk(tmp_path):
     assert check.bad_frames == 0 and check.torn_tail == 0
 
 
-COLLECTOR_DISK_FULL = """
-import resource, signal, sys
-from pathlib import Path
-from bench.load.collect import Collector
-from bench.records import read_spool
-
-class Env:  # only what the collector's constructor reads
-    runner = None
-    host = None
-    class events:
-        class _E:
-            def add_listener(self, f):
-                pass
-        test_start = test_stopping = test_stop = cpu_warning = quitting = spawning_complete = _E()
-
-d = Path(sys.argv[1])
-c = Collector(Env(), d)
-c._write([["r0"]])
-size = (d / "records.spool").stat().st_size
-rows = [[f"r{k}" * 20] for k in range(1, 40)]
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-old = resource.getrlimit(resource.RLIMIT_FSIZE)
-resource.setrlimit(resource.RLIMIT_FSIZE, (size + 32, old[1]))
-c._write(rows)
-resource.setrlimit(resource.RLIMIT_FSIZE, old)
-assert len(c.pending) == len(rows) and any("failed" in w for w in c.warnings), c.warnings
-c._write([])
-c.spool.close()
-assert c.pending == [] and list(read_spool(d / "records.spool")) == [["r0"], *rows]
-assert any("works again" in w for w in c.warnings)
-print("ok")
-"""
-
-
 def test_collector_keeps_and_retries_rows_the_disk_refused(tmp_path):
-    """In a process of its own: the collector imports Locust, which monkey-patches the process."""
-    import sys
+    """The sink keeps what a full disk refused, says so once, and writes it all, in order, once the disk takes it."""
+    import resource
+    import signal
 
-    r = subprocess.run([sys.executable, "-c", COLLECTOR_DISK_FULL, str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    from bench.load.sink import RecordSink
+
+    warnings: list[str] = []
+    stopped: list[bool] = []
+    sink = RecordSink(tmp_path / "records.spool", lambda: tmp_path / "rescue", lambda: stopped.append(True), warnings)
+    sink.write([["r0"]])
+    size = (tmp_path / "records.spool").stat().st_size
+    rows = [[f"r{k}" * 20] for k in range(1, 40)]
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 32, old[1]))
+        sink.write(rows)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert len(sink.pending) == len(rows) and sum("failed" in w for w in warnings) == 1, warnings
+    assert not stopped  # a refusal shorter than WRITE_GIVE_UP does not stop the run
+    sink.write([])
+    sink.close()
+    assert sink.pending == [] and list(read_spool(tmp_path / "records.spool")) == [["r0"], *rows]
+    assert any("works again" in w for w in warnings)
+
+
+def test_a_disk_that_stays_full_stops_the_run_and_rescues_every_row(tmp_path, monkeypatch):
+    from bench.load import sink as sink_mod
+
+    warnings: list[str] = []
+    stopped: list[bool] = []
+    s = sink_mod.RecordSink(tmp_path / "records.spool", lambda: tmp_path / "rescue", lambda: stopped.append(True), warnings)
+
+    def refuse(rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(s.spool, "write", refuse)
+    clock = iter([100.0, 100.0 + sink_mod.WRITE_GIVE_UP + 1, 200.0])
+    monkeypatch.setattr(sink_mod.time, "monotonic", lambda: next(clock))
+    s.write([["a"]])  # refused: kept
+    assert stopped == [] and s.pending == [["a"]]
+    s.write([["b"]])  # refused for longer than WRITE_GIVE_UP: the run is stopped, the rows rescued
+    assert stopped == [True] and s.pending == [] and s.rescued == 2
+    s.write([["c"]])  # what comes in after the stop goes to the rescue folder too
+    assert s.rescued == 3 and list(read_spool(tmp_path / "rescue" / "records.spool")) == [["a"], ["b"], ["c"]]
+    assert any("the run was stopped" in w for w in warnings)
 
 
 def test_damaged_spool_frame_is_skipped_and_reported(tmp_path):
@@ -517,7 +526,7 @@ def test_timing_probe_sees_a_blocked_loop(block_ms):
     import sys
 
     code = (
-        f"import time\nfrom bench.load.collect import KernelTimer\nt = KernelTimer.start(10_000_000)\n"
+        f"import time\nfrom bench.load.lagprobe import KernelTimer\nt = KernelTimer.start(10_000_000)\n"
         f"print('none' if t is None else '')\nt and t.wait()\ntime.sleep({block_ms} / 1000)\nprint(t.wait() if t else 0)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
