@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from bench.load.stream import Outcome
 from bench.schema import NOT_LIVE as _NOT_LIVE
 from bench.schema import START_FIELDS, ErrorClass, RequestRecord
 
 if TYPE_CHECKING:
     from bench.load.arrivals import Arrival
     from bench.load.decode import Decoder
+    from bench.load.stream import Outcome
     from bench.tokens import TokenCounter
 from bench.secrets import redact  # what a server echoes back (a debug page listing headers) is scrubbed before it is kept
 
@@ -255,6 +255,8 @@ def not_sent_row(arrival: Arrival, run_id: str, worker: str, protocol: str) -> R
         requested_input_tokens=row.input_tokens if row is not None else None,
         requested_tokens=row.output_tokens if row is not None else None,
     )
+    from bench.load.stream import Outcome  # here, not at import: readers of records never load the HTTP client
+
     o = Outcome(
         t_start=now,
         error=ErrorClass.not_sent,
@@ -295,6 +297,8 @@ def lost_row(notice: StartNotice, run_id: str, worker: str, protocol: str) -> Ro
         protocol=protocol,
         trace_row=n["trace_row"],
     )
+    from bench.load.stream import Outcome  # here, not at import: readers of records never load the HTTP client
+
     o = Outcome(
         error=ErrorClass.worker_lost,
         detail=f"worker {worker} stopped reporting (killed?) with this request in flight; its outcome is unknown",

@@ -62,3 +62,29 @@ def test_design_effect_of_independent_and_of_clustered_samples():
 def test_alpha_spent_over_any_number_of_looks_sums_to_alpha():
     assert sum(iv.spending_alpha(k) for k in range(1, 100_000)) == pytest.approx(iv.ALPHA, rel=1e-4)
     assert sum(iv.spending_alpha(k, 7) for k in range(1, 8)) == pytest.approx(iv.ALPHA)
+
+
+def test_binomial_quantiles_without_scipy_stats_are_scipys():
+    """The interval's order-statistic ranks come from scipy.special's binomial CDF by bisection (scipy.stats
+    cost every report 0.8 s of import); they are scipy.stats.binom's ppf and isf, case for case."""
+    from scipy import stats as sst
+
+    from bench.intervals import binom_isf, binom_ppf
+
+    cases = 0
+    for m in [*range(1, 60), 99, 100, 101, 368, 500, 1000, 2047, 10**4, 10**6]:
+        for q in (0.5, 0.9, 0.95, 0.99, 0.999):
+            for a in (0.0005, 0.005, 0.0125, 0.025, 0.05):
+                assert binom_ppf(a, m, q) == sst.binom.ppf(a, m, q), (m, q, a)
+                assert binom_isf(a, m, q) == sst.binom.isf(a, m, q), (m, q, a)
+                cases += 1
+    assert cases == 68 * 25
+
+
+def test_the_report_does_not_import_scipy_stats():
+    import subprocess
+    import sys
+
+    code = "import sys, bench.analysis.report, bench.intervals as iv; iv.quantile_interval(__import__('numpy').arange(500.0), 0.99); print('scipy.stats' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr[-800:]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -103,6 +104,9 @@ def finalize_records(run_dir: Path, warnings: list[str] | None = None) -> int:
         rows = [r[:width] + [None] * (width - len(r)) for r in rows]
     # --backend: the model server's own requests go to a folder of their own, so every reader of
     # requests.parquet sees the route's requests only (analysis/overhead.py pairs the two)
+    # in start order: a reader then splits off the warm-up as a slice, not a copy of every column
+    start = IDX["t_wall_start"]
+    rows.sort(key=lambda r: r[start] if r[start] is not None else math.inf)
     path = IDX["path"]
     backend = [r for r in rows if r[path] == "backend"]
     if backend:
