@@ -36,13 +36,13 @@ def token_sources(df: pd.DataFrame) -> dict[str, str]:
     """Per model, how most of its output tokens were counted (usage, tokenizer:..., estimate:chars, chunks)."""
     if "token_source" not in df.columns:
         return {}
-    ok = df[df["error"].isna()]
+    ok = df.loc[df["error"].isna().to_numpy(), ["model", "token_source"]]  # two columns, not a copy of every one
     return {str(m): str(g.mode().iloc[0]) for m, g in ok.groupby("model", observed=True)["token_source"] if len(g.dropna())}
 
 
 def per_key(df: pd.DataFrame) -> pd.DataFrame:
     """Median of each metric per (model, conversation, turn)."""
-    ok = df[df["error"].isna()]
+    ok = df.loc[df["error"].isna().to_numpy(), ["model", "conversation", "turn", *METRICS]]
     return ok.groupby(["model", "conversation", "turn"], observed=True)[list(METRICS)].median().reset_index()
 
 

@@ -26,8 +26,10 @@ from bench.analysis.summaries import (
     FIRST_PART,
     MIN_SAMPLES,
     NOT_LIVE,
+    SUMMARY_COLS,
     by_group,
     gap_summaries,
+    groups_of,
     model_summary,
     prompt_buckets,
     slo_verdicts,
@@ -93,7 +95,7 @@ def build_summary(run: Run | Path, warmup: float | None = None) -> tuple[dict, d
     warnings = list(meta.get("warnings") or [])
     models = {}
     gaps = gap_summaries(measured.loc[measured["error"].isna(), ["model"]], "model")  # one pass over the gaps, every model
-    for model, g in measured.groupby("model", observed=True):
+    for model, g in groups_of(measured, "model", SUMMARY_COLS):
         models[model] = model_summary(g, slos, gaps=gaps[model].stats if model in gaps else False)
     overall = model_summary(measured, [], gaps=False) if len(models) > 1 else None  # the all-models row (no pooled gap pass)
     t_from = float(measured["t_wall_start"].min()) if len(measured) else None
@@ -389,7 +391,7 @@ def write_report(run_dir: Path, warmup: float | None = None) -> tuple[Path, dict
     cols = ["model", "error", "prompt_chars", "ttfc_ms", "decode_tps"]  # the columns by_group reads, not all 40
     by_prompt = by_group(measured[cols].assign(prompt_bucket=prompt_buckets(measured)), "prompt_bucket", "prompt_chars")
     warm_table = (
-        headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in warm_df.groupby("model")}})
+        headline_table({"models": {m: model_summary(g, [], gaps=False) for m, g in groups_of(warm_df, "model", SUMMARY_COLS)}})
         if len(warm_df)
         else pd.DataFrame()
     )
