@@ -208,13 +208,14 @@ def compare(baseline, candidate, tolerances, tolerance_file, out, warmup, junit,
         load_tolerances,
         markdown,
         measured_runs,
+        read_columns,
         sequential_alpha,
         write_outputs,
     )
 
     tols = load_tolerances(list(tolerances), tolerance_file)
     try:
-        runs = measured_runs(Path(baseline), Path(candidate), warmup)
+        runs = measured_runs(Path(baseline), Path(candidate), warmup, read_columns(tols))  # only what the tolerances read
         alpha, note = sequential_alpha(Path(baseline), Path(candidate))
         if note:
             click.echo(note)

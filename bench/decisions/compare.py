@@ -294,7 +294,7 @@ def gap_samples(run: pd.DataFrame, stat: str, seed: int) -> dict[str, Sample]:
     one streamed pass); the interval comes from every gap of up to GAP_CLUSTER_ROWS random streams,
     whole streams, so that the correlation of one stream's gaps is in it.
     """
-    ok = run[run["error"].isna()]
+    ok = run.loc[run["error"].isna().to_numpy(), ["model"]]  # the model and the row positions: not every column
     store = run.attrs.get("gaps")
     if store is None or ok.empty:
         return {}
@@ -318,8 +318,25 @@ def request_rate(df: pd.DataFrame) -> dict[str, float]:
     return {m: n / span for m, n in df.groupby("model", observed=True).size().items()}
 
 
-def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_columns(tolerances: list[Tolerance]) -> list[str] | None:
+    """The record columns a gate with these tolerances reads (None: every one, for paired turns): the
+    metrics, what clusters their samples (conversation, start time), the TTFC chart, and the gap file."""
+    if any(t.metric in PAIRED for t in tolerances):
+        return None
+    from bench.analysis.summaries import READ_COLS
+
+    cols = ["model", "error", "conversation_id", "t_wall_start", "connect_ms", "e2e_ms", "ttfc_ms"]
+    cols += [t.metric for t in tolerances if t.metric in READ_COLS]
+    if any(t.metric == "gaps_ms" for t in tolerances):
+        cols.append("gaps_us")
+    return list(dict.fromkeys(cols))
+
+
+def measured_runs(
+    base_dir: Path, cand_dir: Path, warmup: float | None = None, columns: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both runs' measured requests: warm-up and requests cut off by the run's end left out.
+    ``columns``: only these (``read_columns``), else every column the report reads.
 
     Refuses runs of different scenarios (by the scenario file's hash) before loading them.
     """
@@ -332,7 +349,9 @@ def measured_runs(base_dir: Path, cand_dir: Path, warmup: float | None = None) -
     sb, sc = (mb.get("scenario") or {}), (mc.get("scenario") or {})
     if sb.get("sha256") and sc.get("sha256") and sb["sha256"] != sc["sha256"]:
         raise NotComparable(f"different scenarios: {sb.get('name')} ({sb['sha256']}) vs {sc.get('name')} ({sc['sha256']})")
-    return open_run(base_dir, warmup).on_wire, open_run(cand_dir, warmup).on_wire  # streams cut off at the end keep their TTFC
+    return open_run(base_dir, warmup, columns).on_wire, open_run(
+        cand_dir, warmup, columns
+    ).on_wire  # streams cut off at the end keep their TTFC
 
 
 def sequential_alpha(base_dir: Path, cand_dir: Path) -> tuple[float, str]:
@@ -385,7 +404,7 @@ def compare_runs(
     pairs_b = paired_samples(base_dir, db) if paired else {}
     pairs_c = paired_samples(cand_dir, dc) if paired else {}
     for model in sorted(models_b):
-        gb, gc = db[db["model"] == model], dc[dc["model"] == model]
+        gb, gc = db[(db["model"] == model).to_numpy()], dc[(dc["model"] == model).to_numpy()]
         nb, nc = int(gb["error"].isna().sum()), int(gc["error"].isna().sum())
         if min(nb, nc) < MIN_SAMPLES:
             skipped.append(
