@@ -88,3 +88,31 @@ def test_the_report_does_not_import_scipy_stats():
     code = "import sys, bench.analysis.report, bench.intervals as iv; iv.quantile_interval(__import__('numpy').arange(500.0), 0.99); print('scipy.stats' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr[-800:]
+
+
+def test_the_gate_reading_only_its_columns_decides_as_with_every_column(tmp_path):
+    """bench compare loads the columns its tolerances name (read_columns); the verdicts are those of a full read."""
+    from synth import lognormal, row, write_run
+
+    from bench.decisions.compare import compare_runs, load_tolerances, measured_runs, read_columns
+
+    def run(name, median, seed):
+        v = lognormal(300, median, seed=seed)
+        rows = [
+            row("m/a", float(x), t=i * 0.1, conversation=f"c{i % 30}", turn=i // 30, gap_ms=10 + i % 7) for i, x in enumerate(v)
+        ]
+        rows += [row("m/a", None, t=31.0 + i, error="server_error", status=500) for i in range(3)]
+        return write_run(tmp_path / name, rows)
+
+    base, cand = run("base", 100.0, 1), run("cand", 130.0, 2)
+    tols = load_tolerances(["ttfc_ms:p50:+10%", "gaps_ms:p99:+20%", "error_rate:+1pp", "tpot_ms:p50:+10%"], None)
+    cols = read_columns(tols)
+    assert cols is not None and {"ttfc_ms", "tpot_ms", "gaps_us", "error"} <= set(cols) and len(cols) < 15
+    full = compare_runs(base, cand, tols)
+    narrow = compare_runs(base, cand, tols, runs=measured_runs(base, cand, columns=cols))
+
+    def strip(r):
+        return [(x["model"], x["tolerance"], x["verdict"], x["diff"], x["ci_low"], x["ci_high"], x["n_base"]) for x in r["rows"]]
+
+    assert strip(narrow) == strip(full) and full["regressions"] >= 1
+    assert read_columns(load_tolerances(["route_overhead_ms:p50:+5ms"], None)) is None  # paired turns: every column
